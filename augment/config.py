@@ -1,0 +1,486 @@
+"""Pipeline configuration: YAML -> frozen dataclasses.
+
+Precedence: dataclass defaults < the pipeline YAML < ``--set a.b.c=value``.
+Every error names the YAML file and the dotted key; an unknown key also gets the
+closest valid key ("did you mean ..."). Relative paths are resolved against the
+current working directory, as a shell user expects.
+
+Each stage reads its own section (``synth``, ``data``, ``align``, ...); the
+runner fingerprints only the sections a stage declares, so editing one section
+reruns that stage and what follows it, nothing upstream.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import json
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, Optional
+
+import yaml
+
+
+class ConfigError(Exception):
+    """A configuration problem; the CLI prints it and exits with status 2."""
+
+
+def _must_exist() -> dict:
+    return {"must_exist": True}
+
+
+# --------------------------------------------------------------------------- #
+# Sections
+# --------------------------------------------------------------------------- #
+
+
+@dataclass(frozen=True)
+class SynthConfig:
+    """The ``synth`` stage: procedural SynthFaces written in CelebA/LFW formats.
+
+    ``out`` empty means ``<workdir>/synth/data``. The stage skips rendering
+    when ``out`` already holds a complete dataset made with the same settings.
+    """
+
+    out: str = ""
+    identities: int = 60
+    images_per_identity: int = 12
+    lfw_identities: int = 30
+    lfw_images_per_identity: int = 6
+    size: int = 128
+    habit_strength: float = 0.85
+    jpeg_quality: int = 0  # 0 = write PNG-exact JPEG-free images
+    seed: Optional[int] = None  # None = the run seed
+
+
+@dataclass(frozen=True)
+class DatasetConfig:
+    """One dataset on disk, in its official format.
+
+    ``root`` empty with ``format: synthfaces`` means the synth stage's output.
+    ``pairs`` is an LFW pairs file (View 1 or View 2), relative to ``root``
+    unless absolute. ``align`` picks how its faces are aligned; ``auto`` uses a
+    landmark file when the dataset has one and MTCNN otherwise.
+    """
+
+    format: Literal["celeba", "lfw", "synthfaces", "folder"] = "synthfaces"
+    root: str = ""
+    images: str = ""  # celeba only: img_align_celeba | img_celeba; empty = whichever exists
+    pairs: str = ""
+    align: Literal["auto", "mtcnn", "landmarks", "none"] = "auto"
+    max_images: int = 0  # 0 = all; >0 keeps the first N (sorted) for quick trials
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """The ``read`` stage: the training dataset and the evaluation (pairs) dataset."""
+
+    train: DatasetConfig = field(default_factory=DatasetConfig)
+    eval: Optional[DatasetConfig] = None
+
+
+@dataclass(frozen=True)
+class AlignConfig:
+    """The ``align`` stage: detect (MTCNN) or read 5 landmarks, warp onto a template.
+
+    The mode is per dataset (``data.train.align``, ``data.eval.align``).
+    ``template: sagan`` is a loose crop keeping forehead, hair and glasses (like
+    CelebA's aligned crops); ``arcface`` is the standard 112x112 5-point template
+    scaled to ``size``.
+    """
+
+    template: Literal["sagan", "arcface"] = "sagan"
+    size: int = 128
+    select: Literal["largest", "central", "probable"] = "largest"
+    keep_all: bool = False
+    min_prob: float = 0.90
+    min_face: int = 20  # px, shorter bbox side in the source image
+    detect_max_side: int = 640  # photos are downscaled to this for detection
+    batch_size: int = 16
+    workers: int = 0  # 0 = all CPU cores
+    image_format: Literal["png", "jpg"] = "png"
+
+
+@dataclass(frozen=True)
+class TrainClassifierConfig:
+    """The ``train_classifier`` stage: an independent attribute classifier (not D).
+
+    Trained on real labelled aligned images; the edit stage and eval_sagan use it
+    to judge edits, as AttGAN/STGAN do.
+    """
+
+    attributes: tuple[str, ...] = ("Eyeglasses",)
+    image_size: int = 64
+    width: int = 32
+    steps: int = 600
+    batch_size: int = 64
+    lr: float = 1e-3
+
+
+@dataclass(frozen=True)
+class TrainSaganConfig:
+    """The ``train_sagan`` stage: one SaGAN generator per attribute (SAGAN.md)."""
+
+    preset: Literal["paper", "fast"] = "fast"
+    attributes: tuple[str, ...] = ("Eyeglasses",)
+    image_size: int = 0  # 0 = the preset's
+    steps: int = 1000  # generator steps (each after n_critic critic steps)
+    batch_size: int = 16
+    n_critic: int = 3
+    lr: float = 2e-4
+    beta1: float = 0.5
+    beta2: float = 0.999
+    lambda_gp: float = 10.0
+    lambda_cls: float = 1.0
+    lambda1: float = 20.0  # dual reconstruction |I - G(G(I, c), c_g)|
+    lambda2: float = 100.0  # identity reconstruction |I - G(I, c_g)|
+    checkpoint_every: int = 250
+    sample_every: int = 250
+    log_every: int = 10
+    deterministic: bool = False
+    workers: int = 0
+
+
+@dataclass(frozen=True)
+class EvalSaganConfig:
+    """The ``eval_sagan`` stage: edit quality on the test split."""
+
+    split: str = "test"
+    max_images: int = 0  # 0 = all
+    batch_size: int = 32
+
+
+@dataclass(frozen=True)
+class EditConfig:
+    """The ``edit`` stage: every training image x attribute x target value."""
+
+    directions: Literal["both", "flip", "add", "remove"] = "both"
+    splits: tuple[str, ...] = ("train",)
+    batch_size: int = 32
+    workers: int = 0
+    min_attr_prob: float = 0.0
+    min_id_similarity: float = -1.0
+    max_mask_area: float = 1.0
+    recognizer: str = ""  # a recognition checkpoint for id_similarity; empty = none
+    image_format: Literal["png", "jpg"] = "png"
+    shard_size: int = 10000
+
+
+@dataclass(frozen=True)
+class TrainRecognitionConfig:
+    """The ``train_recognition`` stage: baseline vs augmented recognizers."""
+
+    backbone: Literal["resnet18", "mobilefacenet", "iresnet50", "inception_resnet_v1"] = "resnet18"
+    head: Literal["arcface", "cosface", "softmax"] = "arcface"
+    embedding_size: int = 512
+    image_size: int = 112
+    models: Literal["per_attribute", "all", "both"] = "per_attribute"
+    epochs: int = 10
+    batch_size: int = 64
+    lr: float = 0.1
+    weight_decay: float = 5e-4
+    workers: int = 0
+    pretrained: str = ""  # a local weights file; never downloaded
+
+
+@dataclass(frozen=True)
+class EvaluateConfig:
+    """The ``evaluate`` stage: LFW-protocol pairs and the paper's CelebA protocol."""
+
+    protocols: tuple[str, ...] = ("lfw",)
+    bootstrap: int = 1000
+    batch_size: int = 128
+
+
+@dataclass(frozen=True)
+class ReportConfig:
+    """The ``report`` stage: report.html and report.md."""
+
+    grid_images: int = 8
+
+
+@dataclass(frozen=True)
+class PipelineConfig:
+    """A whole pipeline: which stages run, where, and each stage's section."""
+
+    name: str = "pipeline"
+    workdir: str = "runs/pipeline"
+    seed: int = 0
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    stages: tuple[str, ...] = ("read",)
+    synth: SynthConfig = field(default_factory=SynthConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    align: AlignConfig = field(default_factory=AlignConfig)
+    train_classifier: TrainClassifierConfig = field(default_factory=TrainClassifierConfig)
+    train_sagan: TrainSaganConfig = field(default_factory=TrainSaganConfig)
+    eval_sagan: EvalSaganConfig = field(default_factory=EvalSaganConfig)
+    edit: EditConfig = field(default_factory=EditConfig)
+    train_recognition: TrainRecognitionConfig = field(default_factory=TrainRecognitionConfig)
+    evaluate: EvaluateConfig = field(default_factory=EvaluateConfig)
+    report: ReportConfig = field(default_factory=ReportConfig)
+
+
+# --------------------------------------------------------------------------- #
+# Loading
+# --------------------------------------------------------------------------- #
+
+
+def _type_name(tp: Any) -> str:
+    origin = typing.get_origin(tp)
+    if origin is Literal:
+        return "one of " + ", ".join(repr(a) for a in typing.get_args(tp))
+    if origin in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(tp) if a is not type(None)]
+        return " or ".join(_type_name(a) for a in args) + " or null"
+    if origin in (tuple, list):
+        return f"a list of {_type_name(typing.get_args(tp)[0])}"
+    if origin is dict:
+        return f"a mapping of {_type_name(typing.get_args(tp)[1])}"
+    if dataclasses.is_dataclass(tp):
+        return f"a mapping ({tp.__name__})"
+    return getattr(tp, "__name__", str(tp))
+
+
+def _coerce(value: Any, tp: Any, key: str, source: str) -> Any:
+    """Check ``value`` against the annotation ``tp``; return the typed value."""
+    origin = typing.get_origin(tp)
+
+    def bad() -> ConfigError:
+        return ConfigError(
+            f"{source}: key '{key}' must be {_type_name(tp)}, got {value!r} ({type(value).__name__})"
+        )
+
+    if origin in (typing.Union, types.UnionType):
+        args = typing.get_args(tp)
+        if value is None and type(None) in args:
+            return None
+        errors = []
+        for arg in args:
+            if arg is type(None):
+                continue
+            try:
+                return _coerce(value, arg, key, source)
+            except ConfigError as e:
+                errors.append(e)
+        raise bad()
+    if origin is Literal:
+        if value in typing.get_args(tp):
+            return value
+        raise bad()
+    if origin in (tuple, list):
+        if isinstance(value, str) and "," in value:  # --set stages=a,b
+            value = [v.strip() for v in value.split(",") if v.strip()]
+        if isinstance(value, str):
+            value = [value]
+        if not isinstance(value, (list, tuple)):
+            raise bad()
+        (item_tp, *_rest) = typing.get_args(tp)
+        items = [_coerce(v, item_tp, f"{key}[{i}]", source) for i, v in enumerate(value)]
+        return tuple(items)
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise bad()
+        _, val_tp = typing.get_args(tp)
+        return {str(k): _coerce(v, val_tp, f"{key}.{k}", source) for k, v in value.items()}
+    if dataclasses.is_dataclass(tp):
+        if isinstance(value, tp):
+            return value
+        if not isinstance(value, dict):
+            raise bad()
+        return _build(tp, value, key, source)
+    if tp is bool:
+        if isinstance(value, bool):
+            return value
+        raise bad()
+    if tp is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        raise bad()
+    if tp is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        raise bad()
+    if tp is str:
+        if isinstance(value, str):
+            return value
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return str(value)
+        raise bad()
+    raise ConfigError(f"{source}: key '{key}' has an unsupported type {tp!r}")  # pragma: no cover
+
+
+def _all_keys(cls: type, prefix: str = "") -> list[str]:
+    """Every dotted key reachable in ``cls`` (for "did you mean" suggestions)."""
+    keys = []
+    hints = typing.get_type_hints(cls)
+    for f in dataclasses.fields(cls):
+        dotted = f"{prefix}{f.name}"
+        keys.append(dotted)
+        tp = hints[f.name]
+        for arg in (tp, *typing.get_args(tp)):
+            if dataclasses.is_dataclass(arg):
+                keys.extend(_all_keys(arg, dotted + "."))
+    return keys
+
+
+def _suggest(key: str, root_cls: type) -> str:
+    candidates = _all_keys(root_cls)
+    leaf = key.rsplit(".", 1)[-1]
+    close = difflib.get_close_matches(key, candidates, n=1, cutoff=0.6)
+    if not close:
+        # a right leaf in the wrong section, or a misspelt leaf anywhere
+        by_leaf = {c.rsplit(".", 1)[-1]: c for c in candidates}
+        leaf_match = difflib.get_close_matches(leaf, list(by_leaf), n=1, cutoff=0.7)
+        close = [by_leaf[leaf_match[0]]] if leaf_match else []
+    return f"; did you mean '{close[0]}'?" if close else ""
+
+
+_ROOT_CLS: list[type] = [PipelineConfig]
+
+
+def _build(cls: type, data: dict, prefix: str, source: str) -> Any:
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    for k in data:
+        if k not in names:
+            dotted = f"{prefix}.{k}" if prefix else str(k)
+            raise ConfigError(
+                f"{source}: unknown key '{dotted}'{_suggest(dotted, _ROOT_CLS[0])}"
+            )
+    kwargs = {}
+    for f in dataclasses.fields(cls):
+        if f.name in data:
+            dotted = f"{prefix}.{f.name}" if prefix else f.name
+            kwargs[f.name] = _coerce(data[f.name], hints[f.name], dotted, source)
+    return cls(**kwargs)
+
+
+def _set_dotted(tree: dict, dotted: str, value: Any, source: str) -> None:
+    parts = dotted.split(".")
+    node = tree
+    for p in parts[:-1]:
+        child = node.get(p)
+        if child is None:
+            child = node[p] = {}
+        if not isinstance(child, dict):
+            raise ConfigError(f"{source}: '{dotted}' goes inside '{p}', which is not a mapping")
+        node = child
+    node[parts[-1]] = value
+
+
+def parse_overrides(overrides: typing.Iterable[str]) -> list[tuple[str, Any]]:
+    """``["a.b=1", "c=x,y"]`` -> ``[("a.b", 1), ("c", "x,y")]``; values are YAML scalars."""
+    out = []
+    for item in overrides:
+        if "=" not in item:
+            raise ConfigError(f"--set {item!r}: expected KEY=VALUE, e.g. --set train_sagan.steps=100")
+        key, raw = item.split("=", 1)
+        key = key.strip()
+        if not key:
+            raise ConfigError(f"--set {item!r}: empty key")
+        try:
+            value = yaml.safe_load(raw) if raw.strip() else ""
+        except yaml.YAMLError:
+            value = raw
+        out.append((key, value))
+    return out
+
+
+def _check_paths(cfg: Any, prefix: str, source: str) -> None:
+    for f in dataclasses.fields(cfg):
+        value = getattr(cfg, f.name)
+        dotted = f"{prefix}.{f.name}" if prefix else f.name
+        if dataclasses.is_dataclass(value):
+            _check_paths(value, dotted, source)
+        elif f.metadata.get("must_exist") and value and not Path(value).exists():
+            raise ConfigError(f"{source}: key '{dotted}' names a path that does not exist: {value}")
+
+
+def _check_datasets(cfg: PipelineConfig, source: str) -> None:
+    """Dataset roots must exist unless the synth stage of this pipeline makes them."""
+    for role in ("train", "eval"):
+        ds = getattr(cfg.data, role)
+        if ds is None:
+            continue
+        key = f"data.{role}.root"
+        if not ds.root:
+            if ds.format != "synthfaces":
+                raise ConfigError(f"{source}: key '{key}' is required for format '{ds.format}'")
+            if "synth" not in cfg.stages:
+                raise ConfigError(
+                    f"{source}: key '{key}' is empty, which means the synth stage's output, "
+                    "but 'synth' is not in 'stages'"
+                )
+            continue
+        made_by_synth = ds.format == "synthfaces" and "synth" in cfg.stages
+        if not made_by_synth and not Path(ds.root).exists():
+            raise ConfigError(f"{source}: key '{key}' names a path that does not exist: {ds.root}")
+
+
+def load_config(
+    path: str | Path | None = None,
+    overrides: typing.Iterable[str] = (),
+    *,
+    check_paths: bool = True,
+) -> PipelineConfig:
+    """Read a pipeline YAML, apply ``--set`` overrides, validate, and freeze.
+
+    Raises ConfigError naming the file and the dotted key on any problem.
+    """
+    source = str(path) if path is not None else "<defaults>"
+    tree: dict = {}
+    if path is not None:
+        p = Path(path)
+        if not p.is_file():
+            raise ConfigError(f"{source}: pipeline file not found")
+        try:
+            loaded = yaml.safe_load(p.read_text(encoding="utf-8"))
+        except yaml.YAMLError as e:
+            mark = getattr(e, "problem_mark", None)
+            where = f" line {mark.line + 1}" if mark is not None else ""
+            raise ConfigError(f"{source}:{where} is not valid YAML: {getattr(e, 'problem', e)}") from e
+        if loaded is None:
+            loaded = {}
+        if not isinstance(loaded, dict):
+            raise ConfigError(f"{source}: the top level must be a mapping of keys, got {type(loaded).__name__}")
+        tree = loaded
+    cfg = _build(PipelineConfig, tree, "", source)
+    # Overrides one at a time, so an error names the --set flag, not the file.
+    for key, value in parse_overrides(overrides):
+        flag = f"--set {key}"
+        _set_dotted(tree, key, value, flag)
+        cfg = _build(PipelineConfig, tree, "", flag)
+    from augment.stages import STAGES  # late: stages import config
+
+    for i, name in enumerate(cfg.stages):
+        if name not in STAGES:
+            close = difflib.get_close_matches(name, list(STAGES), n=1)
+            hint = f"; did you mean '{close[0]}'?" if close else f"; known stages: {', '.join(STAGES)}"
+            raise ConfigError(f"{source}: key 'stages[{i}]' names an unknown stage '{name}'{hint}")
+    if check_paths:
+        _check_paths(cfg, "", source)
+        _check_datasets(cfg, source)
+    return cfg
+
+
+def to_dict(cfg: Any) -> Any:
+    """A dataclass tree as plain YAML/JSON-able data (tuples become lists)."""
+    if dataclasses.is_dataclass(cfg):
+        return {f.name: to_dict(getattr(cfg, f.name)) for f in dataclasses.fields(cfg)}
+    if isinstance(cfg, (tuple, list)):
+        return [to_dict(v) for v in cfg]
+    if isinstance(cfg, dict):
+        return {k: to_dict(v) for k, v in cfg.items()}
+    return cfg
+
+
+def dump_yaml(cfg: PipelineConfig) -> str:
+    return yaml.safe_dump(to_dict(cfg), sort_keys=False)
+
+
+def section_json(cfg: PipelineConfig, keys: typing.Iterable[str]) -> str:
+    """Canonical JSON of the named top-level sections (what a stage depends on)."""
+    return json.dumps({k: to_dict(getattr(cfg, k)) for k in keys}, sort_keys=True)

@@ -1,0 +1,119 @@
+"""The ``read`` stage: datasets on disk -> source manifests (+ the pairs manifest).
+
+Outputs:
+- ``source``: the training dataset, one row per image (image manifest v1), its
+  root the dataset root;
+- ``eval_source`` and ``pairs``: the evaluation dataset and its pairs, when
+  ``data.eval`` is configured.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from augment import manifest as mf
+from augment.config import DatasetConfig, PipelineConfig
+from augment.data import celeba, lfw
+from augment.data.errors import DatasetError
+
+log = logging.getLogger("augment.read")
+
+# SynthFaces keeps each part in the format of the real dataset it stands for.
+SYNTH_CELEBA = "celeba"
+SYNTH_LFW = "lfw"
+SYNTH_LFW_PAIRS = "pairs.txt"
+SYNTH_LFW_LANDMARKS = "lfw_landmarks.txt"  # not an official LFW file; CelebA's landmark format
+
+
+def _images_frame(rows: pd.DataFrame, source: str) -> pd.DataFrame:
+    """Fill a reader's frame out to the image-manifest columns."""
+    n = len(rows)
+    data = {
+        "sample_id": [mf.sample_id(source, p) for p in rows["path"]],
+        "path": rows["path"].tolist(),
+        "identity": rows["identity"].astype(np.int64).tolist(),
+        "identity_name": rows["identity_name"].tolist() if "identity_name" in rows else [str(i) for i in rows["identity"]],
+        "split": rows["split"].tolist() if "split" in rows else ["test"] * n,
+        "source": [source] * n,
+        "attributes": rows["attributes"].tolist() if "attributes" in rows else [None] * n,
+        "landmarks": rows["landmarks"].tolist() if "landmarks" in rows else [None] * n,
+    }
+    return mf.frame("images", [dict(zip(data, vals)) for vals in zip(*data.values())])
+
+
+def _limit(frame: pd.DataFrame, max_images: int) -> pd.DataFrame:
+    return frame.iloc[:max_images].reset_index(drop=True) if max_images > 0 else frame
+
+
+def load_celeba_like(root: Path, images: str, source: str, max_images: int = 0) -> mf.Manifest:
+    data = celeba.load(root, images)
+    if data.missing_images:
+        log.warning("%s: %d image(s) named in %s are not on disk (first: %s)", root, len(data.missing_images),
+                    celeba.IDENTITY_FILE, ", ".join(data.missing_images[:3]))
+    frame = _limit(data.frame, max_images)
+    return mf.Manifest("images", _images_frame(frame, source), root)
+
+
+def load_lfw_like(
+    root: Path, pairs: str, source: str, landmarks: Path | None = None, max_images: int = 0
+) -> tuple[mf.Manifest, mf.Manifest | None]:
+    tree = lfw.load_tree(root)
+    frame = _limit(tree.frame, max_images)
+    if landmarks is not None and landmarks.is_file():
+        lms = celeba.read_landmarks(landmarks)
+        frame = frame.assign(landmarks=[lms.get(p) for p in frame["path"]])
+    images = mf.Manifest("images", _images_frame(frame.assign(split="test"), source), root)
+    pairs_m = None
+    if pairs:
+        ppath = lfw.resolve_pairs_path(root, pairs)
+        pf = lfw.read_pairs(ppath)
+        available = set(frame["path"])
+        if max_images > 0:
+            keep = pf["path_a"].isin(available) & pf["path_b"].isin(available)
+            log.info("max_images=%d keeps %d of %d pairs", max_images, int(keep.sum()), len(pf))
+            pf = pf[keep].reset_index(drop=True)
+        lfw.check_pairs_exist(pf, root, available, source=str(ppath))
+        pairs_m = mf.Manifest("pairs", pf, root)
+    return images, pairs_m
+
+
+def load_dataset(ds: DatasetConfig, role: str, synth_root: Path | None) -> tuple[mf.Manifest, mf.Manifest | None]:
+    """One configured dataset -> (images manifest, pairs manifest or None)."""
+    root = Path(ds.root) if ds.root else synth_root
+    if root is None:
+        raise DatasetError(f"data.{role}.root is empty and no synth stage output is available")
+    if ds.format == "celeba":
+        return load_celeba_like(root, ds.images, "celeba", ds.max_images), None
+    if ds.format in ("lfw", "folder"):
+        images, pairs = load_lfw_like(root, ds.pairs, ds.format, max_images=ds.max_images)
+        if role == "train":
+            images.df["split"] = celeba.split_by_identity(images.df["identity"].to_numpy())
+        return images, pairs
+    if ds.format == "synthfaces":
+        if role == "train":
+            return load_celeba_like(root / SYNTH_CELEBA, "", "synthfaces", ds.max_images), None
+        lroot = root / SYNTH_LFW
+        return load_lfw_like(
+            lroot, ds.pairs or str(lroot / SYNTH_LFW_PAIRS), "synthfaces",
+            landmarks=lroot / SYNTH_LFW_LANDMARKS, max_images=ds.max_images,
+        )
+    raise DatasetError(f"data.{role}.format: unknown format {ds.format!r}")  # pragma: no cover
+
+
+def run_stage(cfg: PipelineConfig, inputs: dict[str, mf.Manifest], run_dir: Path) -> dict[str, mf.Manifest]:
+    synth_root = inputs["groundtruth"].root if "groundtruth" in inputs else None
+    out: dict[str, mf.Manifest] = {}
+    source, _ = load_dataset(cfg.data.train, "train", synth_root)
+    out["source"] = source
+    log.info("read train: %d images, %d identities", len(source), source.df["identity"].nunique())
+    if cfg.data.eval is not None:
+        ev, pairs = load_dataset(cfg.data.eval, "eval", synth_root)
+        out["eval_source"] = ev
+        if pairs is not None:
+            out["pairs"] = pairs
+        log.info("read eval: %d images, %d pairs", len(ev), 0 if pairs is None else len(pairs))
+    return out

@@ -1,0 +1,248 @@
+"""The stage runner: ordered stages, fingerprints, skip/rerun/force, atomic outputs.
+
+Each stage writes into ``<workdir>/<stage>/``. On success the runner writes the
+returned manifests (atomically) and then ``.done.json`` holding a fingerprint:
+the hash of the stage's config sections, the run seed, the package version and
+the sha256 of every input manifest. A rerun skips a stage whose fingerprint
+matches; a changed config changes that stage's fingerprint, its outputs change
+and so every stage downstream reruns too.
+
+While a stage runs, ``.inprogress`` holds the fingerprint it is working
+towards. A killed stage leaves no done marker; the next run with the same
+fingerprint lets the stage resume from whatever partial work it kept in its
+folder, and a run with another fingerprint clears the folder first.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import resource
+import shutil
+import sys
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Iterable
+
+from augment import __version__
+from augment import manifest as mf
+from augment.config import PipelineConfig, dump_yaml, section_json
+from augment.stages import STAGES, Stage
+
+log = logging.getLogger("augment")
+
+DONE = ".done.json"
+INPROGRESS = ".inprogress"
+
+
+class PipelineError(Exception):
+    """A pipeline cannot run as asked (missing upstream, a stage's own error)."""
+
+
+def config_hash(cfg: PipelineConfig) -> str:
+    return hashlib.sha256(dump_yaml(cfg).encode()).hexdigest()[:16]
+
+
+def write_json_atomic(path: Path, data: dict) -> None:
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    tmp.write_text(json.dumps(data, indent=2, sort_keys=True))
+    os.replace(tmp, path)
+
+
+@dataclass
+class Runner:
+    """Resolves stage folders and states for one config."""
+
+    cfg: PipelineConfig
+
+    @property
+    def workdir(self) -> Path:
+        return Path(self.cfg.workdir)
+
+    def stage_dir(self, name: str) -> Path:
+        return self.workdir / name
+
+    def marker(self, name: str) -> dict | None:
+        p = self.stage_dir(name) / DONE
+        if not p.is_file():
+            return None
+        try:
+            return json.loads(p.read_text())
+        except (OSError, json.JSONDecodeError):
+            return None  # a damaged marker counts as not done
+
+    def upstream(self, stage: Stage) -> list[str]:
+        """The stage's declared inputs that this pipeline runs, in pipeline order."""
+        return [s for s in self.cfg.stages if s in stage.inputs]
+
+    def fingerprint(self, name: str) -> str | None:
+        """The fingerprint ``name`` would have now; None when an upstream stage is not done."""
+        stage = STAGES[name]
+        digests = {}
+        for up in self.upstream(stage):
+            if self.state(up) != "done":
+                return None
+            digests[up] = self.marker(up)["outputs"]
+        payload = {
+            "stage": name,
+            "config": json.loads(section_json(self.cfg, stage.sections)),
+            "seed": self.cfg.seed,
+            "version": __version__,
+            "inputs": digests,
+        }
+        return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
+
+    def state(self, name: str) -> str:
+        """``done``, ``stale`` (ran, but config or inputs changed since) or ``not run``."""
+        m = self.marker(name)
+        fp = self.fingerprint(name)
+        if m is None:
+            return "not run"
+        if fp is None or m.get("fingerprint") != fp:
+            return "stale"
+        outs = m.get("outputs", {})
+        if not all((self.stage_dir(name) / o["file"]).is_file() for o in outs.values()):
+            return "stale"
+        return "done"
+
+    def outputs(self, name: str) -> dict[str, mf.Manifest | Path]:
+        """A done stage's outputs: manifests read back, other files as paths."""
+        m = self.marker(name)
+        assert m is not None
+        out: dict[str, mf.Manifest | Path] = {}
+        for k, o in m["outputs"].items():
+            path = self.stage_dir(name) / o["file"]
+            out[k] = mf.read(path) if path.suffix == ".parquet" else path
+        return out
+
+
+def _setup_logging(workdir: Path) -> logging.Handler:
+    workdir.mkdir(parents=True, exist_ok=True)
+    handler = logging.FileHandler(workdir / "augment.log", encoding="utf-8")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    log.addHandler(handler)
+    log.setLevel(logging.INFO)
+    if not any(getattr(h, "_augment_console", False) for h in log.handlers):
+        console = logging.StreamHandler(sys.stderr)
+        console.setFormatter(logging.Formatter("%(message)s"))
+        console._augment_console = True  # type: ignore[attr-defined]
+        log.addHandler(console)
+    return handler
+
+
+def select_stages(cfg: PipelineConfig, only: Iterable[str] = (), until: str | None = None) -> list[str]:
+    names = list(cfg.stages)
+    for n in [*only, *([until] if until else [])]:
+        if n not in names:
+            raise PipelineError(f"stage '{n}' is not in this pipeline's stages ({', '.join(names)})")
+    if until:
+        names = names[: names.index(until) + 1]
+    only = list(only)
+    if only:
+        names = [n for n in names if n in only]
+    return names
+
+
+def run_pipeline(
+    cfg: PipelineConfig,
+    only: Iterable[str] = (),
+    until: str | None = None,
+    force: Iterable[str] = (),
+) -> dict[str, str]:
+    """Run the selected stages in order; returns ``{stage: "ran" | "skipped"}``."""
+    runner = Runner(cfg)
+    force = set(force)
+    for n in force:
+        if n not in cfg.stages:
+            raise PipelineError(f"--force {n}: not in this pipeline's stages ({', '.join(cfg.stages)})")
+    selected = select_stages(cfg, only, until)
+    handler = _setup_logging(runner.workdir)
+    try:
+        (runner.workdir / "config.yaml").write_text(dump_yaml(cfg))
+        chash = config_hash(cfg)
+        result: dict[str, str] = {}
+        t_all = time.perf_counter()
+        for name in selected:
+            stage = STAGES[name]
+            for up in runner.upstream(stage):
+                st = runner.state(up)
+                if st != "done":
+                    raise PipelineError(
+                        f"stage '{name}' needs the outputs of '{up}', which is {st}; "
+                        f"run '{up}' first (or run without --stages/--until)"
+                    )
+            if name not in force and runner.state(name) == "done":
+                log.info("[%s] up to date, skipped", name)
+                result[name] = "skipped"
+                continue
+            _run_stage(runner, stage, chash)
+            result[name] = "ran"
+        log.info("pipeline '%s': %d stage(s) in %.1f s", cfg.name, len(selected), time.perf_counter() - t_all)
+        return result
+    finally:
+        log.removeHandler(handler)
+        handler.close()
+
+
+def _run_stage(runner: Runner, stage: Stage, chash: str) -> None:
+    cfg = runner.cfg
+    fp = runner.fingerprint(stage.name)
+    assert fp is not None
+    run_dir = runner.stage_dir(stage.name)
+    inprog = run_dir / INPROGRESS
+    previous = inprog.read_text().strip() if inprog.is_file() else None
+    if run_dir.exists() and previous != fp:
+        # Outputs or partial work made under another fingerprint: start clean,
+        # so nothing from an older config leaks into this result.
+        shutil.rmtree(run_dir)
+    elif previous == fp:
+        log.info("[%s] resuming interrupted work", stage.name)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / DONE).unlink(missing_ok=True)
+    inprog.write_text(fp)
+
+    inputs: dict[str, mf.Manifest | Path] = {}
+    for up in runner.upstream(stage):
+        inputs.update(runner.outputs(up))
+    log.info("[%s] running", stage.name)
+    t0 = time.perf_counter()
+    try:
+        outs = stage.load()(cfg, inputs, run_dir)
+    except KeyboardInterrupt:
+        log.info("[%s] interrupted; partial work kept in %s, a rerun resumes it", stage.name, run_dir)
+        raise
+    unknown = set(outs) - set(stage.outputs)
+    if unknown:
+        raise PipelineError(f"stage '{stage.name}' returned unknown outputs {sorted(unknown)}")
+    record = {}
+    for key, out in outs.items():
+        if isinstance(out, mf.Manifest):
+            path = mf.write(out, run_dir / f"{key}.parquet", pipeline=cfg.name, config_hash=chash)
+            record[key] = {"file": path.name, "sha256": mf.file_digest(path), "rows": len(out)}
+        else:  # a file the stage wrote itself (metrics.json, ...), inside its folder
+            path = Path(out)
+            if path.parent.resolve() != run_dir.resolve() or not path.is_file():
+                raise PipelineError(f"stage '{stage.name}' output '{key}' must be a file in {run_dir}: {path}")
+            record[key] = {"file": path.name, "sha256": mf.file_digest(path)}
+    seconds = time.perf_counter() - t0
+    peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    write_json_atomic(
+        run_dir / DONE,
+        {"stage": stage.name, "fingerprint": fp, "outputs": record, "seconds": round(seconds, 3),
+         "peak_rss_mib": round(peak_mib, 1), "version": __version__},
+    )
+    inprog.unlink(missing_ok=True)
+    rows = ", ".join(f"{k}: {v['rows']} rows" if "rows" in v else f"{k}: {v['file']}" for k, v in record.items())
+    log.info("[%s] done in %.1f s (%s)", stage.name, seconds, rows or "no manifests")
+
+
+def states(cfg: PipelineConfig) -> list[tuple[str, str, dict | None]]:
+    runner = Runner(cfg)
+    return [(n, runner.state(n), runner.marker(n)) for n in cfg.stages]
+
+
+def with_device(cfg: PipelineConfig, device: str | None) -> PipelineConfig:
+    return replace(cfg, device=device) if device else cfg

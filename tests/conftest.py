@@ -1,0 +1,27 @@
+"""Shared fixtures. Real-data tests find ../shared/data and skip when it is absent."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DATA = Path(os.environ.get("AUGMENT_SHARED_DATA", REPO.parent / "shared" / "data"))
+CELEBA_WILD = SHARED_DATA / "celeba-wild-sample"
+LFW_SAMPLE = SHARED_DATA / "lfw-view1-sample"
+
+
+@pytest.fixture
+def celeba_wild() -> Path:
+    if not (CELEBA_WILD / "img_celeba").is_dir():
+        pytest.skip(f"real CelebA sample not found at {CELEBA_WILD}")
+    return CELEBA_WILD
+
+
+@pytest.fixture
+def lfw_sample() -> Path:
+    if not (LFW_SAMPLE / "lfw-deepfunneled").is_dir():
+        pytest.skip(f"real LFW sample not found at {LFW_SAMPLE}")
+    return LFW_SAMPLE

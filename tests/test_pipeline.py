@@ -1,0 +1,123 @@
+"""The stage runner, on toy stages that count their runs."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from augment import manifest as mf
+from augment.config import load_config
+from augment.pipeline import PipelineError, Runner, run_pipeline, states
+from augment.stages import STAGES, Stage
+
+CALLS: list[str] = []
+
+
+def _rows(n, tag):
+    return mf.frame("pairs", [{"fold": 0, "path_a": f"{tag}{i}", "path_b": "b", "same": True} for i in range(n)])
+
+
+def stage_a(cfg, inputs, run_dir):
+    CALLS.append("a")
+    return {"pa": mf.Manifest("pairs", _rows(cfg.synth.identities, "a"), run_dir)}
+
+
+def stage_b(cfg, inputs, run_dir):
+    CALLS.append("b")
+    n = len(inputs["pa"]) + cfg.data.train.max_images
+    return {"pb": mf.Manifest("pairs", _rows(n, "b"), run_dir)}
+
+
+def stage_c(cfg, inputs, run_dir):
+    CALLS.append("c")
+    marker = run_dir / "partial.txt"
+    if cfg.name == "crash" and not marker.exists():
+        marker.write_text("half")
+        raise KeyboardInterrupt
+    return {"pc": mf.Manifest("pairs", _rows(len(inputs["pb"]), "c"), run_dir)}
+
+
+@pytest.fixture
+def toy(monkeypatch, tmp_path):
+    monkeypatch.setitem(STAGES, "a", Stage("a", stage_a, ("synth",), (), ("pa",)))
+    monkeypatch.setitem(STAGES, "b", Stage("b", stage_b, ("data",), ("a",), ("pb",)))
+    monkeypatch.setitem(STAGES, "c", Stage("c", stage_c, (), ("b",), ("pc",)))
+    CALLS.clear()
+    p = tmp_path / "p.yaml"
+    p.write_text(f"name: toy\nworkdir: {tmp_path}/work\nstages: [a, b, c]\nsynth: {{identities: 3}}\n")
+
+    def cfg(*sets):
+        return load_config(p, sets, check_paths=False)
+
+    return cfg
+
+
+def test_second_run_skips_every_stage(toy):
+    assert run_pipeline(toy()) == {"a": "ran", "b": "ran", "c": "ran"}
+    assert run_pipeline(toy()) == {"a": "skipped", "b": "skipped", "c": "skipped"}
+    assert CALLS == ["a", "b", "c"]
+    assert [s for _, s, _ in states(toy())] == ["done"] * 3
+
+
+def test_changed_config_reruns_that_stage_and_downstream(toy):
+    run_pipeline(toy())
+    CALLS.clear()
+    cfg = toy("data.train.max_images=2")
+    assert [s for _, s, _ in states(cfg)] == ["done", "stale", "stale"]
+    assert run_pipeline(cfg) == {"a": "skipped", "b": "ran", "c": "ran"}
+    assert CALLS == ["b", "c"]
+    assert len(mf.read(Path(cfg.workdir) / "c" / "pc.parquet")) == 5
+
+
+def test_force_reruns_and_unchanged_output_keeps_downstream(toy):
+    run_pipeline(toy())
+    CALLS.clear()
+    assert run_pipeline(toy(), force=["a"]) == {"a": "ran", "b": "skipped", "c": "skipped"}
+    assert CALLS == ["a"]  # same bytes out of a, so b and c stay valid
+
+
+def test_stages_and_until_select(toy):
+    assert run_pipeline(toy(), until="b") == {"a": "ran", "b": "ran"}
+    assert [s for _, s, _ in states(toy())] == ["done", "done", "not run"]
+    assert run_pipeline(toy(), only=["c"]) == {"c": "ran"}
+    with pytest.raises(PipelineError, match="not in this pipeline"):
+        run_pipeline(toy(), only=["zzz"])
+
+
+def test_missing_upstream_is_an_error(toy):
+    with pytest.raises(PipelineError, match="needs the outputs of 'b'"):
+        run_pipeline(toy(), only=["c"])
+
+
+def test_interrupted_stage_leaves_no_marker_and_resumes(toy):
+    cfg = toy("name=crash")
+    with pytest.raises(KeyboardInterrupt):
+        run_pipeline(cfg)
+    work = Path(cfg.workdir)
+    assert not (work / "c" / ".done.json").exists()
+    assert not (work / "c" / "pc.parquet").exists()
+    assert (work / "c" / "partial.txt").exists()
+    assert [s for _, s, _ in states(cfg)] == ["done", "done", "not run"]
+    assert run_pipeline(cfg) == {"a": "skipped", "b": "skipped", "c": "ran"}  # resumed with its partial work
+
+
+def test_stale_partial_work_is_cleared(toy):
+    cfg = toy("name=crash")
+    with pytest.raises(KeyboardInterrupt):
+        run_pipeline(cfg)
+    cfg2 = toy("name=crash", "data.train.max_images=1")  # another fingerprint for b and c
+    with pytest.raises(KeyboardInterrupt):  # partial.txt was cleared, so c crashes again
+        run_pipeline(cfg2)
+
+
+def test_run_folder_has_config_log_and_markers(toy):
+    cfg = toy()
+    run_pipeline(cfg)
+    work = Path(cfg.workdir)
+    assert "identities: 3" in (work / "config.yaml").read_text()
+    assert "[c] done" in (work / "augment.log").read_text()
+    marker = json.loads((work / "a" / ".done.json").read_text())
+    assert marker["outputs"]["pa"]["rows"] == 3 and len(marker["fingerprint"]) == 64
+    assert Runner(cfg).state("a") == "done"
