@@ -176,13 +176,12 @@ def to_table(manifest: Manifest) -> pa.Table:
 
 
 def _root_for(root: Path, folder: Path) -> str:
-    """Store the root relative to the manifest folder when it lies inside it."""
+    """Store the root relative to the manifest folder when it lies inside it or
+    is one of its ancestors (so the tree moves as a whole); absolute otherwise."""
     root, folder = root.resolve(), folder.resolve()
-    try:
-        rel = root.relative_to(folder)
-        return rel.as_posix() or "."
-    except ValueError:
-        return str(root)
+    if root == folder or folder in root.parents or root in folder.parents:
+        return Path(os.path.relpath(root, folder)).as_posix()
+    return str(root)
 
 
 def write(manifest: Manifest, path: Path | str, *, pipeline: str = "", config_hash: str = "") -> Path:

@@ -92,3 +92,12 @@ def test_same_rows_same_bytes(tmp_path):
     a = mf.write(mf.Manifest("images", _images(), tmp_path), tmp_path / "a.parquet", pipeline="p")
     b = mf.write(mf.Manifest("images", _images(), tmp_path), tmp_path / "b.parquet", pipeline="p")
     assert a.read_bytes() == b.read_bytes()
+
+
+def test_root_above_the_manifest_folder_moves_with_the_tree(tmp_path):
+    m = mf.Manifest("groundtruth", mf.frame("groundtruth", [{"image": "a.png", "attribute": "Bangs",
+                                                            "counterfactual": "gt/a.png", "mask": "gt/m.png"}]), tmp_path / "out")
+    mf.write(m, tmp_path / "out" / "groundtruth" / "index.parquet")
+    os.rename(tmp_path / "out", tmp_path / "moved")
+    back = mf.read(tmp_path / "moved" / "groundtruth" / "index.parquet")
+    assert back.root.resolve() == (tmp_path / "moved").resolve()

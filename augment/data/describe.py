@@ -34,7 +34,7 @@ def describe_lfw(root: Path | str, pairs: str | None = None) -> dict:
         "identities": int(tree.frame["identity"].nunique()),
     }
     if pairs:
-        pf = lfw.read_pairs(lfw.resolve_pairs_path(Path(root), pairs))
+        pf = lfw.match_extensions(lfw.read_pairs(lfw.resolve_pairs_path(Path(root), pairs)), set(tree.frame["path"]))
         lfw.check_pairs_exist(pf, Path(root), set(tree.frame["path"]), source=str(pairs))
         out.update(
             pairs=len(pf),

@@ -103,6 +103,20 @@ def read_pairs(path: Path | str) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["fold", "path_a", "path_b", "same"]).astype({"fold": np.int16})
 
 
+def match_extensions(pairs: pd.DataFrame, available: set[str]) -> pd.DataFrame:
+    """Point pair paths at the files that exist when only the extension differs.
+
+    Pairs files name images by person and number; LFW stores ``.jpg``, but a
+    converted copy (or SynthFaces, which writes lossless PNG) may not.
+    """
+    by_stem = {os.path.splitext(p)[0]: p for p in available}
+
+    def fix(p: str) -> str:
+        return p if p in available else by_stem.get(os.path.splitext(p)[0], p)
+
+    return pairs.assign(path_a=pairs["path_a"].map(fix), path_b=pairs["path_b"].map(fix))
+
+
 def check_pairs_exist(pairs: pd.DataFrame, root: Path, available: set[str] | None = None, source: str = "") -> None:
     """Error (never a silent skip) when pairs name images that are not there."""
     names = set(pairs["path_a"]) | set(pairs["path_b"])

@@ -70,8 +70,8 @@ def load_lfw_like(
     pairs_m = None
     if pairs:
         ppath = lfw.resolve_pairs_path(root, pairs)
-        pf = lfw.read_pairs(ppath)
         available = set(frame["path"])
+        pf = lfw.match_extensions(lfw.read_pairs(ppath), set(tree.frame["path"]))
         if max_images > 0:
             keep = pf["path_a"].isin(available) & pf["path_b"].isin(available)
             log.info("max_images=%d keeps %d of %d pairs", max_images, int(keep.sum()), len(pf))
