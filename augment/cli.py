@@ -59,9 +59,12 @@ def cli() -> None:
 @click.option("--until", default=None, metavar="STAGE", help="Run the stages up to and including STAGE.")
 @click.option("--force", multiple=True, metavar="STAGE", help="Rerun STAGE even if it is up to date.")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default=None, help="Overrides the config's device.")
+@click.option("--nproc", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Processes (torchrun): training stages use DistributedDataParallel, edit shards its rows.")
 @friendly_errors
-def run(pipeline: Path, sets, only: str, until, force, device) -> None:
+def run(pipeline: Path, sets, only: str, until, force, device, nproc: int) -> None:
     """Run the stages of a PIPELINE YAML in order, skipping those already up to date."""
+    import os
     import time
 
     from augment.config import load_config
@@ -69,13 +72,42 @@ def run(pipeline: Path, sets, only: str, until, force, device) -> None:
 
     t0 = time.perf_counter()
     cfg = with_device(load_config(pipeline, sets), device)
+    if nproc > 1 and "WORLD_SIZE" not in os.environ:
+        _relaunch_with_torchrun(nproc)
     stages = [s.strip() for s in only.split(",") if s.strip()]
     result = run_pipeline(cfg, only=stages, until=until, force=force)
+    from augment import distributed
+
+    if not distributed.is_main():
+        return
     ran = sum(v == "ran" for v in result.values())
     click.echo(
         f"{cfg.name}: {ran} stage(s) ran, {len(result) - ran} up to date; "
         f"total {time.perf_counter() - t0:.1f} s; outputs in {cfg.workdir}"
     )
+
+
+def _relaunch_with_torchrun(nproc: int) -> None:
+    """Replace this process by ``torchrun --nproc_per_node N augment run ...`` (same arguments)."""
+    import os
+
+    args = []
+    skip = False
+    for a in sys.argv[1:]:
+        if skip:
+            skip = False
+            continue
+        if a == "--nproc":
+            skip = True
+            continue
+        if a.startswith("--nproc="):
+            continue
+        args.append(a)
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}",
+           "-m", "augment.cli", *args]
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execv(sys.executable, cmd)
 
 
 @cli.command()

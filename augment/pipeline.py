@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Iterable
 
 from augment import __version__
+from augment import distributed as dist
 from augment import manifest as mf
 from augment.config import PipelineConfig, dump_yaml, section_json
 from augment.stages import STAGES, Stage
@@ -159,22 +160,21 @@ def run_pipeline(
         if n not in cfg.stages:
             raise PipelineError(f"--force {n}: not in this pipeline's stages ({', '.join(cfg.stages)})")
     selected = select_stages(cfg, only, until)
-    handler = _setup_logging(runner.workdir)
+    dist.init(cfg.device)
+    handler = _setup_logging(runner.workdir) if dist.is_main() else None
     try:
-        (runner.workdir / "config.yaml").write_text(dump_yaml(cfg))
+        if dist.is_main():
+            (runner.workdir / "config.yaml").write_text(dump_yaml(cfg))
         chash = config_hash(cfg)
         result: dict[str, str] = {}
         t_all = time.perf_counter()
         for name in selected:
             stage = STAGES[name]
-            for up in runner.upstream(stage):
-                st = runner.state(up)
-                if st != "done":
-                    raise PipelineError(
-                        f"stage '{name}' needs the outputs of '{up}', which is {st}; "
-                        f"run '{up}' first (or run without --stages/--until)"
-                    )
-            if name not in force and runner.state(name) == "done":
+            decision = _decide(runner, stage, force) if dist.is_main() else None
+            decision = dist.broadcast_object(decision)
+            if isinstance(decision, PipelineError):
+                raise decision
+            if decision == "skip":
                 log.info("[%s] up to date, skipped", name)
                 result[name] = "skipped"
                 continue
@@ -183,14 +183,26 @@ def run_pipeline(
         log.info("pipeline '%s': %d stage(s) in %.1f s", cfg.name, len(selected), time.perf_counter() - t_all)
         return result
     finally:
-        log.removeHandler(handler)
-        handler.close()
+        if handler is not None:
+            log.removeHandler(handler)
+            handler.close()
 
 
-def _run_stage(runner: Runner, stage: Stage, chash: str) -> None:
-    cfg = runner.cfg
-    fp = runner.fingerprint(stage.name)
-    assert fp is not None
+def _decide(runner: Runner, stage: Stage, force: set[str]) -> str | PipelineError:
+    """``run`` or ``skip`` for one stage, or the error that stops the pipeline."""
+    for up in runner.upstream(stage):
+        st = runner.state(up)
+        if st != "done":
+            return PipelineError(
+                f"stage '{stage.name}' needs the outputs of '{up}', which is {st}; "
+                f"run '{up}' first (or run without --stages/--until)"
+            )
+    if stage.name not in force and runner.state(stage.name) == "done":
+        return "skip"
+    return "run"
+
+
+def _prepare(runner: Runner, stage: Stage, fp: str) -> Path:
     run_dir = runner.stage_dir(stage.name)
     inprog = run_dir / INPROGRESS
     previous = inprog.read_text().strip() if inprog.is_file() else None
@@ -203,6 +215,20 @@ def _run_stage(runner: Runner, stage: Stage, chash: str) -> None:
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / DONE).unlink(missing_ok=True)
     inprog.write_text(fp)
+    return run_dir
+
+
+def _run_stage(runner: Runner, stage: Stage, chash: str) -> None:
+    cfg = runner.cfg
+    fp = runner.fingerprint(stage.name)
+    assert fp is not None
+    run_dir = runner.stage_dir(stage.name)
+    if dist.is_main():
+        _prepare(runner, stage, fp)
+    dist.barrier()
+    if not (stage.distributed or dist.is_main()):
+        dist.barrier()  # wait while rank 0 runs a single-process stage
+        return
 
     inputs: dict[str, mf.Manifest | Path] = {}
     for up in runner.upstream(stage):
@@ -214,6 +240,18 @@ def _run_stage(runner: Runner, stage: Stage, chash: str) -> None:
     except KeyboardInterrupt:
         log.info("[%s] interrupted; partial work kept in %s, a rerun resumes it", stage.name, run_dir)
         raise
+    if not dist.is_main():
+        dist.barrier()
+        return
+    _finish(runner, stage, fp, chash, outs, time.perf_counter() - t0)
+    dist.barrier()
+
+
+def _finish(runner: Runner, stage: Stage, fp: str, chash: str, outs: dict, seconds: float) -> None:
+    """Rank 0: write the returned manifests, then the done marker."""
+    cfg = runner.cfg
+    run_dir = runner.stage_dir(stage.name)
+    inprog = run_dir / INPROGRESS
     unknown = set(outs) - set(stage.outputs)
     if unknown:
         raise PipelineError(f"stage '{stage.name}' returned unknown outputs {sorted(unknown)}")
@@ -227,7 +265,6 @@ def _run_stage(runner: Runner, stage: Stage, chash: str) -> None:
             if path.parent.resolve() != run_dir.resolve() or not path.is_file():
                 raise PipelineError(f"stage '{stage.name}' output '{key}' must be a file in {run_dir}: {path}")
             record[key] = {"file": path.name, "sha256": mf.file_digest(path)}
-    seconds = time.perf_counter() - t0
     peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     write_json_atomic(
         run_dir / DONE,

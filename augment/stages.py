@@ -28,6 +28,7 @@ class Stage:
     inputs: tuple[str, ...]  # upstream stages whose outputs it reads (when in the pipeline)
     outputs: tuple[str, ...]  # names of the manifests (or files) it may return
     help: str = ""
+    distributed: bool = False  # runs on every rank under torchrun (DDP / sharding)
 
     def load(self) -> Callable:
         if callable(self.target):
@@ -78,6 +79,7 @@ STAGES: dict[str, Stage] = {
             ("align",),
             ("generators",),
             "train one SaGAN generator per attribute",
+            distributed=True,
         ),
         Stage(
             "eval_sagan",
@@ -94,6 +96,7 @@ STAGES: dict[str, Stage] = {
             ("align", "train_classifier", "train_sagan"),
             ("edits",),
             "edit every training image to each attribute value; quality scores and filters",
+            distributed=True,
         ),
         Stage(
             "train_recognition",
@@ -102,6 +105,7 @@ STAGES: dict[str, Stage] = {
             ("align", "edit"),
             ("recognizers",),
             "train the baseline and augmented face recognizers",
+            distributed=True,
         ),
         Stage(
             "evaluate",
