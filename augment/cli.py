@@ -159,6 +159,34 @@ def describe(fmt: str, root: Path, pairs, images: str, as_json: bool) -> None:
             click.echo(f"{k:<18} {v}")
 
 
+@cli.command("export")
+@click.argument("manifest", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--format", "fmt", type=click.Choice(["imagefolder", "lst", "csv"]), required=True)
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True)
+@click.option("--allow-outside-root", is_flag=True, help="Allow rows whose path leaves the manifest root.")
+@friendly_errors
+def export_cmd(manifest: Path, fmt: str, out: Path, allow_outside_root: bool) -> None:
+    """Export an images MANIFEST as an ImageFolder tree, an MXNet .lst or a CSV."""
+    from augment.export import ExportError, export
+
+    try:
+        info = export(manifest, fmt, out, allow_outside_root)
+    except ExportError as e:
+        _fail(str(e), 1)
+    click.echo(json.dumps(info, indent=2))
+
+
+@cli.command("inspect")
+@click.argument("manifest", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@friendly_errors
+def inspect_cmd(manifest: Path) -> None:
+    """Rows, identities, edits per attribute and value, score histograms."""
+    from augment import manifest as mf
+    from augment.summary import summarize
+
+    click.echo(summarize(mf.read(manifest)))
+
+
 def main() -> None:
     cli(prog_name="augment")
 
