@@ -14,7 +14,7 @@ from pathlib import Path
 import click
 
 from augment import __version__
-from augment.config import ConfigError
+from augment.config import ConfigError, SynthConfig
 
 PIPELINE = click.Path(exists=True, dir_okay=False, path_type=Path)
 
@@ -29,6 +29,7 @@ def friendly_errors(func):
 
     @functools.wraps(func)
     def wrapper(*args, **kwargs):
+        from augment.checkpoint import CheckpointError
         from augment.data.errors import DatasetError
         from augment.manifest import ManifestError
         from augment.pipeline import PipelineError
@@ -37,7 +38,7 @@ def friendly_errors(func):
             return func(*args, **kwargs)
         except ConfigError as e:
             _fail(str(e), 2)
-        except (DatasetError, ManifestError, PipelineError) as e:
+        except (DatasetError, ManifestError, PipelineError, CheckpointError) as e:
             _fail(str(e), 1)
         except KeyboardInterrupt:
             _fail("interrupted; finished stages are kept and a rerun resumes the interrupted one", 130)
@@ -159,6 +160,48 @@ def describe(fmt: str, root: Path, pairs, images: str, as_json: bool) -> None:
             click.echo(f"{k:<18} {v}")
 
 
+_SYNTH = SynthConfig()
+
+
+@cli.command("synth")
+@click.argument("out", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--identities", type=int, default=_SYNTH.identities, show_default=True, help="People in the CelebA part.")
+@click.option("--images-per-identity", type=int, default=_SYNTH.images_per_identity, show_default=True)
+@click.option("--lfw-identities", type=int, default=_SYNTH.lfw_identities, show_default=True,
+              help="People in the LFW part (disjoint from the CelebA part).")
+@click.option("--lfw-images-per-identity", type=int, default=_SYNTH.lfw_images_per_identity, show_default=True)
+@click.option("--size", type=int, default=_SYNTH.size, show_default=True, help="Side of the CelebA-part images, px.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--habit-strength", type=float, default=_SYNTH.habit_strength, show_default=True,
+              help="P(a photo shows the person's habitual value of an attribute).")
+@click.option("--jpeg-quality", type=int, default=_SYNTH.jpeg_quality, show_default=True,
+              help="0 = lossless PNG; 1..100 = JPEG (masks then mark the pixels whose decoded values differ).")
+@click.option("--workers", type=int, default=_SYNTH.workers, show_default=True,
+              help="Rendering processes; 0 = all cores. The output does not depend on it.")
+@click.option("--preview", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Also write a contact sheet PNG (identities x attribute toggles).")
+@friendly_errors
+def synth_cmd(out: Path, identities, images_per_identity, lfw_identities, lfw_images_per_identity, size, seed,
+              habit_strength, jpeg_quality, workers, preview) -> None:
+    """Render SynthFaces into OUT: CelebA and LFW formats plus counterfactual ground truth."""
+    from augment.data import synthfaces
+
+    settings = synthfaces.Settings(
+        identities=identities, images_per_identity=images_per_identity, lfw_identities=lfw_identities,
+        lfw_images_per_identity=lfw_images_per_identity, size=size, habit_strength=habit_strength,
+        jpeg_quality=jpeg_quality, seed=seed,
+    )
+    try:
+        info = synthfaces.make(out, settings, workers=workers, preview=preview)
+    except synthfaces.SettingError as e:
+        hint = "OUT" if e.key == "out" else "--" + e.key.replace("_", "-")
+        raise click.BadParameter(e.reason, param_hint=hint) from None
+    click.echo(
+        f"{info['images']} CelebA-part and {info['lfw_images']} LFW-part images, {info['groundtruth_rows']} "
+        f"ground-truth rows in {out} ({info['seconds']:.1f} s)" + (f"; preview {preview}" if preview else "")
+    )
+
+
 @cli.command("export")
 @click.argument("manifest", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--format", "fmt", type=click.Choice(["imagefolder", "lst", "csv"]), required=True)
@@ -185,6 +228,93 @@ def inspect_cmd(manifest: Path) -> None:
     from augment.summary import summarize
 
     click.echo(summarize(mf.read(manifest)))
+
+
+@cli.command("evaluate")
+@click.option("--baseline", required=True, metavar="[NAME=]M",
+              help="The baseline: an embeddings Parquet (path, embedding), a recognizer checkpoint folder, "
+                   "or a run folder (its model named 'baseline').")
+@click.option("--augmented", multiple=True, metavar="[NAME=]M",
+              help="A model to compare with the baseline (repeatable); a run folder gives all its augmented models.")
+@click.option("--pairs", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
+              help="LFW pairs file (View 1 or View 2) or a pairs manifest; paths relative to --images.")
+@click.option("--images", type=click.Path(exists=True, path_type=Path), default=None,
+              help="Aligned images: an images manifest (e.g. align/eval_aligned.parquet) or an "
+                   "<identity>/<image> folder; aligned as the checkpoints' training images were.")
+@click.option("--protocol", type=click.Choice(["lfw", "celeba-ident"]), default="lfw", show_default=True)
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("runs/evaluate"),
+              show_default=True, help="Folder for metrics.json and roc.png.")
+@click.option("--bootstrap", type=click.IntRange(min=0), default=1000, show_default=True,
+              help="Paired bootstrap resamples for the deltas' confidence intervals (0 = none).")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--split", default="test", show_default=True, help="celeba-ident: the manifest split to use.")
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
+@click.option("--batch-size", type=click.IntRange(min=1), default=128, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Print metrics.json instead of the table.")
+@friendly_errors
+def evaluate_cmd(baseline, augmented, pairs, images, protocol, out, bootstrap, seed, split, device, batch_size,
+                 as_json) -> None:
+    """Compare a baseline recognizer with augmented ones on LFW pairs or the CelebA protocol.
+
+    Prints accuracy, TAR at FAR 1e-3/1e-2/1e-1, AUC, EER, each delta to the
+    baseline with its significance, and the paper's values where they apply;
+    writes OUT/metrics.json and OUT/roc.png.
+    """
+    from recognition.evaluate import evaluate_command, format_table
+
+    result = evaluate_command(baseline, augmented, pairs, images, protocol, out, bootstrap, seed, split, device,
+                              batch_size)
+    if as_json:
+        click.echo(json.dumps(result, indent=2))
+    else:
+        click.echo(format_table(result))
+        click.echo(f"wrote {out / 'metrics.json'} and {out / 'roc.png'}")
+
+
+@cli.command("align")
+@click.argument("input_path", metavar="INPUT", type=click.Path(exists=True, path_type=Path))
+@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path),
+              help="Folder for aligned.parquet, rejects.parquet and the aligned images.")
+@click.option("--mode", type=click.Choice(["auto", "mtcnn", "landmarks", "none"]), default="auto", show_default=True,
+              help="auto: the rows' landmarks where present, MTCNN otherwise; none: already aligned, crop/resize only.")
+@click.option("--template", type=click.Choice(["sagan", "arcface"]), default=None, help="Default: sagan.")
+@click.option("--size", type=click.IntRange(min=16), default=None, help="Output side in px (default 128).")
+@click.option("--dataset", type=click.Choice(["celeba", "lfw", "synthfaces", "folder"]), default=None,
+              help="Format of INPUT when it is a folder (default: guessed).")
+@click.option("--images", default="", help="CelebA image folder name (img_celeba | img_align_celeba).")
+@click.option("--role", type=click.Choice(["train", "eval"]), default="train", show_default=True,
+              help="eval: images without a usable face are centre-cropped instead of rejected.")
+@click.option("--select", type=click.Choice(["largest", "central", "probable"]), default=None,
+              help="Which face to keep when there are several (default: largest).")
+@click.option("--keep-all", is_flag=True, help="Keep every face that passes the filters (train role).")
+@click.option("--min-prob", type=click.FloatRange(0, 1), default=None, help="Minimum detection probability (0.9).")
+@click.option("--max-images", type=click.IntRange(min=0), default=0, help="Align only the first N images.")
+@click.option("--workers", type=click.IntRange(min=0), default=0, show_default=True, help="0 = all CPU cores.")
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
+@friendly_errors
+def align_cmd(input_path: Path, out_dir: Path, mode, template, size, dataset, images, role, select, keep_all,
+              min_prob, max_images, workers, device) -> None:
+    """Detect and align the faces of INPUT (a dataset folder or an images manifest)."""
+    from dataclasses import replace
+
+    from augment.align.command import align_input
+    from augment.config import AlignConfig
+    from augment.runtime import resolve_device
+    from augment.runtime import workers as n_workers
+
+    given = {"template": template, "size": size, "select": select, "min_prob": min_prob}
+    cfg = replace(AlignConfig(keep_all=keep_all), **{k: v for k, v in given.items() if v is not None})
+    result = align_input(input_path, out_dir, cfg, mode=mode, dataset=dataset, role=role, images=images,
+                         max_images=max_images, device=resolve_device(device).type, workers=n_workers(workers))
+    st = result.stats
+    rate = f"; detection rate {100 * st['detection_rate']:.1f}%" if "detection_rate" in st else ""
+    fallback = st["centre_crop_fallback"]["count"]
+    click.echo(
+        f"{sum(st['modes'].values())} image(s) -> {st['aligned_faces']} aligned face(s), "
+        f"{len(result.rejects)} reject(s) {st['rejects'] or ''}{rate}"
+        + (f"; {fallback} centre-cropped without a face" if fallback else "")
+    )
+    click.echo(f"wrote {out_dir / 'aligned.parquet'} and {out_dir / 'rejects.parquet'}")
 
 
 def main() -> None:

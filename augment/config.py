@@ -52,8 +52,9 @@ class SynthConfig:
     lfw_images_per_identity: int = 6
     size: int = 128
     habit_strength: float = 0.85
-    jpeg_quality: int = 0  # 0 = write PNG-exact JPEG-free images
+    jpeg_quality: int = 0  # 0 = lossless PNG; 1..100 = JPEG of that quality
     seed: Optional[int] = None  # None = the run seed
+    workers: int = 0  # rendering processes; 0 = all CPU cores (the output does not depend on it)
 
 
 @dataclass(frozen=True)
@@ -98,10 +99,14 @@ class AlignConfig:
     keep_all: bool = False
     min_prob: float = 0.90
     min_face: int = 20  # px, shorter bbox side in the source image
-    detect_max_side: int = 640  # photos are downscaled to this for detection
+    detect_max_side: int = 640  # photos are downscaled to this for detection; 0 = full size
     batch_size: int = 16
     workers: int = 0  # 0 = all CPU cores
     image_format: Literal["png", "jpg"] = "png"
+    # Evaluation images without a usable face: a centred crop (the row keeps a
+    # null det_prob and is listed in the manifest's extra) so pairs never lose an
+    # image, or a reject. Training images without a face are always rejects.
+    eval_fallback: Literal["centre_crop", "reject"] = "centre_crop"
 
 
 @dataclass(frozen=True)
@@ -114,10 +119,12 @@ class TrainClassifierConfig:
 
     attributes: tuple[str, ...] = ("Eyeglasses",)
     image_size: int = 64
-    width: int = 32
+    width: int = 32  # channels of the first conv (then 2x, 4x, 8x, 8x)
     steps: int = 600
     batch_size: int = 64
-    lr: float = 1e-3
+    lr: float = 1e-3  # peak of a one-cycle schedule (AdamW)
+    checkpoint_every: int = 200
+    workers: int = 0  # DataLoader worker processes; 0 = decode in the training process
 
 
 @dataclass(frozen=True)
@@ -127,6 +134,9 @@ class TrainSaganConfig:
     preset: Literal["paper", "fast"] = "fast"
     attributes: tuple[str, ...] = ("Eyeglasses",)
     image_size: int = 0  # 0 = the preset's
+    g_width: int = 0  # channels of F_m / F_a after their first conv; 0 = the preset's
+    d_width: int = 0  # channels of D's first conv; 0 = the preset's
+    res_blocks: int = -1  # residual blocks in F_m / F_a; -1 = the preset's
     steps: int = 1000  # generator steps (each after n_critic critic steps)
     batch_size: int = 16
     n_critic: int = 3
@@ -137,11 +147,13 @@ class TrainSaganConfig:
     lambda_cls: float = 1.0
     lambda1: float = 20.0  # dual reconstruction |I - G(G(I, c), c_g)|
     lambda2: float = 100.0  # identity reconstruction |I - G(I, c_g)|
+    lambda_mask: float = 0.0  # mean-mask (L1) penalty; not in the paper, keep 0 for it
     checkpoint_every: int = 250
     sample_every: int = 250
+    sample_images: int = 8  # rows of each sample grid (half with, half without the attribute)
     log_every: int = 10
-    deterministic: bool = False
-    workers: int = 0
+    deterministic: bool = False  # torch.use_deterministic_algorithms while training
+    workers: int = 0  # DataLoader worker processes; 0 = decode in the training process
 
 
 @dataclass(frozen=True)
@@ -171,28 +183,50 @@ class EditConfig:
 
 @dataclass(frozen=True)
 class TrainRecognitionConfig:
-    """The ``train_recognition`` stage: baseline vs augmented recognizers."""
+    """The ``train_recognition`` stage: baseline vs augmented recognizers.
+
+    The defaults are a CPU-friendly ResNet-18 (base width 16, 64 px); the paper's
+    setting is ``width: 64`` (or 0) at ``image_size: 112`` on a GPU.
+    ``budget: equal_steps`` gives every model the baseline's number of steps.
+    """
 
     backbone: Literal["resnet18", "mobilefacenet", "iresnet50", "inception_resnet_v1"] = "resnet18"
+    width: int = 16  # ResNet base channels (64 = published); 0 = the backbone's default
     head: Literal["arcface", "cosface", "softmax"] = "arcface"
+    scale: float = 64.0  # s of the margin heads
+    margin: float = -1.0  # m of the margin heads; <0 = the head's (arcface 0.5, cosface 0.35)
     embedding_size: int = 512
-    image_size: int = 112
+    image_size: int = 64  # faces are resized to this (multiple of 16)
+    dropout: float = 0.0
     models: Literal["per_attribute", "all", "both"] = "per_attribute"
+    splits: tuple[str, ...] = ("train",)  # aligned/edit rows trained on
+    budget: Literal["epochs", "equal_steps"] = "epochs"
     epochs: int = 10
     batch_size: int = 64
+    optimizer: Literal["sgd", "adamw"] = "sgd"
     lr: float = 0.1
     weight_decay: float = 5e-4
-    workers: int = 0
+    warmup_epochs: float = 1.0
+    flip: float = 0.5  # classical augmentation: horizontal-flip probability
+    color_jitter: float = 0.1  # brightness/contrast/saturation strength; 0 = off
+    checkpoint_every: int = 1  # epochs
+    keep_checkpoints: int = 2
+    workers: int = 0  # DataLoader processes; 0 = decode once into memory in this process
     pretrained: str = ""  # a local weights file; never downloaded
 
 
 @dataclass(frozen=True)
 class EvaluateConfig:
-    """The ``evaluate`` stage: LFW-protocol pairs and the paper's CelebA protocol."""
+    """The ``evaluate`` stage: LFW-protocol pairs and the paper's CelebA protocol.
 
-    protocols: tuple[str, ...] = ("lfw",)
-    bootstrap: int = 1000
+    ``lfw`` scores the evaluation dataset's pairs; ``celeba-ident`` uses the
+    aligned training dataset's ``ident_split`` identities (one target image each).
+    """
+
+    protocols: tuple[Literal["lfw", "celeba-ident"], ...] = ("lfw",)
+    bootstrap: int = 1000  # paired bootstrap resamples for the deltas' CIs; 0 = none
     batch_size: int = 128
+    ident_split: str = "test"
 
 
 @dataclass(frozen=True)

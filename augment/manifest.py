@@ -87,11 +87,70 @@ GROUNDTRUTH = pa.schema(
     ]
 )
 
+# One row per trained SaGAN generator (the train_sagan stage).
+GENERATORS = pa.schema(
+    [
+        pa.field("attribute", pa.string(), nullable=False),  # CelebA attribute name
+        pa.field("path", pa.string(), nullable=False),  # checkpoint folder, relative to the root
+        pa.field("generator_id", pa.string(), nullable=False),  # sha256[:16] of its weights file
+        pa.field("step", pa.int64(), nullable=False),  # generator steps trained
+        pa.field("preset", pa.string(), nullable=False),  # paper | fast
+        pa.field("image_size", pa.int32(), nullable=False),  # input and output size, px
+        pa.field("train_images", pa.int64()),  # training images with a known label
+        pa.field("train_positive", pa.int64()),  # ... of which have the attribute
+    ]
+)
+
+# One row per independent attribute classifier (the train_classifier stage).
+CLASSIFIERS = pa.schema(
+    [
+        pa.field("path", pa.string(), nullable=False),  # checkpoint folder, relative to the root
+        pa.field("classifier_id", pa.string(), nullable=False),  # sha256[:16] of its weights file
+        pa.field("attributes", pa.list_(pa.string()), nullable=False),  # the logits' order
+        pa.field("accuracy", pa.list_(pa.float32())),  # held-out accuracy per attribute
+        pa.field("balanced_accuracy", pa.list_(pa.float32())),  # mean of the two class recalls
+        pa.field("eval_split", pa.string()),  # the held-out split measured (val, else test)
+        pa.field("eval_images", pa.int64()),
+        pa.field("image_size", pa.int32(), nullable=False),  # input size, px
+        pa.field("step", pa.int64(), nullable=False),
+    ]
+)
+
+# One row per trained face recognizer (the train_recognition stage).
+RECOGNIZERS = pa.schema(
+    [
+        pa.field("name", pa.string(), nullable=False),  # baseline | +<Attribute> | +all
+        pa.field("path", pa.string(), nullable=False),  # checkpoint folder, relative to the root
+        pa.field("backbone", pa.string(), nullable=False),
+        pa.field("head", pa.string(), nullable=False),
+        pa.field("embedding_size", pa.int32(), nullable=False),
+        pa.field("image_size", pa.int32(), nullable=False),  # input size, px
+        pa.field("attributes", pa.list_(pa.string()), nullable=False),  # edits trained with; [] = baseline
+        pa.field("train_images", pa.int64(), nullable=False),  # originals + edits
+        pa.field("identities", pa.int64(), nullable=False),  # classes of the training head
+        pa.field("epochs", pa.int32(), nullable=False),
+        pa.field("steps", pa.int64(), nullable=False),
+        pa.field("weights_sha256", pa.string(), nullable=False),
+    ]
+)
+
+# One embedding per image (evaluation caches; users' own models in the same form).
+EMBEDDINGS = pa.schema(
+    [
+        pa.field("path", pa.string(), nullable=False),  # relative to the images root
+        pa.field("embedding", pa.list_(pa.float32()), nullable=False),
+    ]
+)
+
 SCHEMAS: dict[str, pa.Schema] = {
     "images": IMAGES,
     "rejects": REJECTS,
     "pairs": PAIRS,
     "groundtruth": GROUNDTRUTH,
+    "generators": GENERATORS,
+    "classifiers": CLASSIFIERS,
+    "recognizers": RECOGNIZERS,
+    "embeddings": EMBEDDINGS,
 }
 
 

@@ -1,0 +1,282 @@
+"""The ``report`` stage: one self-contained ``report.html`` (images embedded) and ``report.md``.
+
+Sections: config summary, dataset counts, stage timings, per attribute an edit
+grid (input | +attribute | -attribute | mask), SaGAN training curves, the
+edit-quality table, the recognition table beside the paper's values read off
+its figures, and the ROC overlay. Every string that comes from data (names,
+paths, config values) is HTML-escaped.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import json
+import logging
+from pathlib import Path
+from typing import Any, Iterable
+
+import numpy as np
+from PIL import Image
+
+from augment import manifest as mf
+from augment.config import PipelineConfig, to_dict
+
+log = logging.getLogger("augment.report")
+
+CSS = """
+body{font-family:system-ui,-apple-system,Segoe UI,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}
+h1{font-size:1.6em} h2{font-size:1.25em;border-bottom:1px solid #ddd;padding-bottom:.2em;margin-top:1.8em}
+table{border-collapse:collapse;margin:.6em 0} td,th{border:1px solid #ccc;padding:.25em .6em;text-align:right}
+th{background:#f4f4f4} td:first-child,th:first-child{text-align:left}
+img{max-width:100%} .muted{color:#777;font-size:.9em} pre{background:#f7f7f7;padding:.6em;overflow:auto}
+"""
+
+
+# --------------------------------------------------------------------------- #
+# Small builders (HTML and Markdown side by side)
+# --------------------------------------------------------------------------- #
+
+
+class Doc:
+    """Accumulates the same content as HTML and Markdown."""
+
+    def __init__(self, title: str):
+        self.title = title
+        self.html: list[str] = []
+        self.md: list[str] = [f"# {title}", ""]
+
+    def h2(self, text: str) -> None:
+        self.html.append(f"<h2>{html.escape(text)}</h2>")
+        self.md += [f"## {text}", ""]
+
+    def p(self, text: str, muted: bool = False) -> None:
+        cls = ' class="muted"' if muted else ""
+        self.html.append(f"<p{cls}>{html.escape(text)}</p>")
+        self.md += [text, ""]
+
+    def table(self, header: list[str], rows: Iterable[list[Any]]) -> None:
+        rows = [[_fmt(c) for c in r] for r in rows]
+        h = "".join(f"<th>{html.escape(c)}</th>" for c in header)
+        body = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in r) + "</tr>" for r in rows)
+        self.html.append(f"<table><tr>{h}</tr>{body}</table>")
+        esc = [lambda s: s.replace("|", "\\|")][0]
+        self.md += ["| " + " | ".join(esc(c) for c in header) + " |", "|" + "---|" * len(header)]
+        self.md += ["| " + " | ".join(esc(c) for c in r) + " |" for r in rows]
+        self.md.append("")
+
+    def image(self, png: bytes, alt: str, md_path: str) -> None:
+        b64 = base64.b64encode(png).decode()
+        self.html.append(f'<img alt="{html.escape(alt, quote=True)}" src="data:image/png;base64,{b64}">')
+        self.md += [f"![{alt}]({md_path})", ""]
+
+    def render_html(self) -> str:
+        body = "\n".join(self.html)
+        return (f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(self.title)}</title>"
+                f"<style>{CSS}</style></head><body><h1>{html.escape(self.title)}</h1>\n{body}\n</body></html>\n")
+
+    def render_md(self) -> str:
+        return "\n".join(self.md) + "\n"
+
+
+def _fmt(v: Any) -> str:
+    if v is None:
+        return "—"
+    if isinstance(v, float):
+        if np.isnan(v):
+            return "—"
+        return f"{v:.4f}" if abs(v) < 100 else f"{v:.1f}"
+    return str(v)
+
+
+def _png(img: Image.Image) -> bytes:
+    buf = io.BytesIO()
+    img.save(buf, format="PNG", optimize=True)
+    return buf.getvalue()
+
+
+def grid(rows: list[list[np.ndarray]], pad: int = 2) -> Image.Image:
+    """Tile rows of equally sized HxWx3 uint8 images into one picture."""
+    h, w = rows[0][0].shape[:2]
+    ncol = max(len(r) for r in rows)
+    canvas = np.full((len(rows) * (h + pad) + pad, ncol * (w + pad) + pad, 3), 255, np.uint8)
+    for i, r in enumerate(rows):
+        for j, im in enumerate(r):
+            if im.ndim == 2:
+                im = np.repeat(im[..., None], 3, axis=2)
+            canvas[pad + i * (h + pad): pad + i * (h + pad) + h, pad + j * (w + pad): pad + j * (w + pad) + w] = im
+    return Image.fromarray(canvas)
+
+
+# --------------------------------------------------------------------------- #
+# Sections
+# --------------------------------------------------------------------------- #
+
+
+def _config_section(doc: Doc, cfg: PipelineConfig) -> None:
+    doc.h2("Configuration")
+    d = to_dict(cfg)
+    rows = [["name", cfg.name], ["seed", cfg.seed], ["device", cfg.device], ["stages", ", ".join(cfg.stages)]]
+    for section in ("data", "align", "train_sagan", "edit", "train_recognition"):
+        if section in d:
+            rows.append([section, json.dumps(d[section], sort_keys=True)])
+    doc.table(["key", "value"], rows)
+
+
+def _counts_section(doc: Doc, inputs: dict) -> None:
+    doc.h2("Datasets")
+    rows = []
+    for key, label in (("source", "training images (read)"), ("eval_source", "evaluation images (read)"),
+                       ("aligned", "aligned training images"), ("eval_aligned", "aligned evaluation images"),
+                       ("rejects", "alignment rejects"), ("edits", "SaGAN edits")):
+        m = inputs.get(key)
+        if isinstance(m, mf.Manifest):
+            ident = int(m.df["identity"].nunique()) if "identity" in m.df else None
+            rows.append([label, len(m), ident])
+    pairs = inputs.get("pairs")
+    if isinstance(pairs, mf.Manifest):
+        rows.append(["evaluation pairs", len(pairs), f"{int(pairs.df['fold'].nunique())} fold(s)"])
+    doc.table(["set", "rows", "identities"], rows)
+    rej = inputs.get("rejects")
+    if isinstance(rej, mf.Manifest) and len(rej):
+        doc.table(["reject reason", "count"], [[k, int(v)] for k, v in rej.df["reason"].value_counts().items()])
+
+
+def _timings_section(doc: Doc, cfg: PipelineConfig) -> None:
+    from augment.pipeline import states
+
+    doc.h2("Stage timings")
+    rows = []
+    total = 0.0
+    for name, state, marker in states(cfg):
+        secs = marker.get("seconds") if marker else None
+        if secs is not None and name != "report":
+            total += secs
+        rows.append([name, state, secs, marker.get("peak_rss_mib") if marker else None])
+    rows.append(["total", "", total, None])
+    doc.table(["stage", "state", "seconds", "peak RSS (MiB)"], rows)
+
+
+def _edit_quality_section(doc: Doc, metrics_path: Path | None) -> None:
+    if metrics_path is None or not Path(metrics_path).is_file():
+        return
+    metrics = json.loads(Path(metrics_path).read_text())
+    doc.h2("Edit quality (test split)")
+    cols = ["edit_success", "outside_change", "mask_area", "mask_iou", "outside_change_true", "psnr_vs_truth",
+            "classifier_accuracy"]
+    present = [c for c in cols if any(isinstance(v, dict) and c in v for v in metrics.values())]
+    rows = [[attr, *[v.get(c) for c in present]] for attr, v in metrics.items() if isinstance(v, dict)]
+    doc.table(["attribute", *present], rows)
+    doc.p("edit_success: the independent attribute classifier agrees with the target value; outside_change: mean "
+          "absolute change outside the region (images on a [0,1] scale); mask_iou and psnr_vs_truth use the "
+          "SynthFaces counterfactual ground truth.", muted=True)
+
+
+def _recognition_section(doc: Doc, metrics_path: Path | None) -> None:
+    if metrics_path is None or not Path(metrics_path).is_file():
+        return
+    metrics = json.loads(Path(metrics_path).read_text())
+    models = metrics.get("models", {})
+    if not models:
+        return
+    doc.h2("Face recognition: baseline vs augmented")
+    deltas = metrics.get("deltas", {})
+    rows = []
+    for name, m in models.items():
+        tar = m.get("tar_at_far", {})
+        d = deltas.get(name, {})
+        rows.append([
+            name,
+            f"{m.get('accuracy_mean', float('nan')):.4f} ± {m.get('accuracy_std', float('nan')):.4f}",
+            tar.get("0.001"), tar.get("0.01"), tar.get("0.1"), m.get("auc"), m.get("eer"),
+            _delta_text(d),
+        ])
+    doc.table(["model", "accuracy (mean ± std over folds)", "TAR@FAR=1e-3", "TAR@FAR=1e-2", "TAR@FAR=1e-1",
+               "AUC", "EER", "delta vs baseline"], rows)
+    paper = metrics.get("paper")
+    if paper:
+        doc.p("The paper's values, read off its ROC figures (about ±0.01), for comparison:")
+        header = ["model", *sorted(next(iter(paper.values())).keys())]
+        doc.table(header, [[k, *[v.get(h) for h in header[1:]]] for k, v in paper.items()])
+    roc = Path(metrics_path).parent / "roc.png"
+    if roc.is_file():
+        doc.image(roc.read_bytes(), "ROC overlay", str(roc))
+
+
+def _delta_text(d: dict) -> str:
+    if not d:
+        return ""
+    parts = []
+    for key in ("accuracy", "tar_at_far_0.01"):
+        if key in d:
+            v = d[key]
+            if isinstance(v, dict):
+                txt = f"{key} {v.get('delta', float('nan')):+.4f}"
+                if "p_value" in v:
+                    txt += f" (p={v['p_value']:.3g})"
+                parts.append(txt)
+            else:
+                parts.append(f"{key} {v:+.4f}")
+    return "; ".join(parts) if parts else json.dumps(d, sort_keys=True)
+
+
+def _curves_section(doc: Doc, run_dir: Path, generators: mf.Manifest | None) -> None:
+    if generators is None:
+        return
+    files = sorted(Path(generators.root).rglob("metrics.jsonl"))
+    if not files:
+        return
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    doc.h2("SaGAN training curves")
+    for f in files:
+        recs = [json.loads(line) for line in f.read_text().splitlines() if line.strip()]
+        if not recs:
+            continue
+        keys = [k for k in recs[-1] if k != "step" and isinstance(recs[-1][k], (int, float)) and not k.endswith("time")]
+        steps = [r.get("step", i) for i, r in enumerate(recs)]
+        fig, axes = plt.subplots(1, 2, figsize=(10, 3.2))
+        for k in keys:
+            vals = [r.get(k, np.nan) for r in recs]
+            ax = axes[0] if k.startswith(("loss_d", "d_", "critic", "gp")) else axes[1]
+            ax.plot(steps, vals, label=k, lw=1)
+        for ax, title in zip(axes, ("critic / discriminator", "generator")):
+            ax.set_xlabel("generator step")
+            ax.set_title(title, fontsize=9)
+            ax.legend(fontsize=6)
+        fig.tight_layout()
+        buf = io.BytesIO()
+        fig.savefig(buf, format="png", dpi=90)
+        plt.close(fig)
+        name = f"curves_{f.parent.name}.png"
+        (run_dir / name).write_bytes(buf.getvalue())
+        doc.p(f.parent.name)
+        doc.image(buf.getvalue(), f"training curves {f.parent.name}", name)
+
+
+# --------------------------------------------------------------------------- #
+# Stage
+# --------------------------------------------------------------------------- #
+
+
+def build(cfg: PipelineConfig, inputs: dict, run_dir: Path, grids: dict[str, Image.Image] | None = None) -> Doc:
+    doc = Doc(f"augment report: {cfg.name}")
+    _config_section(doc, cfg)
+    _counts_section(doc, inputs)
+    _timings_section(doc, cfg)
+    if grids:
+        doc.h2("Edits (input | +attribute | -attribute | mask)")
+        for attr, img in grids.items():
+            name = f"grid_{attr}.png"
+            img.save(run_dir / name)
+            doc.p(attr)
+            doc.image(_png(img), f"edit grid {attr}", name)
+    gens = inputs.get("generators")
+    _curves_section(doc, run_dir, gens if isinstance(gens, mf.Manifest) else None)
+    _edit_quality_section(doc, inputs.get("sagan_metrics"))
+    _recognition_section(doc, inputs.get("recognition_metrics"))
+    return doc

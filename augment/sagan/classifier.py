@@ -1,0 +1,269 @@
+"""The independent attribute classifier that judges edits (not SaGAN's discriminator).
+
+As in AttGAN/STGAN, edits are scored by a separate CNN trained on REAL
+labelled images only, so a generator cannot "succeed" by fooling its own
+critic. One multi-label model covers the configured attributes:
+x (N,3,S,S) in [-1, 1] -> logits (N,K); ``probabilities`` gives sigmoid(logits).
+
+Architecture: a 3x3 conv, then four stride-2 3x3 convs (width, 2w, 4w, 8w, 8w
+channels), each with BatchNorm and ReLU, global average pooling, dropout and a
+linear layer to K logits. Training: AdamW, BCE with logits where rows with an
+unknown label are masked out and positives are weighted by n_neg / n_pos
+(so a rare attribute such as Eyeglasses is not ignored), random horizontal
+flips (drawn from (seed, step), so a resumed run is exact).
+
+The ``train_classifier`` stage writes ``<run_dir>/classifier/`` (the model),
+``<run_dir>/metrics.json`` (held-out accuracy) and the ``classifiers`` manifest.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.utils.data import DataLoader
+from tqdm import tqdm
+
+from augment import checkpoint as ckpt
+from augment import manifest as mf
+from augment.config import PipelineConfig, TrainClassifierConfig
+from augment.data.errors import DatasetError
+from augment.pipeline import write_json_atomic
+from augment.runtime import derive_seed, resolve_device
+from augment.sagan.data import ImageDataset, ShuffledBatchSampler, attribute_labels
+
+log = logging.getLogger("augment.train_classifier")
+
+KIND = "attribute_classifier"
+
+
+@dataclass(frozen=True)
+class ClassifierConfig:
+    attributes: tuple[str, ...]
+    image_size: int = 64
+    width: int = 32
+
+    def to_dict(self) -> dict:
+        return {"attributes": list(self.attributes), "image_size": self.image_size, "width": self.width}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "ClassifierConfig":
+        return cls(tuple(d["attributes"]), int(d["image_size"]), int(d["width"]))
+
+
+def _block(cin: int, cout: int, stride: int) -> list[nn.Module]:
+    return [nn.Conv2d(cin, cout, 3, stride, 1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True)]
+
+
+class AttributeClassifier(nn.Module):
+    """x (N,3,S,S) in [-1,1] -> logits (N,K), K = len(cfg.attributes)."""
+
+    def __init__(self, cfg: ClassifierConfig) -> None:
+        super().__init__()
+        self.cfg = cfg
+        w = cfg.width
+        chans = [w, 2 * w, 4 * w, 8 * w, 8 * w]
+        layers = _block(3, chans[0], 1)
+        for cin, cout in zip(chans, chans[1:]):
+            layers += _block(cin, cout, 2)
+        self.features = nn.Sequential(*layers)
+        self.head = nn.Sequential(nn.Flatten(), nn.Dropout(0.2), nn.Linear(chans[-1], len(cfg.attributes)))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(F.adaptive_avg_pool2d(self.features(x), 1))
+
+    @torch.no_grad()
+    def probabilities(self, x: torch.Tensor) -> torch.Tensor:
+        """(N,3,H,W) in [-1,1], any H = W -> (N,K) P(attribute present). Call in eval mode."""
+        s = self.cfg.image_size
+        if x.shape[-1] != s or x.shape[-2] != s:
+            x = F.interpolate(x.float(), size=(s, s), mode="bilinear", align_corners=False, antialias=True)
+        return torch.sigmoid(self(x.float()))
+
+    def attribute_probability(self, x: torch.Tensor, attribute: str) -> torch.Tensor:
+        """(N,3,H,W) in [-1,1] -> (N,) P(``attribute`` present)."""
+        if attribute not in self.cfg.attributes:
+            raise ValueError(f"the classifier knows {list(self.cfg.attributes)}, not {attribute!r}")
+        return self.probabilities(x)[:, self.cfg.attributes.index(attribute)]
+
+
+def load_classifier(path: Path | str, device: str | torch.device = "cpu") -> tuple[AttributeClassifier, dict]:
+    """Rebuild a classifier from its checkpoint folder; eval mode."""
+    states, meta = ckpt.load(path, device=str(device), expect={"kind": KIND})
+    model = AttributeClassifier(ClassifierConfig.from_dict(meta["model_config"]))
+    model.load_state_dict(states["model"])
+    return model.to(device).eval(), meta
+
+
+def classifier_from_manifest(manifest: mf.Manifest, attribute: str, device: str | torch.device = "cpu"
+                             ) -> tuple[AttributeClassifier, dict]:
+    """The first classifier of a ``classifiers`` manifest that knows ``attribute``."""
+    for _, row in manifest.df.iterrows():
+        if attribute in list(row["attributes"]):
+            return load_classifier(manifest.root / row["path"], device)
+    raise DatasetError(f"{manifest.file or manifest.root}: no classifier knows {attribute!r}; "
+                       "add it to train_classifier.attributes")
+
+
+# --------------------------------------------------------------------------- #
+# Training
+# --------------------------------------------------------------------------- #
+
+
+def label_matrix(df, attributes: Sequence[str]) -> np.ndarray:
+    """(N,K) float32: 1 present, 0 absent, -1 unknown."""
+    return np.stack([attribute_labels(df, a) for a in attributes], axis=1).astype(np.float32)
+
+
+def augment_batch(x: torch.Tensor, seed: int) -> torch.Tensor:
+    """Random horizontal flips (half the images), drawn from ``seed``.
+
+    Only flips: faces are aligned, and random shifts of even 1/16 of the image
+    slowed learning several-fold (train accuracy on SynthFaces Eyeglasses 0.72
+    after 300 steps with shifts, 1.0 without).
+    """
+    g = torch.Generator().manual_seed(seed)
+    flip = torch.rand(x.shape[0], generator=g) < 0.5
+    return torch.where(flip.reshape(-1, 1, 1, 1).to(x.device), x.flip(-1), x)
+
+
+def masked_bce(logits: torch.Tensor, labels: torch.Tensor, pos_weight: torch.Tensor) -> torch.Tensor:
+    """BCE over known labels only (labels -1 are ignored); positives weighted by ``pos_weight`` (K,)."""
+    known = labels >= 0
+    target = labels.clamp(min=0)
+    weight = known.float() * torch.where(target > 0, pos_weight, torch.ones_like(pos_weight))
+    loss = F.binary_cross_entropy_with_logits(logits, target, weight=weight, reduction="sum")
+    return loss / known.sum().clamp(min=1)
+
+
+@torch.no_grad()
+def evaluate(model: AttributeClassifier, dataset: ImageDataset, batch_size: int = 128,
+             device: torch.device | str = "cpu") -> dict[str, dict[str, float]]:
+    """Per attribute: accuracy, balanced accuracy, count and positives over the known labels."""
+    model.eval()
+    probs, labels = [], []
+    for x, y in DataLoader(dataset, batch_size=batch_size):
+        probs.append(model.probabilities(x.to(device)).cpu())
+        labels.append(y.reshape(len(y), -1))
+    p, y = torch.cat(probs).numpy(), torch.cat(labels).numpy()
+    out = {}
+    for k, attr in enumerate(model.cfg.attributes):
+        known = y[:, k] >= 0
+        pred, true = p[known, k] > 0.5, y[known, k] > 0
+        recalls = [float((pred[true == v] == v).mean()) for v in (True, False) if (true == v).any()]
+        out[attr] = {
+            "accuracy": float((pred == true).mean()) if known.any() else float("nan"),
+            "balanced_accuracy": float(np.mean(recalls)) if recalls else float("nan"),
+            "count": int(known.sum()),
+            "positives": int(true.sum()),
+        }
+    return out
+
+
+def train_classifier(dataset: ImageDataset, ccfg: ClassifierConfig, tcfg: TrainClassifierConfig, out_dir: Path,
+                     *, seed: int, device: torch.device | str = "cpu") -> tuple[AttributeClassifier, int]:
+    """Train (or resume) on ``dataset`` (labels (N,K) in {1,0,-1}); returns (model, step)."""
+    device = torch.device(device)
+    ckpt_dir = Path(out_dir) / "checkpoints"
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(derive_seed(seed, "train_classifier", "init"))
+        model = AttributeClassifier(ccfg)
+    model.to(device)
+    opt = torch.optim.AdamW(model.parameters(), lr=tcfg.lr, weight_decay=1e-4)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=tcfg.lr, total_steps=max(tcfg.steps, 1), pct_start=0.15)
+    step = 0
+    last = ckpt.latest(ckpt_dir)
+    if last is not None:
+        states, meta = ckpt.load(last, device=str(device), expect={"kind": KIND + "_training",
+                                                                   "model_config": ccfg.to_dict()})
+        model.load_state_dict(states["model"])
+        opt.load_state_dict(states["opt"])
+        sched.load_state_dict(states["sched"])
+        step = int(meta["step"])
+        log.info("[train_classifier] resuming from %s (step %d)", last, step)
+
+    y = torch.from_numpy(dataset.labels)
+    known = y >= 0
+    n_pos, n_neg = ((y > 0) & known).sum(0).float(), ((y == 0) & known).sum(0).float()
+    pos_weight = (n_neg / n_pos.clamp(min=1)).clamp(0.1, 10.0).to(device)
+    sampler = ShuffledBatchSampler(len(dataset), tcfg.batch_size, derive_seed(seed, "train_classifier", "data"),
+                                   start=step)
+    batches = iter(DataLoader(dataset, batch_sampler=sampler, num_workers=tcfg.workers,
+                              persistent_workers=tcfg.workers > 0))
+    model.train()
+    with tqdm(total=tcfg.steps, initial=step, desc="train_classifier", unit="step", dynamic_ncols=True) as bar:
+        while step < tcfg.steps:
+            x, labels = next(batches)
+            x = augment_batch(x, derive_seed(seed, "train_classifier", "augment", step)).to(device)
+            loss = masked_bce(model(x), labels.reshape(len(x), -1).to(device), pos_weight)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            sched.step()
+            step += 1
+            bar.update(1)
+            bar.set_postfix(loss=f"{loss.item():.3f}")
+            if step % tcfg.checkpoint_every == 0 or step == tcfg.steps:
+                ckpt.save(ckpt_dir / f"step_{step:07d}",
+                          {"model": model.state_dict(), "opt": opt.state_dict(), "sched": sched.state_dict()},
+                          {"kind": KIND + "_training", "model_config": ccfg.to_dict(), "step": step, "seed": seed})
+    model.eval()
+    return model, step
+
+
+def run_stage(cfg: PipelineConfig, inputs: dict, run_dir: Path) -> dict[str, mf.Manifest]:
+    """train_classifier: the aligned ``train`` split -> one classifier, measured on
+    ``val`` (or ``test`` when val has no labels) -> the ``classifiers`` manifest."""
+    tcfg = cfg.train_classifier
+    aligned: mf.Manifest = inputs["aligned"]
+    device = resolve_device(cfg.device)
+    attrs = tuple(tcfg.attributes)
+    if not attrs:
+        raise DatasetError("train_classifier.attributes is empty")
+    ccfg = ClassifierConfig(attrs, tcfg.image_size, tcfg.width)
+
+    def labelled(split: str) -> ImageDataset:
+        df = aligned.df[aligned.df["split"] == split].reset_index(drop=True)
+        y = label_matrix(df, attrs)
+        keep = (y >= 0).any(axis=1)
+        return ImageDataset([aligned.root / p for p in df["path"][keep]], tcfg.image_size, y[keep])
+
+    train_set = labelled("train")
+    if len(train_set) == 0:
+        raise DatasetError(f"{aligned.file or aligned.root}: no training image has a label for {list(attrs)}")
+    log.info("[train_classifier] %d labelled training images", len(train_set))
+    model, step = train_classifier(train_set, ccfg, tcfg, run_dir, seed=cfg.seed, device=device)
+
+    split = "val"
+    held = labelled(split)
+    if len(held) == 0:
+        split, held = "test", labelled("test")
+    metrics = evaluate(model, held, device=device) if len(held) else {}
+    for attr, m in metrics.items():
+        log.info("[train_classifier] %s: accuracy %.3f, balanced %.3f on %d %s images",
+                 attr, m["accuracy"], m["balanced_accuracy"], m["count"], split)
+    out = run_dir / "classifier"
+    ckpt.save(out, {"model": model.state_dict()},
+              {"kind": KIND, "model_config": ccfg.to_dict(), "step": step, "seed": cfg.seed,
+               "eval_split": split, "metrics": metrics})
+    write_json_atomic(run_dir / "metrics.json", {"split": split, "attributes": metrics})
+    row = {
+        "path": "classifier",
+        "classifier_id": mf.file_digest(out / ckpt.WEIGHTS)[:16],
+        "attributes": list(attrs),
+        "accuracy": [metrics.get(a, {}).get("accuracy") for a in attrs] if metrics else None,
+        "balanced_accuracy": [metrics.get(a, {}).get("balanced_accuracy") for a in attrs] if metrics else None,
+        "eval_split": split if metrics else None,
+        "eval_images": len(held),
+        "image_size": tcfg.image_size,
+        "step": step,
+    }
+    return {"classifiers": mf.Manifest("classifiers", mf.frame("classifiers", [row]), run_dir)}

@@ -1,0 +1,266 @@
+"""The ``eval_sagan`` stage: how well each generator edits, on held-out aligned faces.
+
+Every image of the evaluation split with a known label is edited to the other
+value (``add`` when it lacks the attribute, ``remove`` when it has it), at the
+generator's own resolution; all images are on a [0, 1] scale. Per attribute,
+overall and per direction:
+
+- ``edit_success``: the independent attribute classifier (not D) agrees with
+  the target (P > 0.5 for add, < 0.5 for remove);
+- ``outside_change_mask``: mean |edit - input| where the mask is < 0.5;
+- ``mask_area``: the mean of the mask;
+- ``classifier_accuracy``: the classifier's accuracy on the unedited images.
+
+With SynthFaces ground truth (the ``groundtruth`` manifest of the synth stage),
+the true counterfactual and changed-region mask are warped with the aligned
+row's own 2x3 transform and reduced to the generator's size exactly as the
+input was (area averaging), which gives per pixel the fraction c of the true
+changed region it covers:
+
+- ``mask_iou``: IoU of (mask > 0.5) with (c > 0.5);
+- ``outside_change``: mean |edit - input| over pixels with c == 0 (untouched
+  in truth), the change the edit should not have made;
+- ``psnr_vs_truth``: PSNR of the edit against the true counterfactual, and for
+  reference ``psnr_input_vs_truth``, the unedited input against it.
+
+Writes ``<run_dir>/metrics.json`` ({"<Attribute>": {...}}) and one grid per
+attribute in ``<run_dir>/samples/``: input | edit | truth | mask | true region.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pandas as pd
+import torch
+from tqdm import tqdm
+
+from augment import manifest as mf
+from augment.config import PipelineConfig
+from augment.data.errors import DatasetError
+from augment.pipeline import write_json_atomic
+from augment.runtime import resolve_device
+from augment.sagan.classifier import classifier_from_manifest
+from augment.sagan.data import attribute_labels, read_image, save_png
+from augment.sagan.train import load_generator
+
+log = logging.getLogger("augment.eval_sagan")
+
+GRID_IMAGES = 8
+
+
+# --------------------------------------------------------------------------- #
+# Ground truth
+# --------------------------------------------------------------------------- #
+
+
+def groundtruth_index(gt: mf.Manifest, attribute: str, sources: set[str]) -> dict[str, pd.Series]:
+    """sample_id of the source image -> its ground-truth row for ``attribute``.
+
+    The ground truth names source images relative to the synth root, source
+    manifests relative to a dataset root below it (``celeba/``), so every
+    suffix of the path is tried with every source name; sample ids are hashes
+    of (source, relative path), so the right one matches and others do not.
+    """
+    rows = gt.df[gt.df["attribute"] == attribute]
+    out: dict[str, pd.Series] = {}
+    for _, row in rows.iterrows():
+        parts = Path(row["image"]).parts
+        for i in range(len(parts)):
+            rel = Path(*parts[i:]).as_posix()
+            for src in sources:
+                out.setdefault(mf.sample_id(src, rel), row)
+    return out
+
+
+def _read_rgb(path: Path) -> np.ndarray:
+    data = np.fromfile(str(path), dtype=np.uint8) if path.is_file() else None
+    img = cv2.imdecode(data, cv2.IMREAD_COLOR) if data is not None else None
+    if img is None:
+        raise DatasetError(f"{path}: missing or unreadable ground-truth image")
+    return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
+
+
+def _read_mask(path: Path) -> np.ndarray:
+    """A ground-truth mask PNG -> (H,W) float32, 1 where changed (nonzero)."""
+    data = np.fromfile(str(path), dtype=np.uint8) if path.is_file() else None
+    img = cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data is not None else None
+    if img is None:
+        raise DatasetError(f"{path}: missing or unreadable ground-truth mask")
+    if img.ndim == 3:
+        img = img.max(axis=2)
+    return (img > 0).astype(np.float32)
+
+
+def warp(img: np.ndarray, transform, size: int, size_out: int) -> np.ndarray:
+    """Source image -> aligned (``size``, by the 2x3 ``transform``) -> the model's ``size_out``
+    by area averaging, as the aligned input was reduced."""
+    m = np.asarray(transform, dtype=np.float64).reshape(2, 3)
+    out = cv2.warpAffine(img, m, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    if size != size_out:
+        interp = cv2.INTER_AREA if size > size_out else cv2.INTER_LINEAR
+        out = cv2.resize(out, (size_out, size_out), interpolation=interp)
+    return out
+
+
+def truth_for(row: pd.Series, gt_root: Path, transform, aligned_size: int, size: int) -> tuple[np.ndarray, np.ndarray]:
+    """(counterfactual (S,S,3) float32 in [0,1], coverage of the changed region (S,S) in [0,1])."""
+    if transform is None or len(transform) != 6:
+        raise DatasetError(f"aligned row of {row['image']} has no 2x3 transform; cannot align its ground truth")
+    cf = warp(_read_rgb(gt_root / row["counterfactual"]), transform, aligned_size, size).astype(np.float32) / 255
+    cov = warp(_read_mask(gt_root / row["mask"]), transform, aligned_size, size)
+    return cf, np.clip(cov, 0.0, 1.0)
+
+
+# --------------------------------------------------------------------------- #
+# Metrics
+# --------------------------------------------------------------------------- #
+
+
+def psnr(a: np.ndarray, b: np.ndarray) -> float:
+    """PSNR in dB of two images in [0, 1] (capped at 100 for identical images)."""
+    mse = float(np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2))
+    return 100.0 if mse <= 1e-10 else 10 * math.log10(1.0 / mse)
+
+
+def image_metrics(x: np.ndarray, edit: np.ndarray, mask: np.ndarray, cf: np.ndarray | None = None,
+                  cov: np.ndarray | None = None) -> dict[str, float]:
+    """One image. x, edit, cf: (S,S,3) in [0,1]; mask, cov: (S,S) in [0,1]."""
+    change = np.abs(edit - x).mean(axis=2)
+    outside = mask < 0.5
+    out = {
+        "mask_area": float(mask.mean()),
+        "outside_change_mask": float(change[outside].mean()) if outside.any() else 0.0,
+    }
+    if cf is not None and cov is not None:
+        pred, true = mask > 0.5, cov > 0.5
+        union = (pred | true).sum()
+        untouched = cov <= 0
+        out.update({
+            "mask_iou": float((pred & true).sum() / union) if union else 1.0,
+            "outside_change": float(change[untouched].mean()) if untouched.any() else 0.0,
+            "psnr_vs_truth": psnr(edit, cf),
+            "psnr_input_vs_truth": psnr(x, cf),
+            "true_area": float(cov.mean()),
+        })
+    return out
+
+
+def summarise(records: list[dict]) -> dict:
+    """Means over images of every per-image metric; ``images`` and ``groundtruth_images`` counts."""
+    out: dict = {"images": len(records)}
+    keys = sorted({k for r in records for k in r})
+    for k in keys:
+        vals = [r[k] for r in records if r.get(k) is not None]
+        out[k] = float(np.mean(vals)) if vals else None
+    out["groundtruth_images"] = sum(1 for r in records if r.get("mask_iou") is not None)
+    for k in ("mask_iou", "outside_change", "psnr_vs_truth"):
+        out.setdefault(k, None)
+    return out
+
+
+def _grid(cols: list[np.ndarray]) -> np.ndarray:
+    """Columns of (N,S,S,3) uint8 -> one (N*S, len(cols)*S, 3) image."""
+    return np.concatenate([np.concatenate(list(row), axis=1) for row in zip(*cols)], axis=0)
+
+
+@torch.no_grad()
+def evaluate_attribute(attribute: str, generator_dir: Path, classifiers: mf.Manifest, aligned: mf.Manifest,
+                       gt: mf.Manifest | None, split: str, max_images: int, batch_size: int,
+                       device: torch.device) -> tuple[dict, np.ndarray | None]:
+    """Metrics of one generator (see the module docstring) and a sample grid."""
+    G, gmeta = load_generator(generator_dir, attribute, device)
+    clf, cmeta = classifier_from_manifest(classifiers, attribute, device)
+    size = int(gmeta["image_size"])
+    df = aligned.df[aligned.df["split"] == split].reset_index(drop=True)
+    labels = attribute_labels(df, attribute)
+    df, labels = df[labels >= 0].reset_index(drop=True), labels[labels >= 0]
+    if max_images > 0:
+        df, labels = df.iloc[:max_images].reset_index(drop=True), labels[:max_images]
+    if len(df) == 0:
+        raise DatasetError(f"{aligned.file or aligned.root}: no '{split}' image has a label for {attribute}")
+    gt_index = groundtruth_index(gt, attribute, set(df["source"])) if gt is not None else {}
+
+    records: dict[str, list[dict]] = {"add": [], "remove": []}
+    correct_orig: list[bool] = []
+    grid_cols: list[list[np.ndarray]] = [[] for _ in range(5)]
+    for start in tqdm(range(0, len(df), batch_size), desc=f"eval_sagan {attribute}", unit="batch"):
+        rows = df.iloc[start : start + batch_size]
+        y = labels[start : start + batch_size]
+        imgs = [read_image(aligned.root / p, size) for p in rows["path"]]
+        x = torch.from_numpy(np.stack(imgs)).permute(0, 3, 1, 2).float().div(127.5).sub(1).to(device)
+        c_trg = torch.from_numpy(1 - y).float().to(device)
+        edit, mask = G(x, c_trg)
+        p_edit = clf.attribute_probability(edit, attribute).cpu().numpy()
+        p_orig = clf.attribute_probability(x, attribute).cpu().numpy()
+        correct_orig += list((p_orig > 0.5) == (y == 1))
+        x01 = (x.permute(0, 2, 3, 1).cpu().numpy() + 1) / 2
+        e01 = (edit.clamp(-1, 1).permute(0, 2, 3, 1).cpu().numpy() + 1) / 2
+        m01 = mask[:, 0].cpu().numpy()
+        for i, (_, row) in enumerate(rows.iterrows()):
+            g = gt_index.get(row["sample_id"])
+            cf = cov = None
+            if g is not None:
+                aligned_size = int(row["width"]) if pd.notna(row.get("width")) else cv2.imread(
+                    str(aligned.root / row["path"])).shape[1]
+                cf, cov = truth_for(g, gt.root, row["transform"], aligned_size, size)
+            rec = image_metrics(x01[i], e01[i], m01[i], cf, cov)
+            target = int(1 - y[i])
+            rec["edit_success"] = float((p_edit[i] > 0.5) == (target == 1))
+            rec["attr_prob"] = float(p_edit[i])
+            records["add" if target == 1 else "remove"].append(rec)
+            if len(grid_cols[0]) < GRID_IMAGES:
+                blank = np.zeros_like(x01[i])
+                for col, arr in zip(grid_cols, (x01[i], e01[i], cf if cf is not None else blank,
+                                                np.repeat(m01[i][..., None], 3, 2),
+                                                np.repeat(cov[..., None], 3, 2) if cov is not None else blank)):
+                    col.append((arr * 255).round().astype(np.uint8))
+
+    result = summarise(records["add"] + records["remove"])
+    result.update({
+        "add": summarise(records["add"]),
+        "remove": summarise(records["remove"]),
+        "classifier_accuracy": float(np.mean(correct_orig)),
+        "classifier_heldout_accuracy": _heldout(cmeta, attribute),
+        "split": split,
+        "image_size": size,
+        "generator_step": int(gmeta["step"]),
+    })
+    grid = _grid([np.stack(c) for c in grid_cols]) if grid_cols[0] else None
+    return result, grid
+
+
+def _heldout(cmeta: dict, attribute: str) -> float | None:
+    m = (cmeta.get("metrics") or {}).get(attribute) or {}
+    return m.get("accuracy")
+
+
+def run_stage(cfg: PipelineConfig, inputs: dict, run_dir: Path) -> dict[str, Path]:
+    """eval_sagan: every generator of ``generators`` on the ``eval_sagan.split`` of
+    ``aligned`` -> ``<run_dir>/metrics.json``."""
+    ecfg = cfg.eval_sagan
+    device = resolve_device(cfg.device)
+    gens: mf.Manifest = inputs["generators"]
+    gt: mf.Manifest | None = inputs.get("groundtruth")
+    metrics: dict[str, dict] = {}
+    for _, row in gens.df.iterrows():
+        attribute = row["attribute"]
+        result, grid = evaluate_attribute(attribute, gens.root / row["path"], inputs["classifiers"],
+                                          inputs["aligned"], gt, ecfg.split, ecfg.max_images,
+                                          ecfg.batch_size, device)
+        result["generator_id"] = row["generator_id"]
+        metrics[attribute] = result
+        log.info("[eval_sagan] %s: %s", attribute, json.dumps(
+            {k: (round(v, 4) if isinstance(v, float) else v) for k, v in result.items()
+             if k in ("edit_success", "outside_change", "mask_iou", "psnr_vs_truth", "classifier_accuracy",
+                      "mask_area", "images")}))
+        if grid is not None:
+            save_png(grid, run_dir / "samples" / f"{attribute}.png")
+    path = run_dir / "metrics.json"
+    write_json_atomic(path, metrics)
+    return {"sagan_metrics": path}

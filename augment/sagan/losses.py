@@ -1,0 +1,132 @@
+"""SaGAN losses (SAGAN.md "Losses"): free functions returning ``(loss, parts)``.
+
+``parts`` maps names to Python floats for logging. Images are (N,3,H,W) in
+[-1, 1]; labels c are (N,) floats in {0, 1}.
+
+- Critic (WGAN-GP): -E[D_src(I)] + E[D_src(I^)] + lambda_gp * E[(||grad D_src(I~)||_2 - 1)^2]
+  + lambda_cls * BCE(D_cls(I), c_g) on REAL images with their true labels.
+- Generator: -E[D_src(I^)] + lambda_cls * BCE(D_cls(I^), c)
+  + lambda1 * |I - G(G(I, c), c_g)| + lambda2 * |I - G(I, c_g)|
+  (+ lambda_mask * mean(b), a mask regulariser that is NOT in the paper; 0 there).
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+Tensor = torch.Tensor
+
+
+def interpolate(x_real: Tensor, x_fake: Tensor, alpha: Tensor) -> Tensor:
+    """I~ = alpha * I + (1 - alpha) * I^, alpha (N,) uniform in [0, 1]: points on the
+    line between each real image and its edit, detached, with requires_grad set."""
+    a = alpha.to(x_real.dtype).reshape(-1, 1, 1, 1)
+    return (a * x_real.detach() + (1 - a) * x_fake.detach()).requires_grad_(True)
+
+
+def gradient_penalty(critic_hat: Tensor, x_hat: Tensor) -> Tensor:
+    """E[(||d critic_hat / d x_hat||_2 - 1)^2], the norm taken per sample.
+
+    ``critic_hat`` (N,) is the critic of ``x_hat`` (N,...), which must require
+    grad. The graph is kept (create_graph) so the penalty trains the critic.
+    """
+    (grad,) = torch.autograd.grad(
+        outputs=critic_hat.float().sum(), inputs=x_hat, create_graph=True
+    )
+    norm = grad.float().flatten(1).norm(2, dim=1)
+    return ((norm - 1.0) ** 2).mean()
+
+
+def attribute_loss(logit: Tensor, target: Tensor) -> Tensor:
+    """Binary cross-entropy of D_cls logits (N,) against labels (N,) in {0, 1}."""
+    return F.binary_cross_entropy_with_logits(logit.float(), target.float())
+
+
+def d_loss(
+    D: Callable[[Tensor], tuple[Tensor, Tensor]],
+    x_real: Tensor,
+    x_fake: Tensor,
+    c_org: Tensor,
+    alpha: Tensor,
+    *,
+    lambda_gp: float = 10.0,
+    lambda_cls: float = 1.0,
+) -> tuple[Tensor, dict[str, float]]:
+    """The critic's loss. ``x_fake`` are edits of ``x_real`` (detached here),
+    ``c_org`` the true labels of ``x_real``, ``alpha`` (N,) the interpolation weights.
+
+    Real and fake go through D as one batch (D has no normalisation, so images
+    do not interact); the interpolates go separately so the penalty's double
+    backward runs on them only.
+    """
+    n = x_real.shape[0]
+    critic, logit = D(torch.cat([x_real, x_fake.detach()]))
+    critic_real, critic_fake = critic[:n].float(), critic[n:].float()
+    logit_real = logit[:n]
+    x_hat = interpolate(x_real, x_fake, alpha)
+    critic_hat, _ = D(x_hat)
+    gp = gradient_penalty(critic_hat, x_hat)
+    d_adv = critic_fake.mean() - critic_real.mean()
+    d_cls = attribute_loss(logit_real, c_org)
+    loss = d_adv + lambda_gp * gp + lambda_cls * d_cls
+    with torch.no_grad():
+        acc = ((logit_real.float() > 0).float() == c_org.float()).float().mean()
+    parts = {
+        "d_loss": loss.item(),
+        "d_real": critic_real.mean().item(),
+        "d_fake": critic_fake.mean().item(),
+        "wasserstein": (critic_real.mean() - critic_fake.mean()).item(),
+        "d_gp": gp.item(),
+        "d_cls": d_cls.item(),
+        "d_acc_real": acc.item(),
+    }
+    return loss, parts
+
+
+def g_loss(
+    G: nn.Module,
+    D: Callable[[Tensor], tuple[Tensor, Tensor]],
+    x_real: Tensor,
+    c_org: Tensor,
+    c_trg: Tensor,
+    *,
+    lambda_cls: float = 1.0,
+    lambda1: float = 20.0,
+    lambda2: float = 100.0,
+    lambda_mask: float = 0.0,
+) -> tuple[Tensor, dict[str, float]]:
+    """The generator's loss (``G(x, c) -> (x_edit, mask)``).
+
+    The edit G(I, c) and the identity edit G(I, c_g) share one batched forward;
+    the dual reconstruction G(G(I, c), c_g) needs the edit first.
+    """
+    n = x_real.shape[0]
+    x_both, mask_both = G(torch.cat([x_real, x_real]), torch.cat([c_trg, c_org]))
+    x_fake, x_id = x_both[:n], x_both[n:]
+    mask = mask_both[:n]
+    x_rec, _ = G(x_fake, c_org)
+    critic_fake, logit_fake = D(x_fake)
+    g_adv = -critic_fake.float().mean()
+    g_cls = attribute_loss(logit_fake, c_trg)
+    rec_dual = (x_real - x_rec).abs().float().mean()
+    rec_id = (x_real - x_id).abs().float().mean()
+    mask_mean = mask.float().mean()
+    loss = g_adv + lambda_cls * g_cls + lambda1 * rec_dual + lambda2 * rec_id
+    if lambda_mask:
+        loss = loss + lambda_mask * mask_mean
+    with torch.no_grad():
+        acc = ((logit_fake.float() > 0).float() == c_trg.float()).float().mean()
+    parts = {
+        "g_loss": loss.item(),
+        "g_adv": g_adv.item(),
+        "g_cls": g_cls.item(),
+        "g_rec_dual": rec_dual.item(),
+        "g_rec_id": rec_id.item(),
+        "mask_mean": mask_mean.item(),
+        "g_acc_fake": acc.item(),
+    }
+    return loss, parts

@@ -1,0 +1,270 @@
+"""SaGAN networks (Zhang et al., ECCV 2018): pure ``nn.Module``s built from a frozen config.
+
+- ``AttributeManipulationNet`` F_m: RGB + a constant plane holding c -> edited
+  image I_a, (N,3,H,W) in [-1, 1] (tanh).
+- ``SpatialAttentionNet`` F_a: RGB only -> mask b, (N,1,H,W) in [0, 1] (sigmoid).
+- ``SaGANGenerator``: G(I, c) = F_m(I, c) * b + I * (1 - b). Because b does not
+  depend on c, ``attention`` / ``manipulate`` / ``blend`` are exposed so that one
+  SAN pass can serve both edit directions of an image.
+- ``SaGANDiscriminator``: six stride-2 convs + LeakyReLU(0.2) (no norm), a critic
+  head D_src (3x3 conv) and an attribute head D_cls (a conv whose kernel covers
+  the whole trunk output, giving one logit per image).
+
+Choices the paper leaves open, made here: a residual block is
+conv3x3-IN-ReLU-conv3x3-IN plus identity; convolutions followed by
+InstanceNorm carry no bias (the norm would cancel it) and InstanceNorm has a
+learned affine scale and shift; the output convolutions of F_m and F_a carry a
+bias; the discriminator's trunk convolutions carry a bias, its two heads do not.
+The critic of an image is the mean of the D_src map. Weights start N(0, 0.02)
+(norm scales at 1, biases at 0).
+
+Presets: ``paper`` is Tables 1 and 2 of the paper at 128x128; ``fast`` is a
+narrower, smaller-image model that trains in minutes on a CPU.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+
+@dataclass(frozen=True)
+class SaganModelConfig:
+    """Sizes of both networks. ``paper`` = SAGAN.md Tables 1 and 2.
+
+    - image_size: H = W of the square input images.
+    - g_width: channels of F_m / F_a after their first 7x7 conv (paper 32);
+      each stride-2 conv doubles them.
+    - g_downsample: stride-2 4x4 convs (and as many 4x4 deconvs) (paper 3).
+    - g_res_blocks: residual blocks at the bottleneck (paper 4).
+    - d_width: channels of D's first conv (paper 32); each next conv doubles them.
+    - d_layers: stride-2 4x4 convs in D's trunk (paper 6: 128 px -> 2x2).
+    """
+
+    image_size: int = 128
+    g_width: int = 32
+    g_downsample: int = 3
+    g_res_blocks: int = 4
+    d_width: int = 32
+    d_layers: int = 6
+
+    def __post_init__(self) -> None:
+        for name in ("image_size", "g_width", "g_downsample", "d_width", "d_layers"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"model config: {name} must be >= 1, got {getattr(self, name)}")
+        if self.g_res_blocks < 0:
+            raise ValueError(f"model config: g_res_blocks must be >= 0, got {self.g_res_blocks}")
+        for name, n in (("g_downsample", self.g_downsample), ("d_layers", self.d_layers)):
+            if self.image_size % (2**n):
+                raise ValueError(
+                    f"model config: image_size {self.image_size} must be divisible by 2**{name} = {2**n}"
+                )
+
+    @property
+    def d_out_size(self) -> int:
+        """Spatial size of D's trunk output (the D_cls kernel size)."""
+        return self.image_size // (2**self.d_layers)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "SaganModelConfig":
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(data) - names
+        if unknown:
+            raise ValueError(f"model config: unknown field(s) {sorted(unknown)}")
+        return cls(**data)
+
+
+PRESETS: dict[str, SaganModelConfig] = {
+    "paper": SaganModelConfig(image_size=128, g_width=32, g_downsample=3, g_res_blocks=4, d_width=32, d_layers=6),
+    # Measured on a 2-core CPU (benchmarks and the sagan_synth pipeline): a
+    # quarter of the paper's pixels and half its width.
+    "fast": SaganModelConfig(image_size=64, g_width=16, g_downsample=2, g_res_blocks=2, d_width=32, d_layers=5),
+}
+
+
+def model_config(preset: str, image_size: int = 0, g_width: int = 0, d_width: int = 0,
+                 g_res_blocks: int = -1) -> SaganModelConfig:
+    """A preset, with any of its sizes overridden (0 / -1 = keep the preset's).
+
+    Changing ``image_size`` keeps D's output at the preset's spatial size by
+    adjusting its number of layers when needed (e.g. paper at 64 px -> 5 layers).
+    """
+    if preset not in PRESETS:
+        raise ValueError(f"unknown SaGAN preset {preset!r}; known: {', '.join(PRESETS)}")
+    base = PRESETS[preset]
+    changes: dict = {}
+    if image_size:
+        changes["image_size"] = image_size
+        d_layers = base.d_layers
+        while d_layers > 1 and image_size // (2**d_layers) < base.d_out_size:
+            d_layers -= 1
+        changes["d_layers"] = d_layers
+    if g_width:
+        changes["g_width"] = g_width
+    if d_width:
+        changes["d_width"] = d_width
+    if g_res_blocks >= 0:
+        changes["g_res_blocks"] = g_res_blocks
+    return dataclasses.replace(base, **changes)
+
+
+def init_weights(module: nn.Module) -> None:
+    """N(0, 0.02) for conv weights (the paper's init); norm scale 1; biases 0."""
+    for m in module.modules():
+        if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d)):
+            nn.init.normal_(m.weight, 0.0, 0.02)
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+        elif isinstance(m, nn.InstanceNorm2d) and m.affine:
+            nn.init.ones_(m.weight)
+            nn.init.zeros_(m.bias)
+
+
+def _norm(ch: int) -> nn.InstanceNorm2d:
+    return nn.InstanceNorm2d(ch, affine=True, track_running_stats=False)
+
+
+class ResidualBlock(nn.Module):
+    """x + IN(conv3x3(ReLU(IN(conv3x3(x))))), channels unchanged."""
+
+    def __init__(self, ch: int) -> None:
+        super().__init__()
+        self.body = nn.Sequential(
+            nn.Conv2d(ch, ch, 3, 1, 1, bias=False), _norm(ch), nn.ReLU(inplace=True),
+            nn.Conv2d(ch, ch, 3, 1, 1, bias=False), _norm(ch),
+        )  # fmt: skip
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.body(x)
+
+
+def _encoder_decoder(in_ch: int, out_ch: int, cfg: SaganModelConfig) -> nn.Sequential:
+    """The shared layout of F_m and F_a (Table 1), without the output activation."""
+    w = cfg.g_width
+    layers: list[nn.Module] = [nn.Conv2d(in_ch, w, 7, 1, 3, bias=False), _norm(w), nn.ReLU(inplace=True)]
+    for _ in range(cfg.g_downsample):
+        layers += [nn.Conv2d(w, w * 2, 4, 2, 1, bias=False), _norm(w * 2), nn.ReLU(inplace=True)]
+        w *= 2
+    layers += [ResidualBlock(w) for _ in range(cfg.g_res_blocks)]
+    for _ in range(cfg.g_downsample):
+        layers += [nn.ConvTranspose2d(w, w // 2, 4, 2, 1, bias=False), _norm(w // 2), nn.ReLU(inplace=True)]
+        w //= 2
+    layers.append(nn.Conv2d(w, out_ch, 7, 1, 3, bias=True))
+    return nn.Sequential(*layers)
+
+
+class AttributeManipulationNet(nn.Module):
+    """F_m: (x (N,3,H,W) in [-1,1], c (N,) in {0,1}) -> I_a (N,3,H,W) in [-1,1]."""
+
+    def __init__(self, cfg: SaganModelConfig) -> None:
+        super().__init__()
+        self.net = _encoder_decoder(4, 3, cfg)
+
+    def forward(self, x: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
+        plane = c.to(x.dtype).reshape(-1, 1, 1, 1).expand(-1, 1, x.shape[2], x.shape[3])
+        return torch.tanh(self.net(torch.cat([x, plane], dim=1)))
+
+
+class SpatialAttentionNet(nn.Module):
+    """F_a: x (N,3,H,W) in [-1,1] -> mask b (N,1,H,W) in [0,1]. Never sees c."""
+
+    def __init__(self, cfg: SaganModelConfig) -> None:
+        super().__init__()
+        self.net = _encoder_decoder(3, 1, cfg)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.sigmoid(self.net(x))
+
+
+class SaGANGenerator(nn.Module):
+    """G(I, c) = F_m(I, c) * b + I * (1 - b), with b = F_a(I)."""
+
+    def __init__(self, cfg: SaganModelConfig) -> None:
+        super().__init__()
+        self.cfg = cfg
+        self.amn = AttributeManipulationNet(cfg)
+        self.san = SpatialAttentionNet(cfg)
+        init_weights(self)
+
+    def attention(self, x: torch.Tensor) -> torch.Tensor:
+        """b = F_a(x): (N,3,H,W) in [-1,1] -> (N,1,H,W) in [0,1]."""
+        return self.san(x)
+
+    def manipulate(self, x: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
+        """I_a = F_m(x, c): (N,3,H,W) in [-1,1], c (N,) in {0,1} -> (N,3,H,W) in [-1,1]."""
+        return self.amn(x, c)
+
+    @staticmethod
+    def blend(x: torch.Tensor, x_a: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """x_a * mask + x * (1 - mask): pixels where mask == 0 are x exactly."""
+        return x_a * mask + x * (1 - mask)
+
+    def forward(self, x: torch.Tensor, c: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(x (N,3,H,W) in [-1,1], c (N,) in {0,1}) -> (x_edit (N,3,H,W) in [-1,1], mask (N,1,H,W) in [0,1])."""
+        mask = self.attention(x)
+        return self.blend(x, self.manipulate(x, c), mask), mask
+
+
+class SaGANDiscriminator(nn.Module):
+    """x (N,3,H,W) in [-1,1] -> (critic (N,) unbounded, attr_logit (N,) unbounded).
+
+    ``torch.sigmoid(attr_logit)`` is the probability that the attribute is present.
+    """
+
+    def __init__(self, cfg: SaganModelConfig) -> None:
+        super().__init__()
+        self.cfg = cfg
+        layers: list[nn.Module] = []
+        in_ch, w = 3, cfg.d_width
+        for _ in range(cfg.d_layers):
+            layers += [nn.Conv2d(in_ch, w, 4, 2, 1, bias=True), nn.LeakyReLU(0.2)]
+            in_ch, w = w, w * 2
+        self.trunk = nn.Sequential(*layers)
+        self.src = nn.Conv2d(in_ch, 1, 3, 1, 1, bias=False)  # D_src: a WGAN critic map
+        self.cls = nn.Conv2d(in_ch, 1, cfg.d_out_size, 1, 0, bias=False)  # D_cls: one logit
+        init_weights(self)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        h = self.trunk(x)
+        critic = self.src(h).mean(dim=(1, 2, 3))
+        attr_logit = self.cls(h).flatten(1)[:, 0]
+        return critic, attr_logit
+
+
+def count_parameters(module: nn.Module) -> int:
+    return sum(p.numel() for p in module.parameters())
+
+
+def conv_macs(module: nn.Module, x: torch.Tensor, *args) -> int:
+    """Multiply-accumulates of the convolutions in one forward of ``module`` on ``x``.
+
+    Counted with forward hooks: k_h * k_w * C_in/groups * C_out * H_out * W_out
+    per conv / deconv (for a deconv, per input pixel). Norms and activations
+    are not counted (they are a fraction of a percent here).
+    """
+    total = 0
+
+    def hook(m: nn.Module, inp: tuple, out: torch.Tensor) -> None:
+        nonlocal total
+        kh, kw = m.kernel_size
+        if isinstance(m, nn.ConvTranspose2d):
+            n, _, h, w = inp[0].shape
+            total += n * h * w * kh * kw * m.in_channels * m.out_channels // m.groups
+        else:
+            n, _, h, w = out.shape
+            total += n * h * w * kh * kw * m.in_channels // m.groups * m.out_channels
+
+    handles = [m.register_forward_hook(hook) for m in module.modules() if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d))]
+    try:
+        with torch.no_grad():
+            module(x, *args)
+    finally:
+        for h in handles:
+            h.remove()
+    return total

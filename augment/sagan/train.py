@@ -1,0 +1,374 @@
+"""SaGAN training: small step functions, a resumable ``train`` loop, the ``train_sagan`` stage.
+
+One generator per attribute. Per generator step: ``n_critic`` critic steps,
+each on a fresh balanced batch (half with the attribute, half without), then
+one generator step on the last of those batches; the target of every image is
+its flipped label. Adam (lr, beta1, beta2) for both networks.
+
+Everything a run needs to continue exactly lives in its checkpoints (G, D,
+both optimisers, the interpolation RNG); the data order is a pure function of
+(seed, batch number), so resuming at step s gives the weights of an
+uninterrupted run. Layout of one attribute's folder ``<run_dir>/<attribute>/``:
+
+- ``checkpoints/step_XXXXXXX/``: full checkpoints (the last two are kept);
+- ``generator/``: the final generator alone, what the edit stage loads;
+- ``metrics.jsonl``: one line per ``log_every`` steps with every loss term;
+
+and sample grids in ``<run_dir>/samples/<attribute>/step_XXXXXXX.png``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import logging
+import shutil
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader
+from tqdm import tqdm
+
+from augment import checkpoint as ckpt
+from augment import distributed as dist
+from augment import manifest as mf
+from augment.config import PipelineConfig, TrainSaganConfig, section_json
+from augment.runtime import derive_seed, resolve_device
+from augment.sagan.data import BalancedBatchSampler, ImageDataset, attribute_rows, save_png, to_uint8
+from augment.sagan.losses import d_loss, g_loss
+from augment.sagan.model import SaganModelConfig, SaGANDiscriminator, SaGANGenerator, model_config
+
+log = logging.getLogger("augment.train_sagan")
+
+CHECKPOINT_KIND = "sagan"
+GENERATOR_KIND = "sagan_generator"
+KEEP_CHECKPOINTS = 2
+
+
+# --------------------------------------------------------------------------- #
+# Steps
+# --------------------------------------------------------------------------- #
+
+
+def _autocast(device: torch.device):
+    """bf16 autocast on CUDA; nothing on CPU (bf16 convs are slow there)."""
+    if device.type == "cuda":
+        return torch.autocast("cuda", dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+def d_step(G, D, opt_D: torch.optim.Optimizer, x_real: torch.Tensor, c_org: torch.Tensor,
+           alpha: torch.Tensor, tcfg: TrainSaganConfig) -> dict[str, float]:
+    """One critic update. ``x_real`` (N,3,H,W) in [-1,1], ``c_org`` (N,) in {0,1},
+    ``alpha`` (N,) in [0,1]. ``G`` edits without gradients; ``D`` may be DDP-wrapped."""
+    device = x_real.device
+    with torch.no_grad(), _autocast(device):
+        x_fake, _ = dist.unwrap(G)(x_real, 1 - c_org)
+    with _autocast(device):
+        loss, parts = d_loss(D, x_real, x_fake.to(x_real.dtype), c_org, alpha,
+                             lambda_gp=tcfg.lambda_gp, lambda_cls=tcfg.lambda_cls)
+    opt_D.zero_grad(set_to_none=True)
+    loss.backward()
+    opt_D.step()
+    return parts
+
+
+def g_step(G, D, opt_G: torch.optim.Optimizer, x_real: torch.Tensor, c_org: torch.Tensor,
+           tcfg: TrainSaganConfig) -> dict[str, float]:
+    """One generator update towards the flipped labels. ``G`` may be DDP-wrapped;
+    ``D`` is used bare and frozen (its gradients are not needed)."""
+    D = dist.unwrap(D)
+    D.requires_grad_(False)
+    try:
+        with _autocast(x_real.device):
+            loss, parts = g_loss(G, D, x_real, c_org, 1 - c_org, lambda_cls=tcfg.lambda_cls,
+                                 lambda1=tcfg.lambda1, lambda2=tcfg.lambda2, lambda_mask=tcfg.lambda_mask)
+        opt_G.zero_grad(set_to_none=True)
+        loss.backward()
+        opt_G.step()
+    finally:
+        D.requires_grad_(True)
+    return parts
+
+
+# --------------------------------------------------------------------------- #
+# Checkpoints
+# --------------------------------------------------------------------------- #
+
+
+def build(mcfg: SaganModelConfig, tcfg: TrainSaganConfig, seed: int, device: torch.device):
+    """(G, D, opt_G, opt_D), initialised from ``seed`` without touching the global RNG."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        G, D = SaGANGenerator(mcfg), SaGANDiscriminator(mcfg)
+    memory_format = torch.channels_last if device.type == "cuda" else torch.contiguous_format
+    G = G.to(device, memory_format=memory_format)
+    D = D.to(device, memory_format=memory_format)
+    betas = (tcfg.beta1, tcfg.beta2)
+    opt_G = torch.optim.Adam(G.parameters(), lr=tcfg.lr, betas=betas)
+    opt_D = torch.optim.Adam(D.parameters(), lr=tcfg.lr, betas=betas)
+    return G, D, opt_G, opt_D
+
+
+def checkpoint_meta(mcfg: SaganModelConfig, attribute: str, step: int, seed: int, config_hash: str,
+                    preset: str, kind: str = CHECKPOINT_KIND) -> dict[str, Any]:
+    return {
+        "kind": kind,
+        "model_config": mcfg.to_dict(),
+        "preset": preset,
+        "attribute": attribute,
+        "step": step,
+        "seed": seed,
+        "config_hash": config_hash,
+        "image_size": mcfg.image_size,
+    }
+
+
+def _check_model(meta: dict, mcfg: SaganModelConfig, path: Path) -> None:
+    if meta.get("model_config") != mcfg.to_dict():
+        raise ckpt.CheckpointError(
+            f"{path}: checkpoint has model_config={meta.get('model_config')}, "
+            f"but model_config={mcfg.to_dict()} is configured"
+        )
+
+
+def load_generator(path: Path | str, attribute: str | None = None, device: str | torch.device = "cpu"
+                   ) -> tuple[SaGANGenerator, dict]:
+    """Rebuild a generator from a checkpoint folder (a ``generator/`` export or a
+    full training checkpoint); eval mode. ``attribute``, when given, must match."""
+    path = Path(path)
+    expect = {"attribute": attribute} if attribute is not None else None
+    states, meta = ckpt.load(path, device=str(device), expect=expect)
+    if meta.get("kind") not in (CHECKPOINT_KIND, GENERATOR_KIND):
+        raise ckpt.CheckpointError(f"{path}: a {meta.get('kind')!r} checkpoint, not a SaGAN generator")
+    G = SaGANGenerator(SaganModelConfig.from_dict(meta["model_config"]))
+    G.load_state_dict(states["G"])
+    return G.to(device).eval(), meta
+
+
+def weights_id(path: Path) -> str:
+    """16-hex id of a checkpoint folder: sha256 of its weights file."""
+    return mf.file_digest(Path(path) / ckpt.WEIGHTS)[:16]
+
+
+def _prune(folder: Path, keep: int) -> None:
+    done = sorted((d for d in folder.glob("step_*") if d.is_dir()), key=lambda d: d.name)
+    for d in done[:-keep]:
+        shutil.rmtree(d, ignore_errors=True)
+
+
+# --------------------------------------------------------------------------- #
+# Samples and metrics
+# --------------------------------------------------------------------------- #
+
+
+@torch.no_grad()
+def sample_grid(G: SaGANGenerator, x: torch.Tensor) -> np.ndarray:
+    """One row per image: input | edit to 1 | edit to 0 | mask; (H*N, W*4, 3) uint8."""
+    mask = G.attention(x)
+    ones, zeros = torch.ones(len(x), device=x.device), torch.zeros(len(x), device=x.device)
+    to1 = G.blend(x, G.manipulate(x, ones), mask)
+    to0 = G.blend(x, G.manipulate(x, zeros), mask)
+    cols = [x, to1, to0, mask.expand(-1, 3, -1, -1) * 2 - 1]
+    imgs = [to_uint8(c.float()) for c in cols]  # each (N,H,W,3)
+    return np.concatenate([np.concatenate(list(row), axis=1) for row in zip(*imgs)], axis=0)
+
+
+def _truncate_metrics(path: Path, step: int) -> None:
+    """Drop lines logged after ``step`` (work redone after a resume)."""
+    if not path.is_file():
+        return
+    keep = [ln for ln in path.read_text().splitlines() if ln.strip() and json.loads(ln).get("step", 0) <= step]
+    path.write_text("".join(ln + "\n" for ln in keep))
+
+
+# --------------------------------------------------------------------------- #
+# The loop
+# --------------------------------------------------------------------------- #
+
+
+def fixed_batch(labels: np.ndarray, n: int) -> list[int]:
+    """Indices of the sample-grid images: the first n/2 with and n - n/2 without the attribute."""
+    pos, neg = np.flatnonzero(labels == 1), np.flatnonzero(labels == 0)
+    return [int(i) for i in pos[: n // 2]] + [int(i) for i in neg[: n - len(pos[: n // 2])]]
+
+
+def train(
+    attribute: str,
+    dataset: ImageDataset,
+    mcfg: SaganModelConfig,
+    tcfg: TrainSaganConfig,
+    out_dir: Path,
+    *,
+    seed: int,
+    device: torch.device | str = "cpu",
+    config_hash: str = "",
+    samples_dir: Path | None = None,
+    steps: int | None = None,
+) -> Path:
+    """Train (or resume) one attribute's SaGAN; returns the checkpoint folder of the last step.
+
+    ``dataset`` yields (image (3,S,S) in [-1,1], label in {0,1}); S must be
+    ``mcfg.image_size``. ``steps`` (default ``tcfg.steps``) lets a caller stop
+    early; a later call with more steps continues from the latest checkpoint.
+    """
+    device = torch.device(device)
+    steps = tcfg.steps if steps is None else steps
+    out_dir = Path(out_dir)
+    ckpt_dir = out_dir / "checkpoints"
+    metrics_path = out_dir / "metrics.jsonl"
+    main = dist.is_main()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    if dataset.size != mcfg.image_size:
+        raise ValueError(f"dataset images are {dataset.size} px, the model wants {mcfg.image_size} px")
+
+    G, D, opt_G, opt_D = build(mcfg, tcfg, derive_seed(seed, "train_sagan", attribute, "init"), device)
+    alpha_rng = torch.Generator(device="cpu").manual_seed(
+        derive_seed(seed, "train_sagan", attribute, "alpha", dist.rank()))
+    step = 0
+    last = ckpt.latest(ckpt_dir)
+    if last is not None:
+        states, meta = ckpt.load(last, device=str(device), expect={"kind": CHECKPOINT_KIND, "attribute": attribute})
+        _check_model(meta, mcfg, last)
+        G.load_state_dict(states["G"])
+        D.load_state_dict(states["D"])
+        opt_G.load_state_dict(states["opt_G"])
+        opt_D.load_state_dict(states["opt_D"])
+        alpha_rng.set_state(states["rng"][f"alpha_{dist.rank()}"]
+                            if f"alpha_{dist.rank()}" in states["rng"] else states["rng"]["alpha_0"])
+        step = int(meta["step"])
+        log.info("[train_sagan] %s: resuming from %s (step %d)", attribute, last, step)
+        if main:
+            _truncate_metrics(metrics_path, step)
+
+    def save(at: int) -> Path:
+        # Every rank's interpolation RNG, so a resumed multi-process run is exact too.
+        rngs = dist.all_gather_object(alpha_rng.get_state())
+        path = ckpt_dir / f"step_{at:07d}"
+        if main:
+            ckpt.save(
+                path,
+                {"G": dist.unwrap(G).state_dict(), "D": dist.unwrap(D).state_dict(),
+                 "opt_G": opt_G.state_dict(), "opt_D": opt_D.state_dict(),
+                 "rng": {f"alpha_{r}": s for r, s in enumerate(rngs)}},
+                checkpoint_meta(mcfg, attribute, at, seed, config_hash, tcfg.preset),
+            )
+            _prune(ckpt_dir, KEEP_CHECKPOINTS)
+        dist.barrier()
+        return path
+
+    if step >= steps:
+        return ckpt_dir / f"step_{step:07d}"
+
+    G_train, D_train = dist.wrap_ddp(G, device), dist.wrap_ddp(D, device)
+    sampler = BalancedBatchSampler(dataset.labels, tcfg.batch_size, derive_seed(seed, "train_sagan", attribute, "data"),
+                                   start=step * tcfg.n_critic, rank=dist.rank(), world_size=dist.world_size())
+    loader = DataLoader(dataset, batch_sampler=sampler, num_workers=tcfg.workers,
+                        pin_memory=device.type == "cuda", persistent_workers=tcfg.workers > 0)
+    batches = iter(loader)
+    fixed = fixed_batch(dataset.labels, tcfg.sample_images)
+    x_fixed = torch.stack([dataset[i][0] for i in fixed]).to(device)
+    memory_format = torch.channels_last if device.type == "cuda" else torch.contiguous_format
+
+    sums: dict[str, float] = {}
+    counts: dict[str, int] = {}
+    t_log = time.perf_counter()
+    steps_since_log = 0
+    bar = tqdm(total=steps, initial=step, desc=f"train_sagan {attribute}", unit="step", disable=not main,
+               dynamic_ncols=True)
+    deterministic_before = torch.are_deterministic_algorithms_enabled()
+    if tcfg.deterministic:
+        torch.use_deterministic_algorithms(True)
+    try:
+        while step < steps:
+            for _ in range(tcfg.n_critic):
+                x_real, c_org = next(batches)
+                x_real = x_real.to(device, non_blocking=True, memory_format=memory_format)
+                c_org = c_org.to(device, non_blocking=True)
+                alpha = torch.rand(len(x_real), generator=alpha_rng).to(device)
+                for k, v in d_step(G_train, D_train, opt_D, x_real, c_org, alpha, tcfg).items():
+                    sums[k] = sums.get(k, 0.0) + v
+                    counts[k] = counts.get(k, 0) + 1
+            for k, v in g_step(G_train, D_train, opt_G, x_real, c_org, tcfg).items():
+                sums[k] = sums.get(k, 0.0) + v
+                counts[k] = counts.get(k, 0) + 1
+            step += 1
+            steps_since_log += 1
+            bar.update(1)
+            if step % tcfg.log_every == 0 or step == steps:
+                elapsed = time.perf_counter() - t_log
+                record = {"step": step, **{k: sums[k] / counts[k] for k in sums},
+                          "step_time_s": elapsed / steps_since_log,
+                          "images_per_s": steps_since_log * tcfg.n_critic * tcfg.batch_size
+                          * dist.world_size() / elapsed}
+                if main:
+                    with open(metrics_path, "a") as fh:
+                        fh.write(json.dumps(record) + "\n")
+                bar.set_postfix(W=f"{record['wasserstein']:.2f}", id=f"{record['g_rec_id']:.3f}",
+                                mask=f"{record['mask_mean']:.2f}", acc=f"{record['d_acc_real']:.2f}")
+                sums, counts, steps_since_log, t_log = {}, {}, 0, time.perf_counter()
+            if samples_dir is not None and main and (step % tcfg.sample_every == 0 or step == steps):
+                save_png(sample_grid(dist.unwrap(G), x_fixed), Path(samples_dir) / f"step_{step:07d}.png")
+            if step % tcfg.checkpoint_every == 0 or step == steps:
+                save(step)
+    finally:
+        bar.close()
+        torch.use_deterministic_algorithms(deterministic_before)
+    return ckpt_dir / f"step_{step:07d}"
+
+
+def export_generator(checkpoint: Path, out: Path) -> Path:
+    """Copy the generator alone out of a full checkpoint (what the edit stage loads)."""
+    states, meta = ckpt.load(checkpoint)
+    keep = {k: meta[k] for k in ("model_config", "preset", "attribute", "step", "seed", "config_hash", "image_size")}
+    ckpt.save(out, {"G": states["G"]}, {**keep, "kind": GENERATOR_KIND})
+    return out
+
+
+# --------------------------------------------------------------------------- #
+# The stage
+# --------------------------------------------------------------------------- #
+
+
+def stage_model_config(tcfg: TrainSaganConfig) -> SaganModelConfig:
+    return model_config(tcfg.preset, tcfg.image_size, tcfg.g_width, tcfg.d_width, tcfg.res_blocks)
+
+
+def run_stage(cfg: PipelineConfig, inputs: dict, run_dir: Path) -> dict[str, mf.Manifest]:
+    """train_sagan: one generator per ``train_sagan.attributes`` on the aligned
+    ``train`` split -> the ``generators`` manifest (root = run_dir)."""
+    tcfg = cfg.train_sagan
+    aligned: mf.Manifest = inputs["aligned"]
+    device = resolve_device(cfg.device)
+    mcfg = stage_model_config(tcfg)
+    chash = hashlib.sha256(section_json(cfg, ["train_sagan"]).encode()).hexdigest()[:16]
+    rows = []
+    for attribute in tcfg.attributes:
+        paths, labels = attribute_rows(aligned, attribute, ["train"])
+        n_pos = int(labels.sum())
+        log.info("[train_sagan] %s: %d training images with a known label (%d with, %d without)",
+                 attribute, len(labels), n_pos, len(labels) - n_pos)
+        dataset = ImageDataset(paths, mcfg.image_size, labels)
+        out_dir = run_dir / attribute
+        last = train(attribute, dataset, mcfg, tcfg, out_dir, seed=cfg.seed, device=device, config_hash=chash,
+                     samples_dir=run_dir / "samples" / attribute)
+        gen_dir = out_dir / "generator"
+        if dist.is_main():
+            export_generator(last, gen_dir)
+            rows.append({
+                "attribute": attribute,
+                "path": gen_dir.relative_to(run_dir).as_posix(),
+                "generator_id": weights_id(gen_dir),
+                "step": tcfg.steps,
+                "preset": tcfg.preset,
+                "image_size": mcfg.image_size,
+                "train_images": len(labels),
+                "train_positive": n_pos,
+            })
+        dist.barrier()
+    return {"generators": mf.Manifest("generators", mf.frame("generators", rows), run_dir)}
+

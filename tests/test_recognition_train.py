@@ -1,0 +1,292 @@
+"""ManifestDataset, the train_recognition stage (resume, determinism) and the evaluate stage on toy faces."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from augment import checkpoint as ckpt
+from augment import manifest as mf
+from augment.data.errors import DatasetError
+from recognition import train as rt
+from recognition.data import ManifestDataset, label_map
+from recognition.embed import load_recognizer
+from tests.recognition_fixtures import make_edits, make_faces, tiny_config
+
+
+@pytest.fixture(scope="module")
+def toy(tmp_path_factory):
+    root = tmp_path_factory.mktemp("toy")
+    aligned = make_faces(root / "aligned", n_ids=6, per_id=8)
+    test = make_faces(root / "aligned", n_ids=2, per_id=4, first_id=50, split="test", seed=5)
+    aligned = mf.Manifest("images", pd.concat([aligned.df, test.df], ignore_index=True), root / "aligned")
+    train_only = mf.Manifest("images", aligned.df[aligned.df["split"] == "train"].reset_index(drop=True), aligned.root)
+    edits = make_edits(root / "edits", train_only, "Eyeglasses")
+    evals = make_faces(root / "eval", n_ids=6, per_id=5, first_id=200, split="test", seed=9, source="lfw")
+    return {"aligned": aligned, "edits": edits, "eval": evals}
+
+
+def lfw_pairs(evals: mf.Manifest, seed: int = 0) -> mf.Manifest:
+    """Two folds of same/different pairs over the toy evaluation images."""
+    rng = np.random.default_rng(seed)
+    df = evals.df
+    rows = []
+    for fold in range(2):
+        for same in (True, False):
+            for _ in range(20):
+                a = df.iloc[rng.integers(len(df))]
+                pool = df[(df["identity"] == a.identity) & (df["path"] != a.path)] if same else df[df["identity"] != a.identity]
+                b = pool.iloc[rng.integers(len(pool))]
+                rows.append({"fold": fold, "path_a": a.path, "path_b": b.path, "same": same})
+    return mf.Manifest("pairs", pd.DataFrame(rows).astype({"fold": np.int16}), evals.root)
+
+
+# --------------------------------------------------------------------------- #
+# ManifestDataset
+# --------------------------------------------------------------------------- #
+
+
+def test_manifest_dataset_items(toy):
+    train = toy["aligned"]
+    ds = ManifestDataset([train, toy["edits"]], image_size=16)
+    assert len(ds) == len(train) + len(toy["edits"])
+    x, y = ds[0]
+    assert x.shape == (3, 16, 16) and x.dtype == torch.float32
+    assert -1.0 <= float(x.min()) and float(x.max()) <= 1.0
+    assert ds.num_classes == len(set(train.df["identity"]))
+    # an edit has its parent's label
+    e = len(train)
+    parent = train.df.index[train.df["sample_id"] == toy["edits"].df["parent_id"].iloc[0]][0]
+    assert ds[e][1] == ds[int(parent)][1]
+    assert sorted(set(ds.frame["label"])) == list(range(ds.num_classes))
+
+
+def test_manifest_dataset_augmentation_is_seeded_per_epoch_and_item(toy):
+    import albumentations as A
+
+    aug = A.Compose([A.HorizontalFlip(p=0.5), A.ColorJitter(0.3, 0.3, 0.3, 0.05, p=1.0)])
+    a = ManifestDataset(toy["aligned"], transform=aug, seed=3)
+    b = ManifestDataset(toy["aligned"], transform=aug, seed=3)
+    b[5], b[2]  # another access order must not matter
+    assert torch.equal(a[2][0], b[2][0])
+    a.set_epoch(1)
+    assert not torch.equal(a[2][0], b[2][0])
+
+
+def test_manifest_dataset_names_a_missing_file(toy, tmp_path):
+    df = toy["aligned"].df.copy()
+    df.loc[0, "path"] = "nope/missing.png"
+    ds = ManifestDataset(mf.Manifest("images", df, toy["aligned"].root))
+    with pytest.raises(DatasetError, match="missing.png: not found"):
+        ds[0]
+
+
+def test_label_map_is_contiguous_and_sorted():
+    assert label_map([7, 3, 7, 10]) == {3: 0, 7: 1, 10: 2}
+
+
+def test_model_specs(toy):
+    edits = toy["edits"]
+    two = mf.Manifest("images", pd.concat([edits.df, edits.df.assign(attribute="Smiling")], ignore_index=True), edits.root)
+    names = lambda specs: [s.name for s in specs]  # noqa: E731
+    assert names(rt.model_specs(toy["aligned"], None, "per_attribute", ("train",))) == ["baseline"]
+    assert names(rt.model_specs(toy["aligned"], two, "per_attribute", ("train",))) == ["baseline", "+Eyeglasses", "+Smiling"]
+    specs = rt.model_specs(toy["aligned"], two, "both", ("train",))
+    assert names(specs) == ["baseline", "+Eyeglasses", "+Smiling", "+all"]
+    n_train = int((toy["aligned"].df["split"] == "train").sum())
+    assert [s.images for s in specs] == [n_train, n_train + len(edits), n_train + len(edits), n_train + 2 * len(edits)]
+
+
+def test_lr_schedule():
+    lrs = [rt.lr_at(s, 100, 0.1, 10) for s in range(100)]
+    assert lrs[0] == pytest.approx(0.01) and lrs[9] == pytest.approx(0.1)
+    assert all(a >= b for a, b in zip(lrs[9:], lrs[10:])) and lrs[-1] < 0.001
+
+
+# --------------------------------------------------------------------------- #
+# The stages
+# --------------------------------------------------------------------------- #
+
+
+def run_train(toy, tmp_path: Path, **over):
+    cfg = tiny_config(tmp_path, **over)
+    run_dir = tmp_path / "train_recognition"
+    out = rt.run_stage(cfg, {"aligned": toy["aligned"], "edits": toy["edits"]}, run_dir)
+    m = out["recognizers"]
+    mf.write(m, run_dir / "recognizers.parquet")
+    return cfg, run_dir, mf.read(run_dir / "recognizers.parquet", kind="recognizers")
+
+
+@pytest.fixture(scope="module")
+def trained(toy, tmp_path_factory):
+    return run_train(toy, tmp_path_factory.mktemp("trained"))
+
+
+def test_train_stage_outputs(trained):
+    cfg, run_dir, rec = trained
+    assert list(rec.df["name"]) == ["baseline", "+Eyeglasses"]
+    assert list(rec.df["attributes"].map(list)) == [[], ["Eyeglasses"]]
+    assert list(rec.df["train_images"]) == [48, 48 + 96]
+    for row in rec.df.itertuples():
+        model, meta = load_recognizer(rec.root / row.path)
+        assert meta["backbone"] == "resnet18" and meta["image_size"] == 32 and meta["classes"] == 6
+        assert meta["epoch"] == 2 and meta["head"] == "cosface" and meta["embedding_size"] == 32
+        with torch.no_grad():
+            assert model(torch.zeros(2, 3, 32, 32)).shape == (2, 32)
+    # the augmentation is saved as albumentations JSON and loads back
+    import albumentations as A
+
+    loaded = A.load(str(run_dir / rt.AUGMENTATION_FILE), data_format="json")
+    assert [type(t).__name__ for t in loaded.transforms] == ["HorizontalFlip", "ColorJitter"]
+    lines = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    assert [(r["model"], r["epoch"]) for r in lines] == [("baseline", 1), ("baseline", 2), ("+Eyeglasses", 1), ("+Eyeglasses", 2)]
+    assert all(np.isfinite(r["loss"]) and r["images_per_s"] > 0 for r in lines)
+    # the augmented model saw three times the images in the same number of epochs
+    assert lines[3]["step"] == 3 * lines[1]["step"]
+
+
+def test_training_learns_the_toy_identities(trained):
+    _, _, rec = trained
+    first, last = [], []
+    lines = [json.loads(line) for line in (rec.root / "metrics.jsonl").read_text().splitlines()]
+    for name in ("baseline", "+Eyeglasses"):
+        mine = [r for r in lines if r["model"] == name]
+        first.append(mine[0]["loss"]), last.append(mine[-1]["loss"])
+    assert all(b < a for a, b in zip(first, last))
+
+
+def test_same_seed_same_weights_and_equal_steps(toy, trained, tmp_path):
+    _, _, rec = trained
+    _, _, again = run_train(toy, tmp_path / "again", models="per_attribute")
+    assert list(again.df["weights_sha256"]) == list(rec.df["weights_sha256"])
+    _, _, eq = run_train(toy, tmp_path / "eq", budget="equal_steps")
+    assert eq.df["steps"].nunique() == 1 and eq.df["steps"].iloc[0] == rec.df["steps"].iloc[0]
+
+
+def test_interrupted_training_resumes_to_the_same_weights(toy, trained, tmp_path, monkeypatch):
+    _, _, rec = trained
+    real_prune = rt._prune
+    calls = {"n": 0}
+
+    def interrupt_after_first_checkpoint(folder, keep):
+        real_prune(folder, keep)
+        calls["n"] += 1
+        if calls["n"] == 1:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(rt, "_prune", interrupt_after_first_checkpoint)
+    with pytest.raises(KeyboardInterrupt):
+        run_train(toy, tmp_path)
+    partial = tmp_path / "train_recognition" / "models" / "baseline" / "checkpoints"
+    assert ckpt.latest(partial) is not None and not (partial.parent / "final").exists()
+    _, _, resumed = run_train(toy, tmp_path)
+    assert list(resumed.df["weights_sha256"]) == list(rec.df["weights_sha256"])
+
+
+def test_checkpoint_of_another_backbone_is_refused(trained, toy, tmp_path):
+    _, _, rec = trained
+    with pytest.raises(ckpt.CheckpointError, match="backbone='resnet18'.*backbone='mobilefacenet'"):
+        load_recognizer(rec.root / rec.df["path"].iloc[0], backbone="mobilefacenet")
+    # resuming a run folder whose checkpoints were made with another backbone
+    _, run_dir, _ = trained
+    import shutil
+
+    copy = tmp_path / "train_recognition"
+    shutil.copytree(run_dir / "models" / "baseline" / "checkpoints", copy / "models" / "baseline" / "checkpoints")
+    cfg = tiny_config(tmp_path, backbone="mobilefacenet", width=0)
+    with pytest.raises(ckpt.CheckpointError, match="backbone"):
+        rt.run_stage(cfg, {"aligned": toy["aligned"]}, copy)
+
+
+def test_evaluate_stage(trained, toy, tmp_path):
+    from recognition.evaluate import run_stage
+
+    cfg, run_dir, rec = trained
+    cfg = replace(cfg, evaluate=replace(cfg.evaluate, protocols=("lfw", "celeba-ident"), bootstrap=50))
+    pairs = lfw_pairs(toy["eval"])
+    inputs = {"recognizers": rec, "eval_aligned": toy["eval"], "pairs": pairs, "aligned": toy["aligned"]}
+    out_dir = tmp_path / "evaluate"
+    out_dir.mkdir()
+    out = run_stage(cfg, inputs, out_dir)
+    metrics = json.loads(out["recognition_metrics"].read_text())
+    assert metrics["protocol"] == "lfw" and set(metrics["protocols"]) == {"lfw", "celeba-ident"}
+    assert set(metrics["models"]) == {"baseline", "+Eyeglasses"}
+    base = metrics["models"]["baseline"]
+    assert set(base["tar_at_far"]) == {"0.001", "0.01", "0.1"}
+    assert base["pairs"] == 80 and not base["threshold_from_same_fold"]
+    # distinct toy identities: pairs mapped to the right images score far above chance
+    assert base["accuracy_mean"] > 0.7
+    d = metrics["deltas"]["+Eyeglasses"]
+    assert 0.0 <= d["accuracy"]["p_value"] <= 1.0 and "ci95" in d["tar_at_far_0.01"]
+    assert metrics["paper"]["baseline"]["tar_at_far_0.01"] == 0.835
+    assert metrics["paper"]["+Eyeglasses"]["tar_at_far_0.01"] == 0.85
+    ident = metrics["protocols"]["celeba-ident"]["models"]["baseline"]
+    assert ident["targets"] == 2 and ident["queries"] == 6
+    assert (out_dir / "roc.png").read_bytes()[:4] == b"\x89PNG"
+    # embeddings were cached; a rerun reuses them and gives the same metrics
+    assert (out_dir / "embeddings" / "lfw" / "baseline.parquet").is_file()
+    again = json.loads(run_stage(cfg, inputs, out_dir)["recognition_metrics"].read_text())
+    assert again == metrics
+
+
+def test_evaluate_stage_names_images_missing_from_the_alignment(trained, toy, tmp_path):
+    from recognition.evaluate import run_stage
+
+    cfg, _, rec = trained
+    pairs = lfw_pairs(toy["eval"])
+    ev = toy["eval"]
+    dropped = ev.df["path"].iloc[0]
+    fewer = mf.Manifest("images", ev.df.iloc[1:].reset_index(drop=True), ev.root)
+    rejects = mf.Manifest("rejects", pd.DataFrame({"sample_id": ["x"], "path": [dropped], "reason": ["no_face"],
+                                                   "detail": [""]}), ev.root)  # fmt: skip
+    with pytest.raises(DatasetError, match=f"have no aligned face: {dropped} \\(no_face\\)"):
+        run_stage(cfg, {"recognizers": rec, "eval_aligned": fewer, "pairs": pairs, "rejects": rejects}, tmp_path)
+
+
+DDP_SCRIPT = """
+import sys
+from pathlib import Path
+sys.path.insert(0, {repo!r})
+from augment import distributed as dist
+from augment import manifest as mf
+from recognition import train as rt
+from tests.recognition_fixtures import tiny_config
+
+tmp = Path({tmp!r})
+aligned, edits = mf.read(tmp / "aligned.parquet"), mf.read(tmp / "edits.parquet")
+out = rt.run_stage(tiny_config(tmp), {{"aligned": aligned, "edits": edits}}, tmp / "train_recognition")
+if dist.is_main():
+    mf.write(out["recognizers"], tmp / "recognizers.parquet")
+dist.shutdown()
+"""
+
+
+@pytest.mark.slow
+def test_two_process_ddp_training(toy, trained, tmp_path):
+    """torchrun with 2 CPU processes (gloo): same models and steps as one process."""
+    import subprocess
+    import sys
+
+    repo = Path(__file__).resolve().parents[1]
+    mf.write(toy["aligned"], tmp_path / "aligned.parquet")
+    mf.write(toy["edits"], tmp_path / "edits.parquet")
+    script = tmp_path / "ddp.py"
+    script.write_text(DDP_SCRIPT.format(repo=str(repo), tmp=str(tmp_path)))
+    proc = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", str(script)],
+        capture_output=True, text=True, timeout=300, cwd=repo,
+        env={**__import__("os").environ, "OMP_NUM_THREADS": "1"},
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    got = mf.read(tmp_path / "recognizers.parquet", kind="recognizers").df
+    want = trained[2].df
+    assert list(got["name"]) == list(want["name"])
+    assert list(got["steps"]) == list(want["steps"])  # the global batch is split across ranks
+    lines = (tmp_path / "train_recognition" / "metrics.jsonl").read_text().splitlines()
+    assert len(lines) == 4  # rank 0 alone logs

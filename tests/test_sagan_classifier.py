@@ -1,0 +1,80 @@
+"""The independent attribute classifier: masked loss, training, the stage, scoring images."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from augment import checkpoint as ckpt
+from augment import manifest as mf
+from augment.config import PipelineConfig, TrainClassifierConfig
+from augment.sagan import classifier as C
+from tests.sagan_fixtures import make_dataset
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def test_masked_bce_ignores_unknown_labels_and_weights_positives():
+    logits = torch.tensor([[2.0, -1.0], [0.5, 3.0]])
+    labels = torch.tensor([[1.0, -1.0], [0.0, 1.0]])
+    pos_weight = torch.tensor([3.0, 1.0])
+    got = C.masked_bce(logits, labels, pos_weight)
+    sp = torch.nn.functional.softplus
+    # known entries: (0,0) positive weighted 3, (1,0) negative, (1,1) positive weighted 1
+    expected = (3 * sp(-logits[0, 0]) + sp(logits[1, 0]) + sp(-logits[1, 1])) / 3
+    assert got.item() == pytest.approx(expected.item(), rel=1e-6)
+
+
+def test_augment_batch_is_seeded_and_keeps_shape():
+    x = torch.rand(4, 3, 16, 16)
+    a, b = C.augment_batch(x, 7), C.augment_batch(x, 7)
+    assert torch.equal(a, b) and a.shape == x.shape
+    assert not torch.equal(C.augment_batch(x, 8), a)
+
+
+def test_stage_learns_the_attribute_and_records_held_out_accuracy(tmp_path):
+    aligned, _ = make_dataset(tmp_path / "data", n=48, unknown=4)
+    cfg = PipelineConfig(
+        train_classifier=TrainClassifierConfig(attributes=("Eyeglasses", "Smiling"), image_size=16, width=8,
+                                               steps=60, batch_size=8, lr=3e-3, checkpoint_every=30),
+        device="cpu",
+    )
+    run_dir = tmp_path / "train_classifier"
+    run_dir.mkdir()
+    out = C.run_stage(cfg, {"aligned": aligned}, run_dir)["classifiers"]
+    back = mf.read(mf.write(out, run_dir / "classifiers.parquet"), "classifiers")
+    row = back.df.iloc[0]
+    assert list(row["attributes"]) == ["Eyeglasses", "Smiling"]
+    assert row["eval_split"] == "val" and row["eval_images"] == 7  # 8 val faces, one unlabelled
+    acc = dict(zip(row["attributes"], row["accuracy"]))
+    assert acc["Eyeglasses"] >= 0.85  # a dark bar is easy to see
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert metrics["split"] == "val"
+    assert metrics["attributes"]["Eyeglasses"]["accuracy"] == pytest.approx(acc["Eyeglasses"], abs=1e-6)
+    assert row["classifier_id"] == mf.file_digest(run_dir / "classifier" / ckpt.WEIGHTS)[:16]
+
+    model, meta = C.classifier_from_manifest(back, "Eyeglasses")
+    assert meta["kind"] == C.KIND and not model.training
+    # scoring works at any input size (resized to the classifier's)
+    x = torch.rand(3, 3, 32, 32) * 2 - 1
+    p = model.attribute_probability(x, "Eyeglasses")
+    assert p.shape == (3,) and (p >= 0).all() and (p <= 1).all()
+    assert model.probabilities(x).shape == (3, 2)
+    with pytest.raises(ValueError, match="Bangs"):
+        model.attribute_probability(x, "Bangs")
+    with pytest.raises(Exception, match="no classifier knows 'Bangs'"):
+        C.classifier_from_manifest(back, "Bangs")
+    # the train checkpoints resume: a rerun with the same config trains no further and agrees
+    ds_y = C.label_matrix(aligned.df, ("Eyeglasses", "Smiling"))
+    assert (ds_y[:, 1] == 0).sum() > 0 and np.isin(ds_y, (-1, 0, 1)).all()
+    again = C.run_stage(cfg, {"aligned": aligned}, run_dir)["classifiers"].df.iloc[0]
+    assert again["classifier_id"] == row["classifier_id"]

@@ -1,0 +1,115 @@
+"""eval_sagan: per-image metrics by hand, aligning the ground truth, the stage end to end."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from augment.config import EvalSaganConfig, PipelineConfig, TrainClassifierConfig, TrainSaganConfig
+from augment.sagan import classifier as C
+from augment.sagan import evaluate as E
+from augment.sagan import train as T
+from tests.sagan_fixtures import ALIGNED, BAR, SHIFT, make_dataset
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def test_image_metrics_by_hand():
+    x = np.zeros((4, 4, 3), np.float32)
+    edit = x.copy()
+    edit[0:2, 0:2] = 0.5  # the intended change
+    edit[3, 3] = 0.2  # a stray change
+    mask = np.zeros((4, 4), np.float32)
+    mask[0:2, 0:3] = 0.9  # predicted region: 6 pixels
+    cov = np.zeros((4, 4), np.float32)
+    cov[0:2, 0:2] = 1.0  # true region: 4 pixels
+    cov[2, 0] = 0.3  # partly changed: not in the IoU's region, not "untouched" either
+    cf = x.copy()
+    cf[0:2, 0:2] = 0.5
+    m = E.image_metrics(x, edit, mask, cf, cov)
+    assert m["mask_iou"] == pytest.approx(4 / 6)
+    assert m["mask_area"] == pytest.approx(6 * 0.9 / 16)
+    assert m["outside_change_mask"] == pytest.approx(0.2 / 10)  # 10 pixels with mask < 0.5
+    assert m["outside_change"] == pytest.approx(0.2 / 11)  # 11 pixels with no true change
+    assert m["psnr_vs_truth"] == pytest.approx(10 * math.log10(1 / (0.2**2 * 3 / 48)))
+    assert m["psnr_input_vs_truth"] == pytest.approx(10 * math.log10(1 / (0.25 * 12 / 48)))
+    perfect = E.image_metrics(x, cf, cov, cf, cov)
+    assert perfect["mask_iou"] == 1.0 and perfect["outside_change"] == 0.0 and perfect["psnr_vs_truth"] == 100.0
+    assert "mask_iou" not in E.image_metrics(x, edit, mask)
+
+
+def test_summarise_means_and_counts():
+    s = E.summarise([{"edit_success": 1.0, "mask_iou": 0.5}, {"edit_success": 0.0, "mask_iou": None}])
+    assert s["images"] == 2 and s["edit_success"] == 0.5 and s["mask_iou"] == 0.5 and s["groundtruth_images"] == 1
+    empty = E.summarise([])
+    assert empty["images"] == 0 and empty["mask_iou"] is None
+
+
+def test_ground_truth_is_aligned_with_the_rows_transform(tmp_path):
+    aligned, gt = make_dataset(tmp_path, n=12)
+    index = E.groundtruth_index(gt, "Eyeglasses", {"synthfaces"})
+    test_rows = aligned.df[aligned.df["split"] == "test"]
+    assert len(test_rows) == 2 and all(sid in index for sid in test_rows["sample_id"])
+    assert not any(sid in index for sid in aligned.df[aligned.df["split"] == "train"]["sample_id"])
+    row = test_rows.iloc[0]
+    g = index[row["sample_id"]]
+    cf, cov = E.truth_for(g, gt.root, row["transform"], ALIGNED, ALIGNED)
+    # the true region is the bar moved by the alignment's shift
+    ys, xs = np.nonzero(cov > 0.5)
+    assert ys.min() == BAR[0].start + SHIFT[1] and xs.min() == BAR[1].start + SHIFT[0]
+    # outside the region the counterfactual is the aligned image itself
+    src_aligned = cv2.cvtColor(cv2.imread(str(aligned.root / row["path"])), cv2.COLOR_BGR2RGB) / 255
+    untouched = cov <= 0
+    assert np.abs(cf - src_aligned)[untouched].max() < 1e-6
+    assert np.abs(cf - src_aligned)[cov >= 1].mean() > 0.1  # inside it really differs
+    # reduced to a smaller model size by area averaging, coverage stays a fraction
+    _, cov16 = E.truth_for(g, gt.root, row["transform"], ALIGNED, 16)
+    assert cov16.shape == (16, 16) and 0 <= cov16.min() and cov16.max() <= 1
+    assert cov16.mean() == pytest.approx(cov.mean(), rel=0.05)
+
+
+def test_stage_writes_metrics_per_attribute_and_direction(tmp_path):
+    aligned, gt = make_dataset(tmp_path / "data", n=30)
+    cfg = PipelineConfig(
+        train_sagan=TrainSaganConfig(preset="fast", image_size=16, g_width=4, d_width=4, res_blocks=1, steps=2,
+                                     batch_size=4, checkpoint_every=2, sample_every=100, log_every=1),
+        train_classifier=TrainClassifierConfig(image_size=16, width=8, steps=20, batch_size=8, checkpoint_every=20),
+        eval_sagan=EvalSaganConfig(split="test", batch_size=4),
+        device="cpu",
+    )
+    dirs = {n: tmp_path / n for n in ("train_sagan", "train_classifier", "eval_sagan")}
+    for d in dirs.values():
+        d.mkdir()
+    gens = T.run_stage(cfg, {"aligned": aligned}, dirs["train_sagan"])["generators"]
+    clfs = C.run_stage(cfg, {"aligned": aligned}, dirs["train_classifier"])["classifiers"]
+    inputs = {"aligned": aligned, "groundtruth": gt, "generators": gens, "classifiers": clfs}
+    out = E.run_stage(cfg, inputs, dirs["eval_sagan"])
+    assert out["sagan_metrics"] == dirs["eval_sagan"] / "metrics.json"
+    metrics = json.loads(out["sagan_metrics"].read_text())
+    m = metrics["Eyeglasses"]
+    n_test = sum(1 for _, r in aligned.df.iterrows() if r["split"] == "test" and r["attributes"] is not None)
+    assert m["images"] == n_test == m["groundtruth_images"]
+    assert m["add"]["images"] + m["remove"]["images"] == n_test
+    assert m["add"]["images"] > 0 and m["remove"]["images"] > 0
+    for key in ("edit_success", "outside_change", "mask_iou", "psnr_vs_truth", "classifier_accuracy",
+                "mask_area", "outside_change_mask", "psnr_input_vs_truth"):
+        assert m[key] is not None and np.isfinite(m[key]), key
+    assert 0 <= m["edit_success"] <= 1 and 0 <= m["mask_iou"] <= 1 and 0 <= m["outside_change"] <= 1
+    assert m["generator_id"] == gens.df.iloc[0]["generator_id"] and m["image_size"] == 16
+    assert (dirs["eval_sagan"] / "samples" / "Eyeglasses.png").is_file()
+    # without ground truth (a real dataset) the truth-based metrics are null, the others still there
+    out2 = E.run_stage(cfg, {k: v for k, v in inputs.items() if k != "groundtruth"}, dirs["eval_sagan"])
+    m2 = json.loads(out2["sagan_metrics"].read_text())["Eyeglasses"]
+    assert m2["mask_iou"] is None and m2["outside_change"] is None and m2["groundtruth_images"] == 0
+    assert m2["edit_success"] == m["edit_success"] and m2["mask_area"] == pytest.approx(m["mask_area"])

@@ -1,0 +1,124 @@
+"""SaGAN losses: the gradient penalty against hand computations, the loss recipes, one step each."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from augment.config import TrainSaganConfig
+from augment.sagan import train as T
+from augment.sagan.losses import attribute_loss, d_loss, g_loss, gradient_penalty, interpolate
+from augment.sagan.model import SaganModelConfig, SaGANDiscriminator, SaGANGenerator
+
+TINY = SaganModelConfig(image_size=16, g_width=4, g_downsample=2, g_res_blocks=1, d_width=4, d_layers=3)
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def _batch(n=4, s=16, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    x = torch.rand(n, 3, s, s, generator=g) * 2 - 1
+    c = torch.tensor([1.0, 0.0] * (n // 2))
+    return x, c
+
+
+def test_interpolate_lies_on_the_segment():
+    x_real, _ = _batch(seed=1)
+    x_fake, _ = _batch(seed=2)
+    alpha = torch.tensor([0.0, 1.0, 0.25, 0.5])
+    x_hat = interpolate(x_real, x_fake, alpha)
+    assert x_hat.requires_grad
+    assert torch.equal(x_hat[0], x_fake[0]) and torch.equal(x_hat[1], x_real[1])
+    assert torch.allclose(x_hat[2], 0.25 * x_real[2] + 0.75 * x_fake[2])
+
+
+def test_gradient_penalty_on_a_linear_critic_equals_the_hand_computation():
+    # D(x) = <w, x> + b has gradient w for every input: penalty (||w|| - 1)^2.
+    g = torch.Generator().manual_seed(0)
+    w = torch.randn(3, 4, 4, generator=g) * 0.3
+    x_real, x_fake = torch.randn(5, 3, 4, 4, generator=g), torch.randn(5, 3, 4, 4, generator=g)
+    x_hat = interpolate(x_real, x_fake, torch.rand(5, generator=g))
+    critic = (x_hat * w).sum(dim=(1, 2, 3)) + 0.7
+    gp = gradient_penalty(critic, x_hat)
+    expected = (math.sqrt(float((w.double() ** 2).sum())) - 1) ** 2
+    assert gp.item() == pytest.approx(expected, rel=1e-5)
+
+
+def test_gradient_penalty_per_sample_norm_on_a_quadratic_critic():
+    # D(x) = 0.5 ||x||^2 has gradient x: penalty mean_i (||x_i|| - 1)^2, not (||grad of the sum|| - 1)^2.
+    g = torch.Generator().manual_seed(1)
+    x_hat = (torch.randn(6, 3, 2, 2, generator=g) * 0.4).requires_grad_(True)
+    gp = gradient_penalty(0.5 * (x_hat**2).sum(dim=(1, 2, 3)), x_hat)
+    norms = x_hat.detach().double().flatten(1).norm(dim=1)
+    assert gp.item() == pytest.approx(float(((norms - 1) ** 2).mean()), rel=1e-5)
+
+
+def test_gradient_penalty_trains_the_critic():
+    w = torch.full((1, 3, 2, 2), 0.9, requires_grad=True)
+    x_hat = torch.randn(4, 3, 2, 2).requires_grad_(True)
+    gradient_penalty((x_hat * w).sum(dim=(1, 2, 3)), x_hat).backward()
+    # d/dw (||w|| - 1)^2 = 2 (||w|| - 1) w / ||w||, ||w|| = 0.9 * sqrt(12)
+    nw = 0.9 * math.sqrt(12)
+    assert torch.allclose(w.grad, torch.full_like(w, 2 * (nw - 1) * 0.9 / nw), rtol=1e-5)
+
+
+def test_d_loss_is_the_sum_of_its_parts():
+    torch.manual_seed(0)
+    D = SaGANDiscriminator(TINY)
+    x_real, c = _batch()
+    x_fake, _ = _batch(seed=3)
+    loss, parts = d_loss(D, x_real, x_fake, c, torch.rand(4), lambda_gp=10.0, lambda_cls=1.0)
+    assert torch.isfinite(loss)
+    recomposed = parts["d_fake"] - parts["d_real"] + 10 * parts["d_gp"] + parts["d_cls"]
+    assert loss.item() == pytest.approx(recomposed, rel=1e-5, abs=1e-6)
+    critic, logit = D(x_real)
+    assert parts["d_real"] == pytest.approx(critic.mean().item(), rel=1e-5, abs=1e-7)
+    assert parts["d_cls"] == pytest.approx(attribute_loss(logit, c).item(), rel=1e-5)
+    assert parts["d_acc_real"] == pytest.approx(((logit > 0).float() == c).float().mean().item())
+    assert 0 <= parts["d_acc_real"] <= 1
+
+
+def test_g_loss_is_the_sum_of_its_parts_and_uses_the_target():
+    torch.manual_seed(0)
+    G, D = SaGANGenerator(TINY), SaGANDiscriminator(TINY)
+    x, c = _batch()
+    loss, parts = g_loss(G, D, x, c, 1 - c, lambda_cls=1.0, lambda1=20.0, lambda2=100.0)
+    assert torch.isfinite(loss)
+    recomposed = parts["g_adv"] + parts["g_cls"] + 20 * parts["g_rec_dual"] + 100 * parts["g_rec_id"]
+    assert loss.item() == pytest.approx(recomposed, rel=1e-5)
+    x_id, _ = G(x, c)
+    assert parts["g_rec_id"] == pytest.approx((x - x_id).abs().mean().item(), rel=1e-5)
+    x_fake, _ = G(x, 1 - c)
+    x_rec, _ = G(x_fake, c)
+    assert parts["g_rec_dual"] == pytest.approx((x - x_rec).abs().mean().item(), rel=1e-5)
+    _, logit = D(x_fake)
+    assert parts["g_cls"] == pytest.approx(attribute_loss(logit, 1 - c).item(), rel=1e-5)
+    # the (non-paper) mask penalty adds lambda_mask * mean(mask), and only when asked for
+    loss_m, parts_m = g_loss(G, D, x, c, 1 - c, lambda_mask=0.5)
+    assert loss_m.item() == pytest.approx(loss.item() + 0.5 * parts["mask_mean"], rel=1e-5)
+
+
+def test_one_d_step_and_one_g_step_update_only_their_network():
+    tcfg = TrainSaganConfig(batch_size=4)
+    G, D, opt_G, opt_D = T.build(TINY, tcfg, seed=0, device=torch.device("cpu"))
+    x, c = _batch()
+    g0 = [p.detach().clone() for p in G.parameters()]
+    d0 = [p.detach().clone() for p in D.parameters()]
+    parts = T.d_step(G, D, opt_D, x, c, torch.rand(4), tcfg)
+    assert all(math.isfinite(v) for v in parts.values())
+    assert all(torch.equal(a, b) for a, b in zip(g0, G.parameters()))
+    assert any(not torch.equal(a, b) for a, b in zip(d0, D.parameters()))
+    d1 = [p.detach().clone() for p in D.parameters()]
+    parts = T.g_step(G, D, opt_G, x, c, tcfg)
+    assert all(math.isfinite(v) for v in parts.values())
+    assert any(not torch.equal(a, b) for a, b in zip(g0, G.parameters()))
+    assert all(torch.equal(a, b) for a, b in zip(d1, D.parameters()))
+    assert all(p.requires_grad for p in D.parameters())  # unfrozen again after the G step

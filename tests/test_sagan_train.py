@@ -1,0 +1,152 @@
+"""SaGAN training: balanced sampling, exact resume, refusing a checkpoint of another attribute, the stage."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from augment import checkpoint as ckpt
+from augment import manifest as mf
+from augment.config import PipelineConfig, TrainSaganConfig
+from augment.sagan import train as T
+from augment.sagan.data import BalancedBatchSampler, ImageDataset, attribute_rows
+from augment.sagan.model import SaganModelConfig
+from tests.sagan_fixtures import make_dataset
+
+TINY = SaganModelConfig(image_size=16, g_width=4, g_downsample=2, g_res_blocks=1, d_width=4, d_layers=3)
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture
+def tiny_set(tmp_path) -> ImageDataset:
+    aligned, _ = make_dataset(tmp_path, n=16)
+    paths, labels = attribute_rows(aligned, "Eyeglasses", ["train", "val", "test"])
+    return ImageDataset(paths, 16, labels)
+
+
+def test_balanced_sampler_halves_and_is_a_pure_function_of_the_batch_number():
+    labels = np.array([1] + [0] * 15)  # one positive in sixteen, as rare as it gets
+    s = BalancedBatchSampler(labels, 8, seed=3)
+    it = iter(s)
+    batches = [next(it) for _ in range(6)]
+    for b in batches:
+        assert [labels[i] for i in b] == [1] * 4 + [0] * 4
+    later = iter(BalancedBatchSampler(labels, 8, seed=3, start=4))
+    assert next(later) == batches[4] and next(later) == batches[5]
+    # the 15 negatives are all used once before any repeats (one permutation per epoch)
+    negs = [i for b in batches[:4] for i in b[4:]]
+    assert len(set(negs[:15])) == 15
+    # two ranks take interleaved global batches
+    r1 = iter(BalancedBatchSampler(labels, 8, seed=3, rank=1, world_size=2))
+    assert next(r1) == batches[1] and next(r1) == batches[3]
+    with pytest.raises(Exception, match="none has value 1"):
+        BalancedBatchSampler(np.zeros(4), 4, seed=0)
+
+
+def test_unknown_labels_are_skipped(tmp_path):
+    aligned, _ = make_dataset(tmp_path, n=12, unknown=3)
+    paths, labels = attribute_rows(aligned, "Eyeglasses", ["train", "val", "test"])
+    assert len(paths) == 9 and set(labels.tolist()) == {0, 1}
+    names = {p.name for p in paths}
+    assert not names & {"000009.png", "000010.png", "000011.png"}
+
+
+def _weights(path: Path) -> dict[str, torch.Tensor]:
+    states, _ = ckpt.load(path)
+    return {f"{part}.{k}": v for part in ("G", "D") for k, v in states[part].items()}
+
+
+def test_resume_gives_the_weights_of_an_uninterrupted_run(tmp_path, tiny_set):
+    tcfg = TrainSaganConfig(steps=40, batch_size=4, checkpoint_every=20, sample_every=1000, log_every=10,
+                            deterministic=True)
+    straight = T.train("Eyeglasses", tiny_set, TINY, tcfg, tmp_path / "a", seed=5)
+    first = T.train("Eyeglasses", tiny_set, TINY, tcfg, tmp_path / "b", seed=5, steps=20)
+    assert first.name == "step_0000020"
+    resumed = T.train("Eyeglasses", tiny_set, TINY, tcfg, tmp_path / "b", seed=5)
+    assert resumed.name == straight.name == "step_0000040"
+    a, b = _weights(straight), _weights(resumed)
+    assert a.keys() == b.keys()
+    diff = max((a[k] - b[k]).abs().max().item() for k in a)
+    assert diff <= 1e-6
+    # the optimiser moments too, so the next step would also agree
+    sa, _ = ckpt.load(straight)
+    sb, _ = ckpt.load(resumed)
+    assert torch.allclose(sa["opt_G"]["state"][0]["exp_avg"], sb["opt_G"]["state"][0]["exp_avg"], atol=1e-6)
+    # metrics.jsonl has each logged step once, even across the resume
+    steps = [json.loads(ln)["step"] for ln in (tmp_path / "b" / "metrics.jsonl").read_text().splitlines()]
+    assert steps == [10, 20, 30, 40]
+    # a different seed gives different weights (the comparison above can fail)
+    other = T.train("Eyeglasses", tiny_set, TINY, tcfg, tmp_path / "c", seed=6, steps=20)
+    b20, c20 = _weights(tmp_path / "b" / "checkpoints" / "step_0000020"), _weights(other)
+    assert max((b20[k] - c20[k]).abs().max().item() for k in c20) > 1e-3
+
+
+def test_a_checkpoint_for_another_attribute_is_refused(tmp_path, tiny_set):
+    tcfg = TrainSaganConfig(steps=2, batch_size=4, checkpoint_every=2, sample_every=1000, log_every=1)
+    last = T.train("Eyeglasses", tiny_set, TINY, tcfg, tmp_path / "run", seed=0)
+    with pytest.raises(ckpt.CheckpointError, match="Eyeglasses.*Smiling"):
+        T.train("Smiling", tiny_set, TINY, tcfg, tmp_path / "run", seed=0)
+    with pytest.raises(ckpt.CheckpointError, match="attribute='Eyeglasses'.*attribute='Smiling'"):
+        T.load_generator(last, "Smiling")
+    G, meta = T.load_generator(last, "Eyeglasses")
+    assert meta["attribute"] == "Eyeglasses" and meta["step"] == 2
+    assert meta["model_config"] == TINY.to_dict() and meta["format_version"] == ckpt.FORMAT_VERSION
+    # a checkpoint of another model size is refused as well, naming both
+    wider = SaganModelConfig(**{**TINY.to_dict(), "g_width": 8})
+    with pytest.raises(ckpt.CheckpointError, match="model_config"):
+        T.train("Eyeglasses", tiny_set, wider, TrainSaganConfig(steps=4, batch_size=4), tmp_path / "run", seed=0)
+
+
+def test_metrics_samples_and_checkpoints_are_written(tmp_path, tiny_set):
+    tcfg = TrainSaganConfig(steps=4, batch_size=4, checkpoint_every=1, sample_every=2, log_every=2, sample_images=4)
+    T.train("Eyeglasses", tiny_set, TINY, tcfg, tmp_path / "run", seed=0, samples_dir=tmp_path / "samples")
+    lines = [json.loads(ln) for ln in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert [ln["step"] for ln in lines] == [2, 4]
+    for key in ("d_real", "d_fake", "wasserstein", "d_gp", "d_cls", "d_acc_real", "g_adv", "g_cls",
+                "g_rec_dual", "g_rec_id", "mask_mean", "step_time_s"):
+        assert all(np.isfinite(ln[key]) for ln in lines), key
+    grids = sorted(p.name for p in (tmp_path / "samples").iterdir())
+    assert grids == ["step_0000002.png", "step_0000004.png"]
+    from PIL import Image
+
+    assert Image.open(tmp_path / "samples" / grids[0]).size == (4 * 16, 4 * 16)  # 4 columns, 4 rows
+    kept = sorted(p.name for p in (tmp_path / "run" / "checkpoints").iterdir())
+    assert kept == ["step_0000003", "step_0000004"]  # the last two only
+
+
+def test_stage_trains_one_generator_per_attribute(tmp_path):
+    aligned, _ = make_dataset(tmp_path / "data", n=16)
+    cfg = PipelineConfig(
+        train_sagan=TrainSaganConfig(preset="fast", image_size=16, g_width=4, d_width=4, res_blocks=1,
+                                     attributes=("Eyeglasses",), steps=2, batch_size=4, checkpoint_every=2,
+                                     sample_every=2, log_every=1),
+        device="cpu",
+    )
+    run_dir = tmp_path / "train_sagan"
+    run_dir.mkdir()
+    out = T.run_stage(cfg, {"aligned": aligned}, run_dir)
+    gens = out["generators"]
+    path = mf.write(gens, run_dir / "generators.parquet")
+    back = mf.read(path, "generators")
+    row = back.df.iloc[0]
+    assert row["attribute"] == "Eyeglasses" and row["step"] == 2 and row["image_size"] == 16
+    labelled_train = sum(1 for _, r in aligned.df.iterrows() if r["split"] == "train" and r["attributes"] is not None)
+    assert row["preset"] == "fast" and row["train_images"] == labelled_train
+    gen_dir = back.root / row["path"]
+    assert row["generator_id"] == T.weights_id(gen_dir)
+    G, meta = T.load_generator(gen_dir, "Eyeglasses")
+    assert meta["kind"] == "sagan_generator" and meta["config_hash"]
+    states, _ = ckpt.load(gen_dir)
+    assert set(states) == {"G"}  # the export holds the generator alone
+    assert (run_dir / "samples" / "Eyeglasses" / "step_0000002.png").is_file()
