@@ -208,6 +208,8 @@ class TrainRecognitionConfig:
     weight_decay: float = 5e-4
     warmup_epochs: float = 1.0
     flip: float = 0.5  # classical augmentation: horizontal-flip probability
+    max_shift: float = 0.0  # random shift and scale change, as a fraction of the image size; 0 = off
+    max_rotate: float = 0.0  # random rotation, degrees; 0 = off
     color_jitter: float = 0.1  # brightness/contrast/saturation strength; 0 = off
     checkpoint_every: int = 1  # epochs
     keep_checkpoints: int = 2

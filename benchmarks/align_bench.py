@@ -52,7 +52,7 @@ def run_reference(source, cfg, model) -> tuple[float, int]:
     import numpy as np
 
     from augment.align.detect import Face, choose
-    from augment.align.stage import _encode, _write_bytes
+    from augment.align.chunk import encode, write_bytes
     from augment.align.templates import template
     from augment.align.warp import similarity, warp
     from augment.data.images import ImageDecodeError, decode
@@ -76,7 +76,7 @@ def run_reference(source, cfg, model) -> tuple[float, int]:
                             min_face=cfg.min_face)
             for f in choice.faces:
                 crop = warp(img.pixels, similarity(f.points, dst), cfg.size)
-                _write_bytes(out / f"{i:06d}.png", _encode(crop, "png"))
+                write_bytes(out / f"{i:06d}.png", encode(crop, "png"))
             found += bool(choice.faces)
         seconds = time.perf_counter() - t0
     finally:
@@ -111,14 +111,15 @@ def main(argv: list[str] | None = None) -> dict:
     run_ours(warm, cfg, n_workers)
     model = MTCNN(device="cpu")
 
-    ours, faces_ours = [], set()
+    # Interleaved, so a change in the machine's load hits both sides alike. (An
+    # idle worker pool is shut down after 5 minutes, so a run of ours that
+    # follows a long reference run may pay for starting its workers again.)
+    ours, faces_ours, ref, faces_ref = [], set(), [], set()
     for k in range(args.runs):
         r, f = run_ours(source, cfg, n_workers)
         ours.append(r)
         faces_ours.add(f)
         print(f"  ours      run {k + 1}: {r:6.2f} img/s, {f} photos with a face", flush=True)
-    ref, faces_ref = [], set()
-    for k in range(args.runs):
         r, f = run_reference(source, cfg, model)
         ref.append(r)
         faces_ref.add(f)

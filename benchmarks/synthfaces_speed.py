@@ -59,7 +59,7 @@ def main() -> None:
             ident = sample_identity(0, "celeba", k)
             shots = [sample_shot(0, "celeba", ident, k, j, (size, size), 0.85) for j in range(per_id)]
             for b in range(0, per_id, BATCH):
-                BatchRender([(ident, s) for s in shots[b:b + BATCH]], size, size).images()
+                BatchRender([(ident, s) for s in shots[b:b + BATCH]], size, size).images(last=True)
                 n += len(shots[b:b + BATCH])
         return n
 

@@ -80,13 +80,13 @@ class ImageIndex:
                 return i
         return self._by_stem.get(os.path.splitext(key)[0])
 
-    def rows(self, keys: Sequence[str], what: str = "image(s) named by the pairs") -> np.ndarray:
+    def rows(self, keys: Sequence[str], problem: str = "image(s) named by the protocol are not in") -> np.ndarray:
         """Row index of every key; an error naming the missing ones (count + first few)."""
         idx = [self.lookup(k) for k in keys]
         missing = [k for k, i in zip(keys, idx) if i is None]
         if missing:
             raise DatasetError(
-                f"{len(missing)} {what} are not in {self.where}: "
+                f"{len(missing)} {problem} {self.where}: "
                 f"{', '.join(missing[:5])}{' ...' if len(missing) > 5 else ''}"
             )
         return np.asarray(idx, dtype=np.int64)
@@ -154,7 +154,7 @@ class Model:
         if self._table_index is None:
             frame, emb = read_embedding_table(self.table)
             self._table_index, self._table_emb = ImageIndex(frame, str(self.table)), emb
-        rows = self._table_index.rows(keys, what="path(s) have no embedding and")
+        rows = self._table_index.rows(keys, problem="image path(s) named by the protocol have no embedding in")
         return l2_normalize(self._table_emb[rows])
 
     def _embed_checkpoint(
@@ -535,10 +535,16 @@ def _explain_rejects(pairs: pd.DataFrame, images: ImageIndex, rejects: mf.Manife
     missing = [k for k in keys if images.lookup(k) is None]
     if not missing:
         return
-    reasons = {}
+    by_sid = {}
     if rejects is not None and len(rejects):
-        reasons = dict(zip(rejects.df["path"], rejects.df["reason"]))
-    shown = ", ".join(f"{k} ({reasons.get(k, 'not aligned')})" for k in missing[:5])
+        by_sid = dict(zip(rejects.df["sample_id"], rejects.df["reason"]))
+    sources = images._sources or ["lfw"]
+
+    def reason(key: str) -> str:
+        found = [by_sid[sid] for sid in (mf.sample_id(src, key) for src in sources) if sid in by_sid]
+        return found[0] if found else "not aligned"
+
+    shown = ", ".join(f"{k} ({reason(k)})" for k in missing[:5])
     raise DatasetError(
         f"{len(missing)} image(s) named by the pairs have no aligned face: {shown}"
         f"{' ...' if len(missing) > 5 else ''}. Every pair must be scored: lower align.min_prob / "

@@ -98,16 +98,27 @@ def _rows(m: mf.Manifest, mask) -> mf.Manifest:
 
 
 def augmentation(tcfg) -> "object":
-    """The classical augmentation: horizontal flip and a small colour jitter (albumentations)."""
+    """The classical augmentation (albumentations): horizontal flip, optional small
+    shift/scale/rotation, and a small colour jitter."""
     import albumentations as A
 
     ops = []
     if tcfg.flip > 0:
         ops.append(A.HorizontalFlip(p=tcfg.flip))
+    if tcfg.max_shift > 0 or tcfg.max_rotate > 0:
+        s = tcfg.max_shift
+        ops.append(A.Affine(scale=(1 - s, 1 + s), translate_percent=(-s, s), rotate=(-tcfg.max_rotate, tcfg.max_rotate),
+                            border_mode=cv2_border_reflect(), p=0.8))  # fmt: skip
     if tcfg.color_jitter > 0:
         j = tcfg.color_jitter
         ops.append(A.ColorJitter(brightness=j, contrast=j, saturation=j, hue=min(0.5, j / 5), p=0.8))
     return A.Compose(ops)
+
+
+def cv2_border_reflect() -> int:
+    import cv2
+
+    return cv2.BORDER_REFLECT_101
 
 
 def save_augmentation(transform, path: Path):
@@ -258,6 +269,8 @@ def train_model(
         optimizer.load_state_dict(states["optimizer"])
         epoch, step = int(meta["epoch"]), int(meta["step"])
         log.info("%s: resuming from %s (epoch %d, step %d)", spec.name, latest.name, epoch, step)
+    if metrics_file is not None and dist.is_main():
+        _drop_records_after(metrics_file, spec.name, epoch)  # epochs redone after an interrupt
     if tcfg.workers == 0:
         data.preload(threads=2, progress=dist.is_main())
     ddp = dist.wrap_ddp(model, device)
@@ -301,6 +314,10 @@ def train_model(
             if metrics_file is not None:
                 with open(metrics_file, "a") as fh:
                     fh.write(json.dumps(record) + "\n")
+            if step >= total and record["accuracy"] < 0.05:
+                log.warning("%s: training accuracy %.3f after %d steps (loss %.2f): the model did not learn its "
+                            "identities; try train_recognition.head=softmax, a lower lr or more epochs",
+                            spec.name, record["accuracy"], step, record["loss"])  # fmt: skip
             if step >= total or epoch % max(1, tcfg.checkpoint_every) == 0:
                 meta = checkpoint_meta(tcfg, spec, labels, epoch, step, total)
                 ckpt.save(out / "checkpoints" / f"step_{step:08d}",
@@ -313,6 +330,16 @@ def train_model(
         ckpt.save(final, {"backbone": model.backbone.state_dict()}, meta)
     dist.barrier()
     return final, ckpt.read_meta(final)
+
+
+def _drop_records_after(metrics_file: Path, model: str, epoch: int) -> None:
+    """Remove ``model``'s metrics.jsonl lines past ``epoch`` (left by an interrupted run)."""
+    if not metrics_file.is_file():
+        return
+    lines = metrics_file.read_text().splitlines()
+    keep = [ln for ln in lines if not (ln.strip() and (r := json.loads(ln))["model"] == model and r["epoch"] > epoch)]
+    if len(keep) != len(lines):
+        metrics_file.write_text("".join(ln + "\n" for ln in keep))
 
 
 def _prune(folder: Path, keep: int) -> None:

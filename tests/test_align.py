@@ -15,7 +15,7 @@ import pytest
 from click.testing import CliRunner
 
 from augment import manifest as mf
-from augment.align import stage
+from augment.align import chunk, stage
 from augment.align.detect import Face, choose, detection_size
 from augment.align.templates import ARCFACE_112, CELEBA_ALIGNED_MEAN, template
 from augment.align.warp import apply, centre_square, scale_of, similarity, warp
@@ -144,10 +144,10 @@ def test_choose_reasons():
 
 
 def test_extra_faces_get_ids_of_their_own():
-    item = stage.Item(0, "abc123", "celeba", "img/1.jpg", "/x/img/1.jpg", "mtcnn", None)
-    assert stage.face_id(item, 0) == "abc123"
-    assert stage.face_id(item, 1) == mf.sample_id("celeba", "img/1.jpg#face1") != "abc123"
-    assert stage.out_path("train", "abc123", "png") == "train/ab/abc123.png"
+    item = chunk.Item(0, "abc123", "celeba", "img/1.jpg", "/x/img/1.jpg", "mtcnn", None)
+    assert chunk.face_id(item, 0) == "abc123"
+    assert chunk.face_id(item, 1) == mf.sample_id("celeba", "img/1.jpg#face1") != "abc123"
+    assert chunk.out_path("train", "abc123", "png") == "train/ab/abc123.png"
 
 
 def test_detection_size():

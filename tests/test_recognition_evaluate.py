@@ -90,7 +90,7 @@ def test_a_pair_without_an_embedding_is_an_error(tmp_path):
     res = CliRunner().invoke(cli, ["evaluate", "--baseline", str(tmp_path / "baseline.parquet"), "--augmented",
                                    str(tmp_path / "holes.parquet"), "--pairs", str(pairs), "--out", str(tmp_path / "o")])
     assert res.exit_code == 1
-    assert "path(s) have no embedding and are not in" in res.output
+    assert "image path(s) named by the protocol have no embedding in" in res.output
     assert "holes.parquet" in res.output and "Person_00/Person_00_0001.jpg" in res.output
 
 

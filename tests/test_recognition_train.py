@@ -185,8 +185,10 @@ def test_interrupted_training_resumes_to_the_same_weights(toy, trained, tmp_path
         run_train(toy, tmp_path)
     partial = tmp_path / "train_recognition" / "models" / "baseline" / "checkpoints"
     assert ckpt.latest(partial) is not None and not (partial.parent / "final").exists()
-    _, _, resumed = run_train(toy, tmp_path)
+    _, run_dir, resumed = run_train(toy, tmp_path)
     assert list(resumed.df["weights_sha256"]) == list(rec.df["weights_sha256"])
+    lines = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    assert [(r["model"], r["epoch"]) for r in lines] == [("baseline", 1), ("baseline", 2), ("+Eyeglasses", 1), ("+Eyeglasses", 2)]
 
 
 def test_checkpoint_of_another_backbone_is_refused(trained, toy, tmp_path):
@@ -243,8 +245,9 @@ def test_evaluate_stage_names_images_missing_from_the_alignment(trained, toy, tm
     ev = toy["eval"]
     dropped = ev.df["path"].iloc[0]
     fewer = mf.Manifest("images", ev.df.iloc[1:].reset_index(drop=True), ev.root)
-    rejects = mf.Manifest("rejects", pd.DataFrame({"sample_id": ["x"], "path": [dropped], "reason": ["no_face"],
-                                                   "detail": [""]}), ev.root)  # fmt: skip
+    sid = ev.df["sample_id"].iloc[0]
+    rejects = mf.Manifest("rejects", pd.DataFrame({"sample_id": [sid], "path": ["/abs/" + dropped],
+                                                   "reason": ["no_face"], "detail": [""]}), ev.root)  # fmt: skip
     with pytest.raises(DatasetError, match=f"have no aligned face: {dropped} \\(no_face\\)"):
         run_stage(cfg, {"recognizers": rec, "eval_aligned": fewer, "pairs": pairs, "rejects": rejects}, tmp_path)
 
@@ -290,3 +293,33 @@ def test_two_process_ddp_training(toy, trained, tmp_path):
     assert list(got["steps"]) == list(want["steps"])  # the global batch is split across ranks
     lines = (tmp_path / "train_recognition" / "metrics.jsonl").read_text().splitlines()
     assert len(lines) == 4  # rank 0 alone logs
+
+
+def test_evaluate_command_on_checkpoints(trained, toy, tmp_path):
+    """``augment evaluate`` with a run folder (baseline and augmented) and an aligned manifest."""
+    from click.testing import CliRunner
+
+    from augment.cli import cli
+
+    _, run_dir, rec = trained
+    mf.write(toy["eval"], tmp_path / "eval_aligned.parquet")
+    mf.write(lfw_pairs(toy["eval"]), tmp_path / "pairs.parquet")
+    args = ["evaluate", "--baseline", str(run_dir), "--augmented", str(run_dir), "--pairs", str(tmp_path / "pairs.parquet"),
+            "--images", str(tmp_path / "eval_aligned.parquet"), "--out", str(tmp_path / "out"), "--bootstrap", "20",
+            "--device", "cpu"]  # fmt: skip
+    res = CliRunner().invoke(cli, args)
+    assert res.exit_code == 0, res.output
+    assert "+Eyeglasses" in res.output and "baseline" in res.output
+    metrics = json.loads((tmp_path / "out" / "metrics.json").read_text())
+    assert set(metrics["models"]) == {"baseline", "+Eyeglasses"}
+    # a single checkpoint folder, named on the command line
+    single = ["evaluate", "--baseline", f"mine={rec.root / rec.df['path'].iloc[0]}", "--pairs",
+              str(tmp_path / "pairs.parquet"), "--images", str(tmp_path / "eval_aligned.parquet"),
+              "--out", str(tmp_path / "out2"), "--bootstrap", "0"]  # fmt: skip
+    res = CliRunner().invoke(cli, single)
+    assert res.exit_code == 0, res.output
+    got = json.loads((tmp_path / "out2" / "metrics.json").read_text())["models"]["mine"]
+    assert got["accuracy_mean"] == metrics["models"]["baseline"]["accuracy_mean"]
+    # a checkpoint without --images cannot be embedded
+    res = CliRunner().invoke(cli, single[:5] + ["--out", str(tmp_path / "out3")])
+    assert res.exit_code == 1 and "give --images" in res.output

@@ -3,8 +3,10 @@
 - ``templates``: the ``sagan`` and ``arcface`` 5-point templates;
 - ``warp``: the least-squares similarity transform and the warp;
 - ``detect``: batched MTCNN and the choice of face (torch is imported on first use);
-- ``stage``: ``align_dataset`` (chunks, workers, resume, rejects) and the
-  ``align`` stage's ``run_stage``.
+- ``chunk``: what a worker runs on one chunk of rows (decode, detect, warp, write);
+- ``stage``: ``align_dataset`` (chunks, worker processes, resume, rejects, the
+  evaluation fallback) and the ``align`` stage's ``run_stage``;
+- ``command``: ``augment align`` on a dataset folder or an images manifest.
 """
 
 from augment.align.stage import AlignResult, align_dataset, run_stage

@@ -41,6 +41,7 @@ import torch
 from tqdm import tqdm
 
 from augment import manifest as mf
+from augment.align.warp import warp as align_warp
 from augment.config import PipelineConfig
 from augment.data.errors import DatasetError
 from augment.pipeline import write_json_atomic
@@ -97,14 +98,14 @@ def _read_mask(path: Path) -> np.ndarray:
     return (img > 0).astype(np.float32)
 
 
-def warp(img: np.ndarray, transform, size: int, size_out: int) -> np.ndarray:
-    """Source image -> aligned (``size``, by the 2x3 ``transform``) -> the model's ``size_out``
-    by area averaging, as the aligned input was reduced."""
-    m = np.asarray(transform, dtype=np.float64).reshape(2, 3)
-    out = cv2.warpAffine(img, m, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-    if size != size_out:
-        interp = cv2.INTER_AREA if size > size_out else cv2.INTER_LINEAR
-        out = cv2.resize(out, (size_out, size_out), interpolation=interp)
+def to_model_size(img: np.ndarray, transform, aligned_size: int, size: int) -> np.ndarray:
+    """Source-resolution image -> aligned (the align stage's own warp, by the row's 2x3
+    ``transform``, ``aligned_size`` px) -> the model's ``size`` px by area averaging, as
+    the aligned input itself was reduced (``read_image``)."""
+    out = align_warp(img, np.asarray(transform, dtype=np.float64).reshape(2, 3), aligned_size)
+    if aligned_size != size:
+        interp = cv2.INTER_AREA if aligned_size > size else cv2.INTER_LINEAR
+        out = cv2.resize(out, (size, size), interpolation=interp)
     return out
 
 
@@ -112,8 +113,9 @@ def truth_for(row: pd.Series, gt_root: Path, transform, aligned_size: int, size:
     """(counterfactual (S,S,3) float32 in [0,1], coverage of the changed region (S,S) in [0,1])."""
     if transform is None or len(transform) != 6:
         raise DatasetError(f"aligned row of {row['image']} has no 2x3 transform; cannot align its ground truth")
-    cf = warp(_read_rgb(gt_root / row["counterfactual"]), transform, aligned_size, size).astype(np.float32) / 255
-    cov = warp(_read_mask(gt_root / row["mask"]), transform, aligned_size, size)
+    cf = to_model_size(_read_rgb(gt_root / row["counterfactual"]), transform, aligned_size, size)
+    cov = to_model_size(_read_mask(gt_root / row["mask"]), transform, aligned_size, size)
+    cf = cf.astype(np.float32) / 255
     return cf, np.clip(cov, 0.0, 1.0)
 
 

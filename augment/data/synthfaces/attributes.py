@@ -19,6 +19,7 @@ import numpy as np
 
 from augment.data.synthfaces.canvas import (
     F32,
+    INF,
     bump,
     clamp,
     cover,
@@ -26,12 +27,14 @@ from augment.data.synthfaces.canvas import (
     ellipse,
     gauss,
     rounded_box,
+    select,
     smoothstep,
     texture,
     tint_rgb,
+    trim,
 )
 from augment.data.synthfaces.face import Face
-from augment.data.synthfaces.parts import BLACK, WHITE, forehead_distance, hair_fields
+from augment.data.synthfaces.parts import BLACK, WHITE, forehead_distance, hair_colour
 
 TEETH = np.array([234, 228, 214], F32)
 MOUTH_INSIDE = np.array([52, 20, 26], F32)
@@ -88,11 +91,19 @@ def mouth_folds(face: Face, m: MouthShape) -> list:
     if got is None:
         return []
     win, u, v = got
-    t = clamp((v - top) / (end - top), 0, 1)
-    path = a0 + (a1 - a0) * t ** F32(0.75)
-    band = bump((np.abs(u) - path) * F32(1 / 0.017))
-    env = smoothstep(top, top + 0.07, v) * (F32(1) - smoothstep(end - 0.02, end + 0.08, v))
-    alpha = (F32(0.1) + F32(0.24) * m.smile) * band * env
+    path = v - top
+    path /= end - top
+    path = np.power(clamp(path, F32(0), F32(1)), F32(0.75), out=path)
+    path *= a1 - a0
+    path += a0
+    off = np.abs(u)
+    off -= path
+    off *= F32(1 / 0.017)
+    alpha = bump(off)
+    alpha *= F32(0.1) + F32(0.24) * m.smile
+    env = smoothstep(end - 0.02, end + 0.08, v)
+    np.subtract(F32(1), env, out=env)
+    alpha *= np.multiply(smoothstep(top, top + 0.07, v), env, out=env)
     return [(win, alpha, i.skin * F32(0.42))]
 
 
@@ -154,22 +165,46 @@ def beard(face: Face) -> list:
         return []
     win, u, v = got
     d_face, _ = face.contour(win)
-    hairs = (F32(0.4) * texture("streak", u * F32(110), v * F32(20))
-             + F32(0.6) * texture("grain", u * F32(70), v * F32(70)))
-    # full beard and stubble: the lower face below a line from the sideburns to the moustache
-    top = (i.nose_y + F32(0.11)) - (i.nose_y + F32(0.11 - 0.3)) * (np.abs(u) / w) ** F32(1.7)
-    d = np.maximum(d_face - (F32(0.01) + F32(0.035) * i.beard_full), top - v)
-    fade = smoothstep(0.0, 0.14, v - top + F32(0.03) * hairs)
-    if i.beard_goatee.any():  # moustache and chin
+    hairs = texture("streak", u * F32(110), v * F32(20))
+    hairs *= F32(0.4)
+    grain = texture("grain", u * F32(70), v * F32(70))
+    grain *= F32(0.6)
+    hairs += grain
+    goatee = i.beard_goatee > 0
+    d = fade = None  # fade None: 1 everywhere
+    if not goatee.all():
+        # full beard and stubble: the lower face below a line from the sideburns to the moustache
+        top = np.abs(u)
+        top /= w
+        top = np.power(top, F32(1.7), out=top)
+        top *= i.nose_y + F32(0.11 - 0.3)
+        top = np.subtract(i.nose_y + F32(0.11), top, out=top)
+        d = d_face - (F32(0.01) + F32(0.035) * i.beard_full)
+        np.maximum(d, top - v, out=d)
+        rise = np.subtract(v, top, out=top)
+        rise += hairs * F32(0.03)
+        fade = smoothstep(0.0, 0.14, rise)
+    if goatee.any():  # moustache and chin
         tash = ellipse(u, v, 0.0, i.mouth_y + 0.03, i.mouth_w + 0.12, i.mouth_y + 0.03 - i.nose_y - 0.09)
         chin = ellipse(u, v, 0.0, (i.mouth_y + i.chin_y) / 2 + 0.07, 0.28, (i.chin_y - i.mouth_y) / 2 + 0.1)
-        goatee = np.maximum(np.minimum(tash, chin), d_face - F32(0.035))
-        d = np.where(i.beard_goatee > 0, goatee, d)
-        fade = np.where(i.beard_goatee > 0, F32(1), fade)
-    density = F32(0.95) - F32(0.45) * i.beard_stubble
-    alpha = density * cover(d + F32(0.025) * hairs, face.px, soft=2.5) * fade
-    shade = face.head_shade(win) * (F32(1) + F32(0.15) * hairs)
-    return [(win, clamp(alpha, 0, 1), tint_rgb(i.beard, shade))]
+        d_goatee = np.minimum(tash, chin, out=tash)
+        np.maximum(d_goatee, d_face - F32(0.035), out=d_goatee)
+        d = d_goatee if d is None else select(goatee, d_goatee, d)
+        fade = None if fade is None else select(goatee, np.ones_like(fade), fade)
+    rough = hairs * F32(0.025)
+    rough += d
+    alpha = cover(rough, face.px, soft=2.5)
+    alpha *= F32(0.95) - F32(0.45) * i.beard_stubble  # density
+    if fade is not None:
+        alpha *= fade
+    got = trim(win, clamp(alpha, F32(0), F32(1)))
+    if got is None:
+        return []
+    win, alpha, sub = got
+    shade = hairs[:, sub[0], sub[1]] * F32(0.15)
+    shade += F32(1)
+    shade *= face.head_shade(win)
+    return [(win, alpha, tint_rgb(i.beard, shade), True)]
 
 
 def bangs(face: Face) -> list:
@@ -183,16 +218,43 @@ def bangs(face: Face) -> list:
     win, u, v = got
     skin = forehead_distance(face, win)
     phase = i.part_x * F32(10)
-    clumps = np.abs(np.sin(u * F32(np.pi / 0.13) + phase)) ** F32(0.7)
-    fringe = (i.bangs_y + i.bangs_slant * u + F32(0.3) * (np.abs(u) / fw) ** F32(4)
-              - F32(0.045) * clumps + F32(0.015) * np.sin(u * F32(53) + phase))
-    fringe = np.minimum(fringe, F32(-0.3))  # never below the brows, even at the temples
-    inside = np.maximum(skin - F32(0.07), v - fringe)
+    clumps = u * F32(np.pi / 0.13)
+    clumps += phase
+    clumps = np.abs(np.sin(clumps, out=clumps), out=clumps)
+    clumps = np.power(clumps, F32(0.7), out=clumps)
+    fringe = u * i.bangs_slant
+    fringe += i.bangs_y
+    temples = np.abs(u)
+    temples /= fw
+    temples = np.power(temples, F32(4), out=temples)
+    temples *= F32(0.3)
+    fringe += temples
+    clumps *= F32(0.045)
+    fringe -= clumps
+    tips = u * F32(53)
+    tips += phase
+    tips = np.sin(tips, out=tips)
+    tips *= F32(0.015)
+    fringe += tips
+    clamp(fringe, -INF, F32(-0.3))  # never below the brows, even at the temples
+    below = np.subtract(v, fringe, out=fringe)
+    inside = skin - F32(0.07)
+    np.maximum(inside, below, out=inside)
     alpha = cover_implicit(inside, soft=1.3)
-    below = v - fringe
-    shadow = F32(0.4) * bump(below * F32(1 / 0.035)) * (below > 0) * cover(skin, face.px)
-    colour = hair_fields(face, win)[0] * (F32(1) - F32(0.2) * smoothstep(-0.1, 0.0, below))[:, None]
-    return [(win, shadow, BLACK), (win, alpha, colour)]
+    shadow = below * F32(1 / 0.035)
+    shadow = bump(shadow)
+    shadow *= F32(0.4)
+    shadow *= below > 0
+    shadow *= cover(skin, face.px)
+    out = [(win, shadow, BLACK)]
+    got = trim(win, alpha)
+    if got is not None:
+        hair_win, alpha, sub = got
+        k = smoothstep(-0.1, 0.0, below[:, sub[0], sub[1]])
+        k *= F32(0.2)
+        np.subtract(F32(1), k, out=k)
+        out.append((hair_win, alpha, hair_colour(face, hair_win) * k[:, None], True))
+    return out
 
 
 def glasses(face: Face) -> list:

@@ -10,14 +10,15 @@ face-unit coordinate arrays ``u`` (right) and ``v`` (down) of one window,
 from __future__ import annotations
 
 import dataclasses
+import operator
 from functools import lru_cache
 from types import SimpleNamespace
 from typing import Callable
 
 import numpy as np
 
-from augment.data.synthfaces.canvas import F32, Canvas, clamp
-from augment.data.synthfaces.params import HAIR_STYLES, Identity, Shot
+from augment.data.synthfaces.canvas import F32, INF, Canvas, clamp
+from augment.data.synthfaces.params import BEARD_STYLES, HAIR_STYLES, Identity, Shot
 
 CHEEK_Y = 0.25  # where the face is widest; above it the skull, below it the jaw
 SKULL_TOP = -1.85
@@ -44,6 +45,16 @@ def _contour_table(w: float, chin: float, p: float, n: int = 1024):
     return (n - 1) / (chin - SKULL_TOP), hw.astype(F32), dhw.astype(F32)
 
 
+@lru_cache(maxsize=1)
+def _float_trait_names() -> tuple[str, ...]:
+    return tuple(f.name for f in dataclasses.fields(Identity) if f.name not in COLOURS)
+
+
+def _float_traits(ident: Identity) -> tuple[str, ...]:
+    """The names of the identity's numeric traits (the per-photo (B, 1, 1) arrays)."""
+    return tuple(n for n in _float_trait_names() if isinstance(getattr(ident, n), float))
+
+
 def _stack(values: list, shape=(1, 1)) -> np.ndarray:
     return np.asarray(values, F32).reshape(len(values), *shape)
 
@@ -56,17 +67,16 @@ class Face:
         self.n = len(shots)
         self.canvas = Canvas(height, width, *(np.array([getattr(s, k) for s in shots], np.float64)
                                               for k in ("scale", "angle", "cx", "cy")))
-        traits = {}
-        for f in dataclasses.fields(Identity):
-            vals = [getattr(x, f.name) for x in idents]
-            if f.name in COLOURS:
-                traits[f.name] = _stack(vals, (3, 1, 1))
-            elif isinstance(vals[0], float):
-                traits[f.name] = _stack(vals)
-        for style in HAIR_STYLES:
-            traits[style] = _stack([x.hair_style == style for x in idents])
-        for style in ("full", "goatee", "stubble"):
-            traits["beard_" + style] = _stack([x.beard_style == style for x in idents])
+        # one table per kind of trait (a few NumPy calls rather than one per trait)
+        b = self.n
+        floats = _float_traits(idents[0])
+        table = np.array([operator.attrgetter(*floats)(x) for x in idents], F32)  # (B, traits)
+        traits = dict(zip(floats, table.T.reshape(len(floats), b, 1, 1)))
+        colours = np.concatenate([c for x in idents for c in operator.attrgetter(*COLOURS)(x)]).astype(F32)
+        traits.update(zip(COLOURS, colours.reshape(b, len(COLOURS), 3).transpose(1, 0, 2).reshape(-1, b, 3, 1, 1)))
+        styles = [*HAIR_STYLES, *("beard_" + s for s in BEARD_STYLES)]
+        flags = np.array([[s in (x.hair_style, "beard_" + x.beard_style) for s in styles] for x in idents], F32)
+        traits.update(zip(styles, flags.T.reshape(len(styles), b, 1, 1)))
         self.i = SimpleNamespace(**traits)
         light = np.array([s.light for s in shots], F32)
         self.s = SimpleNamespace(
@@ -76,16 +86,49 @@ class Face:
             clothes=_stack([s.clothes for s in shots], (3, 1, 1)),
         )
         self._memo: dict = {}
+        self._fields: dict = {}
 
     @property
     def px(self) -> np.ndarray:
         return self.canvas.px
 
+    def subset(self, photos) -> "Face":
+        """The same drawing for some of the photos (indices into this batch)."""
+        return Face([self.idents[k] for k in photos], [self.shots[k] for k in photos],
+                    self.canvas.height, self.canvas.width)
+
     def memo(self, name: str, build: Callable):
-        """Whole-image fields shared by several layers are computed once per batch."""
+        """Values shared by several layers are computed once per batch."""
         if name not in self._memo:
             self._memo[name] = build()
         return self._memo[name]
+
+    def field(self, name: str, build: Callable, win, region=None):
+        """A per-pixel field shared by several layers, cut to ``win``.
+
+        ``build(window)`` computes it over a window, pixel by pixel from the
+        face coordinates (an array or a tuple of arrays, (B, ..., h, w)), so a
+        part of the image gets the same values as the whole. It is computed
+        once, over ``region`` (a window covering every use) or else the first
+        window asked for, and again over the union when a window reaches
+        outside.
+        """
+        have = self._fields.get(name)
+        rows, cols = win
+        if have is not None:
+            (r0, r1, c0, c1), value = have
+            if r0 <= rows.start and rows.stop <= r1 and c0 <= cols.start and cols.stop <= c1:
+                return _cut(value, slice(rows.start - r0, rows.stop - r0), slice(cols.start - c0, cols.stop - c0))
+            region = (slice(min(r0, rows.start), max(r1, rows.stop)), slice(min(c0, cols.start), max(c1, cols.stop)))
+        elif region is None:
+            region = win
+        else:
+            region = (slice(min(region[0].start, rows.start), max(region[0].stop, rows.stop)),
+                      slice(min(region[1].start, cols.start), max(region[1].stop, cols.stop)))
+        value = build(region)
+        box = (region[0].start, region[0].stop, region[1].start, region[1].stop)
+        self._fields[name] = (box, value)
+        return self.field(name, build, win)
 
     def attrs(self, shots_attrs: list[dict] | None = None) -> dict[str, np.ndarray]:
         """{attribute: (B, 1, 1) 0/1} for the shots' own attributes (or the given ones)."""
@@ -93,13 +136,20 @@ class Face:
         return {a: _stack([r[a] for r in rows]) for a in rows[0]}
 
     def head_shade(self, win) -> np.ndarray:
-        """The ellipsoid shading of ``shade`` over the whole images, cut to ``win``."""
-        return self.memo("head_shade", lambda: self.shade(*self.canvas.coords))[:, win[0], win[1]]
+        """The ellipsoid shading of ``shade``, cut to ``win`` (computed once, from
+        the brows down: brows, ears, mouth, beard, neck and clothes use it)."""
+        i = self.i
+        region = self.memo("shade_region", lambda: self.canvas.pixels(-2.8, i.brow_y - i.brow_arch - 0.1,
+                                                                       2.8, i.chin_y + 3.5))
+        return self.field("head_shade", lambda r: self.shade(*self.canvas.uv(r)), win, region)
 
     def contour(self, win) -> tuple[np.ndarray, np.ndarray]:
-        """``contour_distance`` over the whole images, cut to ``win``."""
-        d, hw = self.memo("contour", lambda: self.contour_distance(*self.canvas.coords))
-        return d[:, win[0], win[1]], hw[:, win[0], win[1]]
+        """``contour_distance``, cut to ``win`` (computed once over the face and
+        beard windows)."""
+        i = self.i
+        region = self.memo("contour_region", lambda: self.canvas.pixels(-i.face_w - 0.12, -1.9, i.face_w + 0.12,
+                                                                         i.chin_y + 0.15))
+        return self.field("contour", lambda r: self.contour_distance(*self.canvas.uv(r)), win, region)
 
     def halfwidth(self, v: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Half-width of the face contour at height ``v`` and its slope |d hw / d v|
@@ -110,9 +160,12 @@ class Face:
             return (_stack([r[0] for r in rows]), np.stack([r[1] for r in rows]), np.stack([r[2] for r in rows]))
 
         inv_step, hw, dhw = self.memo("contour_tables", tables)
-        idx = clamp((v - F32(SKULL_TOP)) * inv_step + F32(0.5), 0, hw.shape[1] - 1).astype(np.intp)
-        idx += (np.arange(self.n) * hw.shape[1]).reshape(-1, 1, 1)
-        return hw.ravel()[idx], dhw.ravel()[idx]
+        t = v - F32(SKULL_TOP)
+        t *= inv_step
+        t += F32(0.5)
+        idx = clamp(t, F32(0), F32(hw.shape[1] - 1)).astype(np.int32)
+        idx += (np.arange(self.n, dtype=np.int32) * hw.shape[1]).reshape(-1, 1, 1)
+        return np.take(hw.reshape(-1), idx), np.take(dhw.reshape(-1), idx)
 
     def contour_distance(self, u: np.ndarray, v: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Approximate signed distance to the face contour (negative inside), and
@@ -120,11 +173,21 @@ class Face:
         hw, dhw = self.halfwidth(v)
         # the slope is capped: near the chin tip it diverges, and dividing by it
         # would put every point level with the chin at distance ~0
-        dhw = np.minimum(dhw, F32(4))
-        d = (np.abs(u) - hw) / np.sqrt(F32(1) + dhw * dhw)
+        clamp(dhw, -INF, F32(4))
+        dhw *= dhw
+        dhw += F32(1)
+        d = np.abs(u)
+        d -= hw
+        d /= np.sqrt(dhw, out=dhw)
         dv = v - self.i.chin_y
-        d = np.where(dv > 0, np.sqrt(u * u + dv * dv), d)  # below the chin: distance to its tip
-        return np.maximum(d, F32(SKULL_TOP) - v), hw
+        below = dv > 0
+        if below.any():  # below the chin: distance to its tip
+            dv *= dv
+            tip = u * u
+            tip += dv
+            np.copyto(d, np.sqrt(tip, out=tip), where=below)
+        np.maximum(d, F32(SKULL_TOP) - v, out=d)
+        return d, hw
 
     def shade(self, u: np.ndarray, v: np.ndarray, hw: np.ndarray | None = None) -> np.ndarray:
         """Lambert shading of the head, treated as an ellipsoid: ambient .. ~1.05.
@@ -133,14 +196,31 @@ class Face:
         without it a plain ellipsoid is used (features inside the face).
         """
         w = self.i.face_w * F32(1.08)
-        nx = clamp(u * (F32(0.92) / hw if hw is not None else F32(1) / w), -0.97, 0.97)
-        ny = clamp((v - F32(0.3)) * F32(1 / 2.4), -0.9, 0.9)
-        nz = np.sqrt(np.maximum(F32(1) - nx * nx - ny * ny, F32(0.02)))
+        nx = clamp(u * (F32(0.92) / hw if hw is not None else F32(1) / w), F32(-0.97), F32(0.97))
+        ny = v - F32(0.3)
+        ny *= F32(1 / 2.4)
+        clamp(ny, F32(-0.9), F32(0.9))
+        nz = nx * nx
+        np.subtract(F32(1), nz, out=nz)
+        nz -= ny * ny
+        np.sqrt(clamp(nz, F32(0.02), INF), out=nz)
         s = self.s
-        lam = np.maximum(nx * s.lx + ny * s.ly + nz * s.lz, 0)
-        return s.ambient + (F32(1.08) - s.ambient) * lam
+        lam = np.multiply(nx, s.lx, out=nx)
+        lam += np.multiply(ny, s.ly, out=ny)
+        lam += np.multiply(nz, s.lz, out=nz)
+        clamp(lam, F32(0), INF)
+        lam *= F32(1.08) - s.ambient
+        lam += s.ambient
+        return lam
 
     def key_light(self) -> np.ndarray:
         """(B, 1, 1) shading at the front of the face (for small features drawn flat)."""
         s = self.s
         return s.ambient + (F32(1.08) - s.ambient) * np.maximum(s.lz, 0)
+
+
+def _cut(value, rows: slice, cols: slice):
+    """A field (an array or a tuple of arrays, (B, ..., h, w)) cut to rows x cols."""
+    if isinstance(value, tuple):
+        return tuple(x[..., rows, cols] for x in value)
+    return value[..., rows, cols]

@@ -11,6 +11,7 @@ Colours are sRGB in [0, 255] (float).
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -198,11 +199,19 @@ def sample_shot(seed: int, part: str, identity: Identity, key: object, index: in
     eyes, the face centred with background around).
     """
     rng = np.random.default_rng(derive_seed(seed, "synth", part, "shot", key, index))
-    u = rng.uniform
+    # The 23 uniform draws before the background grid come in one call, in the
+    # order read below; ``u`` maps them as Generator.uniform does
+    # (low + (high - low) * next double), so the values are those of 23
+    # separate rng.uniform calls, at a tenth of the call overhead.
+    draws = iter(rng.random(23).tolist())
+
+    def u(lo: float, hi: float) -> float:
+        return lo + (hi - lo) * next(draws)
+
     h, w = size
     attrs = {}
     for a in ATTRIBUTES:
-        keep = rng.uniform() < habit_strength
+        keep = u(0.0, 1.0) < habit_strength
         attrs[a] = identity.habits[a] if keep else 1 - identity.habits[a]
     if part == "lfw":
         scale = 46.0 * u(0.92, 1.08)
@@ -212,26 +221,34 @@ def sample_shot(seed: int, part: str, identity: Identity, key: object, index: in
         cx, cy = (w - 1) / 2 + u(-0.03, 0.03) * w, 0.38 * h + u(-0.03, 0.03) * h
     az, el = u(-1.0, 1.0), u(-0.7, 0.3)
     light = np.array([np.sin(az) * np.cos(el), np.sin(el), np.cos(az) * np.cos(el)], np.float32)
-    hue = rng.uniform(0.2, 1.0, 3)
-    bg = u(45, 215) * (1 + u(0.05, 0.45) * (hue / hue.mean() - 1))
-    cl = rng.uniform(0.1, 1.0, 3)
-    clothes = u(20, 210) * (1 + u(0.1, 0.7) * (cl / cl.mean() - 1))
+    hue = [u(0.2, 1.0) for _ in range(3)]
+    bg_level, bg_sat = u(45, 215), u(0.05, 0.45)
+    cl = [u(0.1, 1.0) for _ in range(3)]
+    cl_level, cl_sat = u(20, 210), u(0.1, 0.7)
+    angle = math.radians(u(-10, 10))
+    light_gain, ambient = u(0.0, 0.25), u(0.45, 0.65)
     return Shot(
-        angle=float(np.radians(u(-10, 10))),
+        angle=angle,
         scale=float(scale),
         cx=float(cx),
         cy=float(cy),
-        light=light / np.linalg.norm(light),
-        light_gain=u(0.0, 0.25),
-        ambient=u(0.45, 0.65),
-        background=np.clip(bg, 0, 255).astype(np.float32),
+        light=light / np.sqrt(light.dot(light)),
+        light_gain=light_gain,
+        ambient=ambient,
+        background=_saturated(bg_level, bg_sat, hue),
         bg_grid=(rng.normal(0, 20, (4, 4, 1)) + rng.normal(0, 6, (4, 4, 3))).astype(np.float32),
-        clothes=np.clip(clothes, 0, 255).astype(np.float32),
-        gaze=(u(-0.025, 0.025), u(-0.012, 0.012)),
-        noise_sigma=u(0.8, 3.5),
+        clothes=_saturated(cl_level, cl_sat, cl),
+        gaze=(rng.uniform(-0.025, 0.025), rng.uniform(-0.012, 0.012)),
+        noise_sigma=rng.uniform(0.8, 3.5),
         noise_seed=int(rng.integers(2**63 - 1)),
         attrs=attrs,
     )
+
+
+def _saturated(level: float, saturation: float, hue: list[float]) -> np.ndarray:
+    """(3,) float32 colour ``level * (1 + saturation * (hue / mean(hue) - 1))`` in [0, 255]."""
+    mean = (hue[0] + hue[1] + hue[2]) / 3
+    return np.array([min(max(level * (1 + saturation * (x / mean - 1)), 0.0), 255.0) for x in hue], np.float32)
 
 
 def toggled(shot: Shot, attribute: str) -> Shot:

@@ -10,19 +10,25 @@ from __future__ import annotations
 from functools import lru_cache
 from statistics import NormalDist
 
+import cv2
 import numpy as np
 
 from augment.data.synthfaces.canvas import (
     F32,
+    INF,
+    at_least,
+    at_most,
     bump,
     circle,
     clamp,
     cover,
     ellipse,
     gauss,
+    select,
     smoothstep,
     texture,
     tint_rgb,
+    trim,
 )
 from augment.data.synthfaces.face import Face
 
@@ -65,8 +71,11 @@ def light_gain(face: Face) -> np.ndarray:
     """(B, H, W) float32 multiplicative light gradient across each whole photo."""
     _, u, v = face.canvas.full()
     s = face.s
-    g = F32(1) + s.light_gain * F32(0.25) * (u * s.lx + v * s.ly)
-    return clamp(g, 0.75, 1.25)
+    g = u * s.lx
+    g += v * s.ly
+    g *= s.light_gain * F32(0.25)
+    g += F32(1)
+    return clamp(g, F32(0.75), F32(1.25))
 
 
 @lru_cache(maxsize=1)
@@ -81,10 +90,19 @@ def sensor_noise(face: Face) -> np.ndarray:
     quantised to 256 levels, which makes it cheap to draw: one byte per value).
     Each photo draws from its own seed."""
     c = face.canvas
-    codes = np.stack([np.random.default_rng(s.noise_seed).integers(0, 256, (3, c.height, c.width), dtype=np.uint8)
-                      for s in face.shots])
-    sigma = np.array([s.noise_sigma for s in face.shots], F32).reshape(-1, 1, 1, 1)
-    return _gaussian_bytes()[codes] * sigma
+    rows = 3 * c.height
+    noise = np.empty((face.n, 3, c.height, c.width), F32)
+    for k, s in enumerate(face.shots):
+        # the bytes of default_rng(seed).integers(0, 256, n, dtype=np.uint8), which come
+        # from PCG64's 64-bit outputs in little-endian order; random_raw is ~2x faster
+        n = rows * c.width
+        codes = np.random.PCG64(s.noise_seed).random_raw(-(-n // 8)).astype("<u8", copy=False).view(np.uint8)[:n]
+        # a table lookup (cv2.LUT: ~4x NumPy's fancy indexing) of the photo's scaled quantiles
+        into = noise[k].reshape(rows, c.width)
+        got = cv2.LUT(codes.reshape(rows, c.width), _gaussian_bytes() * F32(s.noise_sigma), dst=into)
+        if not np.shares_memory(got, into):  # OpenCV allocated its own output
+            into[...] = got
+    return noise
 
 
 # --------------------------------------------------------------------------- hair
@@ -96,50 +114,94 @@ def cap_distance(face: Face, u, v):
     vol, curly = i.hair_volume, i.curly
     d = ellipse(u, v, 0.0, F32(-0.55) + F32(0.1) * curly, i.face_w + F32(0.08) + F32(0.07) * curly + vol,
                 F32(1.3) + (F32(0.6) + F32(0.1) * curly) * vol)
-    d += (F32(0.01) - F32(0.01) * curly) * np.sin(u * F32(17) + v * F32(9))
+    wave = u * F32(17)
+    wave += v * F32(9)
+    wave = np.sin(wave, out=wave)
+    wave *= F32(0.01) - F32(0.01) * curly
+    d += wave
     if curly.any():
-        d += F32(0.045) * curly * np.sin(u * F32(14)) * np.sin(v * F32(12) + F32(1.3))
+        curls = np.sin(u * F32(14))
+        curls *= F32(0.045) * curly
+        rows = v * F32(12)
+        rows += F32(1.3)
+        curls *= np.sin(rows, out=rows)
+        d += curls
     return d
 
 
 def forehead_distance(face: Face, win):
     """Signed distance to the bare skin the hair frames: an ellipse under the
-    hairline above ``fc``, a vertical strip below it (whole images, cut to ``win``)."""
+    hairline above ``fc``, a vertical strip below it (cut to ``win``)."""
 
-    def build():
+    def build(region):
         i = face.i
-        u, v = face.canvas.coords
+        u, v = face.canvas.uv(region)
         fc, fw = F32(0.2), F32(0.87) * i.face_w
-        return np.where(v < fc, ellipse(u, v, 0.0, fc, fw, fc - i.hairline_y), np.abs(u) - fw)
+        d = ellipse(u, v, 0.0, fc, fw, fc - i.hairline_y)
+        strip = v >= fc
+        if strip.any():
+            side = np.abs(u)
+            side -= fw
+            np.copyto(d, side, where=strip)
+        return d
 
-    return face.memo("forehead", build)[:, win[0], win[1]]
-
-
-def _hair_fields(face: Face):
-    """Whole-image hair fields: colour (B, 3, H, W), strand texture, cap distance (B, H, W).
-
-    Colour: the head's shading, strands radiating from the parting, a sheen band.
-    """
-    i, s = face.i, face.s
-    u, v = face.canvas.coords
-    nx = clamp(u * (F32(1) / (i.face_w + F32(0.3))), -0.95, 0.95)
-    ny = clamp((v + F32(0.6)) * F32(1 / 1.6), -0.95, 0.95)
-    nz = np.sqrt(np.maximum(F32(1) - nx * nx - ny * ny, F32(0.03)))
-    lam = np.maximum(nx * s.lx + ny * s.ly + nz * s.lz, 0)
-    across = (u - i.part_x) * F32(60) / np.maximum(v + F32(2.5), F32(1.0))
-    streak = texture("streak", across, v * F32(14))
-    contrast = F32(0.12) - F32(0.06) * i.buzz
-    k = (s.ambient + (F32(1.05) - s.ambient) * lam) * (F32(1) + contrast * streak)
-    # a soft highlight band (sheen), brightest along some strands
-    sheen = lam * bump((ny + F32(0.35)) * F32(4)) * (F32(14) + F32(8) * np.maximum(streak, 0))
-    colour = tint_rgb(i.hair, k) + sheen[:, None]
-    return colour, streak, cap_distance(face, u, v)
+    return face.field("forehead", build, win)
 
 
-def hair_fields(face: Face, win):
-    colour, streak, cap = face.memo("hair", lambda: _hair_fields(face))
-    r, c = win
-    return colour[:, :, r, c], streak[:, r, c], cap[:, r, c]
+def hair_shape(face: Face, win):
+    """Strand texture and the cap's signed distance (B, h, w), cut to ``win``."""
+
+    def build(region):
+        i = face.i
+        u, v = face.canvas.uv(region)
+        across = u - i.part_x
+        across *= F32(60)
+        across /= clamp(v + F32(2.5), F32(1.0), INF)
+        streak = texture("streak", across, v * F32(14))
+        return streak, cap_distance(face, u, v)
+
+    return face.field("hair_shape", build, win)
+
+
+def hair_colour(face: Face, win) -> np.ndarray:
+    """(B, 3, h, w) hair colour cut to ``win``: the head's shading, strands
+    radiating from the parting, a sheen band."""
+
+    def build(region):
+        i, s = face.i, face.s
+        u, v = face.canvas.uv(region)
+        streak, _ = hair_shape(face, region)
+        nx = clamp(u * (F32(1) / (i.face_w + F32(0.3))), F32(-0.95), F32(0.95))
+        ny = v + F32(0.6)
+        ny *= F32(1 / 1.6)
+        clamp(ny, F32(-0.95), F32(0.95))
+        nz = nx * nx
+        np.subtract(F32(1), nz, out=nz)
+        nz -= ny * ny
+        np.sqrt(clamp(nz, F32(0.03), INF), out=nz)
+        lam = np.multiply(nx, s.lx, out=nx)
+        lam += ny * s.ly
+        lam += np.multiply(nz, s.lz, out=nz)
+        clamp(lam, F32(0), INF)
+        k = lam * (F32(1.05) - s.ambient)
+        k += s.ambient
+        strands = streak * (F32(0.12) - F32(0.06) * i.buzz)
+        strands += F32(1)
+        k *= strands
+        # a soft highlight band (sheen), brightest along some strands
+        ny += F32(0.35)
+        ny *= F32(4)
+        sheen = bump(ny)
+        sheen *= lam
+        bright = at_least(streak, F32(0))
+        bright *= F32(8)
+        bright += F32(14)
+        sheen *= bright
+        colour = tint_rgb(i.hair, k)
+        colour += sheen[:, None]
+        return colour
+
+    return face.field("hair_colour", build, win)
 
 
 def hair_back(face: Face) -> list:
@@ -154,15 +216,37 @@ def hair_back(face: Face) -> list:
     if got is None:
         return []
     win, u, v = got
-    colour, streak, cap = hair_fields(face, win)
+    streak, cap = hair_shape(face, win)
     d = cap - F32(0.05)
-    # straight hair: a curtain widening a little towards its ragged ends
-    width = half + F32(0.06) * np.maximum(v, 0)
-    ends = bottom + F32(0.03) * np.sin(u * F32(9)) + F32(0.03) * streak + F32(0.12) * (np.abs(u) / width) ** 2
-    curtain = np.maximum(np.abs(u) - width, np.maximum(F32(-0.5) - v, v - ends))
-    d = np.where(i.curly > 0, d, np.minimum(d, curtain))
-    alpha = cover(d + F32(0.012) * streak, face.px, soft=1.8) * shown
-    return [(win, alpha, colour * F32(0.7))]
+    straight = i.curly <= 0
+    if straight.any():
+        # straight hair: a curtain widening a little towards its ragged ends
+        width = at_least(v, F32(0))
+        width *= F32(0.06)
+        width += half
+        ends = u * F32(9)
+        ends = np.sin(ends, out=ends)
+        ends *= F32(0.03)
+        ends += bottom
+        ends += streak * F32(0.03)
+        au = np.abs(u)
+        flare = au / width
+        flare *= flare
+        flare *= F32(0.12)
+        ends += flare
+        au -= width
+        curtain = np.maximum(F32(-0.5) - v, np.subtract(v, ends, out=ends))
+        curtain = np.maximum(au, curtain, out=curtain)
+        d = select(straight, np.minimum(d, curtain, out=curtain), d)
+    rough = streak * F32(0.012)
+    rough += d
+    alpha = cover(rough, face.px, soft=1.8)
+    alpha *= shown
+    got = trim(win, alpha)
+    if got is None:
+        return []
+    win, alpha, _ = got
+    return [(win, alpha, hair_colour(face, win) * F32(0.7), True)]
 
 
 def hair_front(face: Face) -> list:
@@ -174,17 +258,33 @@ def hair_front(face: Face) -> list:
     if got is None:
         return []
     win, u, v = got
-    colour, streak, outer = hair_fields(face, win)
-    locky = i.medium + i.long  # locks down the sides of the face
+    streak, outer = hair_shape(face, win)
+    locky = i.medium + i.long > 0  # locks down the sides of the face
     if locky.any():
-        ends = bottom + F32(0.03) * np.sin(u * F32(11)) + F32(0.03) * streak
-        locks = np.maximum(np.abs(u) - half - F32(0.05) * np.maximum(v, 0), np.maximum(v - ends, F32(-0.3) - v))
-        outer = np.where(locky > 0, np.minimum(outer, locks), outer)
+        ends = u * F32(11)
+        ends = np.sin(ends, out=ends)
+        ends *= F32(0.03)
+        ends += bottom
+        ends += streak * F32(0.03)
+        side = np.abs(u)
+        side -= half
+        fall = at_least(v, F32(0))
+        fall *= F32(0.05)
+        side -= fall
+        span = np.maximum(np.subtract(v, ends, out=ends), F32(-0.3) - v)
+        locks = np.maximum(side, span, out=span)
+        outer = select(locky, np.minimum(outer, locks, out=locks), outer)
     skin = forehead_distance(face, win)
-    rough = F32(0.012) * streak
-    d = np.maximum(np.maximum(outer, -skin), v - bottom) + rough
-    alpha = cover(d, face.px, soft=1.8) * (F32(1) - F32(0.25) * i.buzz)
-    return [(win, alpha, colour)]
+    d = np.maximum(outer, -skin)
+    np.maximum(d, v - bottom, out=d)
+    d += streak * F32(0.012)
+    alpha = cover(d, face.px, soft=1.8)
+    alpha *= F32(1) - F32(0.25) * i.buzz
+    got = trim(win, alpha)
+    if got is None:
+        return []
+    win, alpha, _ = got
+    return [(win, alpha, hair_colour(face, win), True)]
 
 
 # --------------------------------------------------------------------------- body and head
@@ -198,19 +298,47 @@ def body(face: Face) -> list:
     if got is None:
         return []
     win, u, v = got
-    shade = face.head_shade(win)
-    nw = F32(0.52) * i.face_w
-    neck = np.maximum(np.abs(u) - nw + F32(0.06) * smoothstep(chin - 0.4, chin + 0.5, v), F32(0.6) - v)
-    neck_a = cover(neck, face.px)
-    under_chin = F32(1) - F32(0.45) * np.exp(F32(-6) * np.maximum(v - (chin - F32(0.1)), 0))
-    neck_c = tint_rgb(i.skin, shade * under_chin * F32(0.9))
+    au = np.abs(u)
+    out = []
+    neck = au - F32(0.52) * i.face_w
+    taper = smoothstep(chin - 0.4, chin + 0.5, v)
+    taper *= F32(0.06)
+    neck += taper
+    np.maximum(neck, F32(0.6) - v, out=neck)
+    got = trim(win, cover(neck, face.px))
+    if got is not None:  # colour only where the neck is
+        neck_win, neck_a, _ = got
+        _, nv = face.canvas.uv(neck_win)
+        under_chin = nv - (chin - F32(0.1))
+        clamp(under_chin, F32(0), INF)
+        under_chin *= F32(-6)
+        np.exp(under_chin, out=under_chin)
+        under_chin *= F32(0.45)
+        np.subtract(F32(1), under_chin, out=under_chin)
+        k = face.head_shade(neck_win) * under_chin
+        k *= F32(0.9)
+        out.append((neck_win, neck_a, tint_rgb(i.skin, k), True))
     clothes = ellipse(u, v, 0.0, chin + 1.75, 2.3, 1.25)
-    vee = (v - F32(chin + 0.3)) - (F32(0.55) - F32(1.1) * np.abs(u))
-    cut = np.minimum(vee, np.abs(u) * F32(0.7) + (v - F32(chin + 0.62)))
-    d_cl = np.maximum(clothes, -cut)
-    fold = F32(1) - F32(0.1) * np.sin(u * F32(5) + v * F32(2)) ** 2
-    cl_c = tint_rgb(face.s.clothes, shade * fold * F32(0.95))
-    return [(win, neck_a, neck_c), (win, cover(d_cl, face.px), cl_c)]
+    vee = v - F32(chin + 0.3)
+    vee -= np.subtract(F32(0.55), au * F32(1.1))
+    cut = au * F32(0.7)
+    cut += v - F32(chin + 0.62)
+    cut = np.minimum(vee, cut, out=cut)
+    d_cl = np.maximum(clothes, np.negative(cut, out=cut), out=clothes)
+    got = trim(win, cover(d_cl, face.px))
+    if got is not None:
+        cl_win, cl_a, _ = got
+        cu, cv = face.canvas.uv(cl_win)
+        fold = cu * F32(5)
+        fold += cv * F32(2)
+        fold = np.sin(fold, out=fold)
+        fold *= fold
+        fold *= F32(0.1)
+        np.subtract(F32(1), fold, out=fold)
+        k = face.head_shade(cl_win) * fold
+        k *= F32(0.95)
+        out.append((cl_win, cl_a, tint_rgb(face.s.clothes, k), True))
+    return out
 
 
 def ears(face: Face) -> list:
@@ -223,11 +351,11 @@ def ears(face: Face) -> list:
         if got is None:
             continue
         win, u, v = got
-        d = ellipse(u, v, sgn * ex, 0.27, 0.13, 0.27)
-        shade = face.head_shade(win)
         inner = gauss(u, v, sgn * (ex + 0.02), 0.3, 0.04, 0.11)
-        colour = tint_rgb(i.skin, shade * (F32(0.9) - F32(0.3) * inner))
-        out.append((win, cover(d, face.px), colour))
+        inner *= F32(0.3)
+        np.subtract(F32(0.9), inner, out=inner)
+        inner *= face.head_shade(win)
+        out.append((win, cover(ellipse(u, v, sgn * ex, 0.27, 0.13, 0.27), face.px), tint_rgb(i.skin, inner)))
     return out
 
 
@@ -237,13 +365,20 @@ def skin(face: Face) -> list:
     got = face.canvas.window(-i.face_w - 0.05, -1.9, i.face_w + 0.05, i.chin_y + 0.05)
     if got is None:
         return []
-    win, u, v = got
-    d, hw = face.contour(win)
-    shade = face.shade(u, v, np.maximum(hw, F32(0.05)))
-    # warmer, more saturated shadows (light scattered under the skin)
-    lit = np.minimum(shade, 1)
-    colour = tint_rgb(i.skin, shade) * (F32(1) - tint_rgb(np.array([0.0, 0.1, 0.14], F32), F32(1) - lit))
-    return [(win, cover(d, face.px), colour)]
+    got = trim(got[0], cover(face.contour(got[0])[0], face.px))
+    if got is None:
+        return []
+    win, alpha, _ = got
+    _, hw = face.contour(win)
+    shade = face.shade(*face.canvas.uv(win), at_least(hw, F32(0.05)))
+    colour = tint_rgb(i.skin, shade)
+    # warmer, more saturated shadows (light scattered under the skin): green and
+    # blue times 1 - k (1 - lit), k = 0.1 and 0.14 (red unchanged)
+    dark = np.subtract(F32(1), at_most(shade, F32(1)))
+    for c, k in ((1, F32(0.1)), (2, F32(0.14))):
+        t = dark * k
+        colour[:, c] *= np.subtract(F32(1), t, out=t)
+    return [(win, alpha, colour, True)]
 
 
 def _blob_layer(face: Face, box, colour, blobs) -> list:
@@ -252,10 +387,15 @@ def _blob_layer(face: Face, box, colour, blobs) -> list:
     if got is None:
         return []
     win, u, v = got
-    a = np.zeros_like(u)
+    a = None
     for k, cx, cy, sx, sy in blobs:
-        a += F32(k) * gauss(u, v, cx, cy, sx, sy)
-    return [(win, np.minimum(a, 1), colour)]
+        g = gauss(u, v, cx, cy, sx, sy)
+        g *= F32(k)
+        if a is None:
+            a = g
+        else:
+            a += g
+    return [(win, clamp(a, -INF, F32(1)), colour)]
 
 
 def skin_relief(face: Face) -> list:

@@ -15,7 +15,7 @@ import numpy as np
 
 from augment.data.synthfaces import attributes as at
 from augment.data.synthfaces import parts
-from augment.data.synthfaces.canvas import F32, composite, finish
+from augment.data.synthfaces.canvas import F32, composite, finish, keep_freed_memory
 from augment.data.synthfaces.face import Face
 from augment.data.synthfaces.params import Identity, Shot
 
@@ -32,6 +32,7 @@ class BatchRender:
     """
 
     def __init__(self, items: list[tuple[Identity, Shot]], height: int, width: int):
+        keep_freed_memory()
         self.face = Face([i for i, _ in items], [s for _, s in items], height, width)
         self._base: np.ndarray | None = None
         self._cache: dict = {}
@@ -66,34 +67,50 @@ class BatchRender:
     def mouth_shape(self, attrs: dict) -> at.MouthShape:
         return at.mouth_shape(self.face, attrs["Smiling"], attrs["Mouth_Slightly_Open"])
 
-    def layers(self, attrs: dict) -> list:
-        """The attribute-dependent layers, in drawing order."""
+    def layers(self, attrs: dict) -> list[tuple[np.ndarray | None, list]]:
+        """The attribute-dependent layers in drawing order, in groups
+        ``(photos, layers)``: ``photos`` the indices of the photos a group is
+        drawn for, None for all (see ``composite``)."""
         f = self.face
         key = (attrs["Smiling"].tobytes(), attrs["Mouth_Slightly_Open"].tobytes())
         shape = self.mouth_shape(attrs)
-        out = list(self._get(("folds", key), lambda: at.mouth_folds(f, shape)))
-        out += self._switched("beard", at.beard, F32(1) - attrs["No_Beard"])
-        out += self._get(("mouth", key), lambda: at.mouth(f, shape))
-        out += self._get("hair", lambda: parts.hair_front(f))
-        out += self._switched("bangs", at.bangs, attrs["Bangs"])
-        out += self._switched("glasses", at.glasses, attrs["Eyeglasses"])
-        return out
+        return [
+            (None, self._get(("folds", key), lambda: at.mouth_folds(f, shape))),
+            self._switched("beard", at.beard, F32(1) - attrs["No_Beard"]),
+            (None, self._get(("mouth", key), lambda: at.mouth(f, shape))),
+            (None, self._get("hair", lambda: parts.hair_front(f))),
+            self._switched("bangs", at.bangs, attrs["Bangs"]),
+            self._switched("glasses", at.glasses, attrs["Eyeglasses"]),
+        ]
 
-    def _switched(self, name: str, draw, on: np.ndarray) -> list:
-        """Layers shown only in the photos where ``on`` (B, 1, 1) is 1 (drawn only
-        if some photo shows them): alpha is zeroed elsewhere, which leaves those
-        photos' pixels exactly unchanged."""
-        if not on.any():
-            return []
-        layers = self._get(name, lambda: draw(self.face))
-        if on.all():
-            return layers
-        return [(win, alpha * on, colour) for win, alpha, colour in layers]
+    def _switched(self, name: str, draw, on: np.ndarray) -> tuple[np.ndarray | None, list]:
+        """Layers shown only in the photos where ``on`` (B, 1, 1) is 1, drawn for
+        those photos only (a photo's pixels do not depend on the others in its
+        batch): usually a few of a batch show a beard, glasses or bangs, and a
+        counterfactual needs the others."""
+        shown = np.flatnonzero(on.reshape(-1))
+        if len(shown) == self.face.n:
+            return None, self._get(name, lambda: draw(self.face))
+        if not len(shown):
+            return None, []
+        if name in self._cache:  # drawn for all already: zero alpha where not shown
+            return None, [(layer[0], layer[1] * on, *layer[2:]) for layer in self._cache[name]]
+        key = shown.tobytes()
+        face = self._get(("face", key), lambda: self.face.subset(shown))
+        return shown, self._get((name, key), lambda: draw(face))
 
-    def images(self, attrs: dict | None = None) -> np.ndarray:
+    def images(self, attrs: dict | None = None, last: bool = False) -> np.ndarray:
+        """``last``: no further render of this batch follows, so the layers are
+        painted over the cached base itself rather than a copy (a later render
+        would rebuild it)."""
         attrs = self.attrs if attrs is None else attrs
-        img = self.base().copy()
-        composite(img, self.layers(attrs))
+        img = self.base()
+        if last:
+            self._base = None
+        else:
+            img = img.copy()
+        for photos, layers in self.layers(attrs):
+            composite(img, layers, photos)
         gain, noise = self._get("finish", lambda: (parts.light_gain(self.face), parts.sensor_noise(self.face)))
         return finish(img, gain, noise)
 

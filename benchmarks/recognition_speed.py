@@ -1,0 +1,93 @@
+"""Face-recognition training and embedding speed on the CPU.
+
+    python -m benchmarks.recognition_speed [--runs 3] [--threads 2]
+
+For each backbone setting (the CPU default first), with random faces:
+
+- ``train_per_s``: images per second through one optimiser step (forward,
+  ArcFace head, backward, SGD), batch 64;
+- ``embed_per_s``: images per second embedded as evaluation does it (the
+  image and its mirror, L2-normalised sum), batch 128.
+
+Both wall-clock and CPU-time rates are recorded (median, min, max of
+``--runs``): on a shared machine the CPU-time rate times the number of
+threads is the closer estimate of what idle cores do.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import time
+
+from benchmarks.common import save_result, summary
+
+SETTINGS = [  # (backbone, image size, width): the CPU default first
+    ("resnet18", 64, 16),
+    ("resnet18", 64, 8),
+    ("mobilefacenet", 64, 0),
+    ("resnet18", 112, 64),  # the paper's ResNet-18 at the usual 112 px
+]
+
+
+def _rates(fn, n_items: int, runs: int) -> dict:
+    fn()  # warm-up
+    wall, cpu = [], []
+    for _ in range(runs):
+        w0, c0 = time.perf_counter(), time.process_time()
+        fn()
+        wall.append(n_items / (time.perf_counter() - w0))
+        cpu.append(n_items / (time.process_time() - c0))
+    return {"wall": summary(wall, "images/s"), "cpu": summary(cpu, "images/cpu-s")}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--quick", action="store_true", help="only the CPU default setting")
+    args = ap.parse_args()
+
+    import torch
+    import torch.nn.functional as F
+
+    from recognition.backbones import BackboneConfig, build_backbone
+    from recognition.embed import embed_batch
+    from recognition.heads import build_head
+
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(0)
+    results = {}
+    for name, size, width in SETTINGS[:1] if args.quick else SETTINGS:
+        model = build_backbone(BackboneConfig(name, 512, size, width))
+        head = build_head("arcface", 512, 100)
+        opt = torch.optim.SGD([*model.parameters(), *head.parameters()], lr=0.01, momentum=0.9)
+        x, y = torch.rand(64, 3, size, size) * 2 - 1, torch.randint(0, 100, (64,))
+
+        def step() -> None:
+            model.train()
+            loss = F.cross_entropy(head(model(x), y), y)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+
+        xe = torch.rand(128, 3, size, size) * 2 - 1
+
+        def embed() -> None:
+            model.eval()
+            embed_batch(model, xe)
+
+        key = f"{name}_{size}px_w{width or 'default'}"
+        results[key] = {"train_per_s": _rates(step, 64, args.runs), "embed_per_s": _rates(embed, 128, args.runs)}
+        r = results[key]
+        print(f"{key}: train {r['train_per_s']['wall']['median']:.0f} img/s "
+              f"({r['train_per_s']['cpu']['median']:.0f} per cpu-s), embed {r['embed_per_s']['wall']['median']:.0f} "
+              f"img/s ({r['embed_per_s']['cpu']['median']:.0f} per cpu-s)", flush=True)  # fmt: skip
+    results["threads"] = args.threads
+    results["load_average"] = os.getloadavg()[0]
+    results["command"] = f"python -m benchmarks.recognition_speed --runs {args.runs} --threads {args.threads}"
+    save_result("recognition", results)
+
+
+if __name__ == "__main__":
+    main()
