@@ -85,7 +85,8 @@ def main() -> None:
               f"img/s ({r['embed_per_s']['cpu']['median']:.0f} per cpu-s)", flush=True)  # fmt: skip
     results["threads"] = args.threads
     results["load_average"] = os.getloadavg()[0]
-    results["command"] = f"python -m benchmarks.recognition_speed --runs {args.runs} --threads {args.threads}"
+    env = " ".join(f"{k}={os.environ[k]}" for k in ("OMP_WAIT_POLICY", "OMP_NUM_THREADS") if k in os.environ)
+    results["command"] = f"{env + ' ' if env else ''}python -m benchmarks.recognition_speed --runs {args.runs} --threads {args.threads}"
     save_result("recognition", results)
 
 
