@@ -51,8 +51,6 @@ from augment.data.celeba import attribute_index
 
 log = logging.getLogger("augment.edit")
 
-CHUNK = 256  # rows per resumable part; fixed so reruns redo identical batches
-
 
 @dataclass
 class EditModels:
@@ -297,22 +295,23 @@ def edit_rows(
 ) -> tuple[pd.DataFrame, dict[str, int]]:
     """Edit every row with every generator, resumably. Returns (rows, drops per filter)."""
     rows = rows.reset_index(drop=True)
-    chunks = [(m, c) for m in models_list for c in range(0, len(rows), CHUNK)]
+    chunk = ecfg.chunk_size  # fixed per config, so a rerun redoes identical batches
+    chunks = [(m, c) for m in models_list for c in range(0, len(rows), chunk)]
     mine = dist.shard(chunks)
-    todo = [(m, c) for m, c in mine if not _part_path(run_dir, m.attribute, c // CHUNK).is_file()]
+    todo = [(m, c) for m, c in mine if not _part_path(run_dir, m.attribute, c // chunk).is_file()]
     if len(todo) < len(mine):
         log.info("edit: %d of %d chunk(s) already done, resuming", len(mine) - len(todo), len(mine))
     threads = max(2, os.cpu_count() or 2)
-    with ThreadPoolExecutor(threads) as pool, tqdm(total=sum(min(CHUNK, len(rows) - c) for _, c in todo),
+    with ThreadPoolExecutor(threads) as pool, tqdm(total=sum(min(chunk, len(rows) - c) for _, c in todo),
                                                    desc="edit", unit="img", disable=not dist.is_main()) as bar:
         for m, c in todo:
-            part_rows, drops = edit_chunk(m, rows.iloc[c : c + CHUNK], root, run_dir, c, ecfg, device, pool, workers)
-            _write_part(_part_path(run_dir, m.attribute, c // CHUNK), part_rows, drops)
-            bar.update(min(CHUNK, len(rows) - c))
+            part_rows, drops = edit_chunk(m, rows.iloc[c : c + chunk], root, run_dir, c, ecfg, device, pool, workers)
+            _write_part(_part_path(run_dir, m.attribute, c // chunk), part_rows, drops)
+            bar.update(min(chunk, len(rows) - c))
     dist.barrier()
     frames, total_drops = [], {}
     for m, c in chunks:  # merge in a fixed order, whatever the number of ranks
-        df, drops = _read_part(_part_path(run_dir, m.attribute, c // CHUNK))
+        df, drops = _read_part(_part_path(run_dir, m.attribute, c // chunk))
         frames.append(df)
         for k, v in drops.items():
             total_drops[k] = total_drops.get(k, 0) + v

@@ -173,7 +173,7 @@ def _edit_quality_section(doc: Doc, metrics_path: Path | None) -> None:
           "SynthFaces counterfactual ground truth.", muted=True)
 
 
-def _recognition_section(doc: Doc, metrics_path: Path | None) -> None:
+def _recognition_section(doc: Doc, metrics_path: Path | None, out_dir: Path | None = None) -> None:
     if metrics_path is None or not Path(metrics_path).is_file():
         return
     metrics = json.loads(Path(metrics_path).read_text())
@@ -201,7 +201,9 @@ def _recognition_section(doc: Doc, metrics_path: Path | None) -> None:
         doc.table(header, [[k, *[v.get(h) for h in header[1:]]] for k, v in paper.items()])
     roc = Path(metrics_path).parent / "roc.png"
     if roc.is_file():
-        doc.image(roc.read_bytes(), "ROC overlay", str(roc))
+        doc.image(roc.read_bytes(), "ROC overlay", "roc.png")
+        if out_dir is not None:
+            (out_dir / "roc.png").write_bytes(roc.read_bytes())
 
 
 def _delta_text(d: dict) -> str:
@@ -278,5 +280,52 @@ def build(cfg: PipelineConfig, inputs: dict, run_dir: Path, grids: dict[str, Ima
     gens = inputs.get("generators")
     _curves_section(doc, run_dir, gens if isinstance(gens, mf.Manifest) else None)
     _edit_quality_section(doc, inputs.get("sagan_metrics"))
-    _recognition_section(doc, inputs.get("recognition_metrics"))
+    _recognition_section(doc, inputs.get("recognition_metrics"), run_dir)
     return doc
+
+
+def edit_grids(cfg: PipelineConfig, aligned: mf.Manifest, generators: mf.Manifest, n: int) -> dict[str, Image.Image]:
+    """Per attribute: rows of (input | +attribute | -attribute | mask) on held-out images.
+
+    Uses the same code path as the edit stage (one attention pass per image).
+    """
+    import torch
+
+    from augment.edit import EditModels, _Images, _to_uint8, edit_batch
+    from augment.runtime import resolve_device
+    from augment.sagan.train import load_generator
+
+    df = aligned.df
+    pick = df[df["split"] == "test"]
+    if pick.empty:
+        pick = df
+    pick = pick.iloc[:: max(1, len(pick) // max(n, 1))].iloc[:n]
+    if pick.empty:
+        return {}
+    x = torch.stack([_Images([aligned.root / p for p in pick["path"]])[i] for i in range(len(pick))])
+    device = resolve_device(cfg.device)
+    grids = {}
+    for _, g in generators.df.iterrows():
+        G, _ = load_generator(generators.root / g["path"], g["attribute"], device)
+        with torch.inference_mode():
+            mask, edits = edit_batch(EditModels(g["attribute"], g["generator_id"], G, int(g["image_size"])),
+                                     x.to(device), [1, 0])
+        imgs = _to_uint8(x)
+        plus, minus = _to_uint8(edits[1].cpu()), _to_uint8(edits[0].cpu())
+        m = (mask[:, 0].cpu().numpy() * 255).round().astype(np.uint8)
+        grids[g["attribute"]] = grid([[imgs[i], plus[i], minus[i], m[i]] for i in range(len(imgs))])
+    return grids
+
+
+def run_stage(cfg: PipelineConfig, inputs: dict, run_dir: Path) -> dict[str, Path]:
+    grids = {}
+    if isinstance(inputs.get("aligned"), mf.Manifest) and isinstance(inputs.get("generators"), mf.Manifest):
+        grids = edit_grids(cfg, inputs["aligned"], inputs["generators"], cfg.report.grid_images)
+    doc = build(cfg, inputs, run_dir, grids)
+    (run_dir / "report.md").write_text(doc.render_md(), encoding="utf-8")
+    out = run_dir / "report.html"
+    out.write_text(doc.render_html(), encoding="utf-8")
+    # A copy at the top of the workdir, where a user looks first.
+    (Path(cfg.workdir) / "report.html").write_text(doc.render_html(), encoding="utf-8")
+    log.info("report: %s", out)
+    return {"report": out}

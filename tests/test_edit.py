@@ -13,7 +13,7 @@ from PIL import Image
 
 from augment import manifest as mf
 from augment.config import EditConfig
-from augment.edit import CHUNK, EditModels, edit_batch, edit_rows, target_values
+from augment.edit import EditModels, edit_batch, edit_rows, target_values
 from augment.sagan.model import SaGANGenerator, SaganModelConfig
 
 TINY = SaganModelConfig(image_size=16, g_width=4, g_downsample=2, g_res_blocks=1, d_width=4, d_layers=3)
@@ -73,11 +73,11 @@ def test_target_values():
 
 
 def test_rows_filters_and_resume(tmp_path):
-    n = CHUNK + 20  # two chunks
+    n = 50  # two chunks of 32
     rows, root = aligned_rows(tmp_path, n)
     G = tiny_generator()
     models = [EditModels("Eyeglasses", "gid", G, 16, attr_prob=lambda x: (x.mean(dim=(1, 2, 3)) + 1) / 2)]
-    ecfg = EditConfig(directions="both", batch_size=64, min_attr_prob=0.45, shard_size=100)
+    ecfg = EditConfig(directions="both", batch_size=16, min_attr_prob=0.45, shard_size=40, chunk_size=32)
     run = tmp_path / "edit"
     merged, drops = edit_rows(models, rows, root, run, ecfg, torch.device("cpu"))
     assert len(merged) + sum(drops.values()) == 2 * n
@@ -86,7 +86,7 @@ def test_rows_filters_and_resume(tmp_path):
     for rel in merged["path"]:
         with Image.open(run / rel) as im:
             assert im.size == (16, 16)
-    assert max(len(list(d.iterdir())) for d in run.glob("Eyeglasses/*/*")) <= 100
+    assert max(len(list(d.iterdir())) for d in run.glob("Eyeglasses/*/*")) <= 40
     assert merged["sample_id"].is_unique
     # the parent's attributes with the edited attribute set to the target
     row = merged[(merged["target_value"] == 1) & merged["attributes"].notna()].iloc[0]

@@ -103,7 +103,7 @@ def test_stage_writes_metrics_per_attribute_and_direction(tmp_path):
     assert m["add"]["images"] + m["remove"]["images"] == n_test
     assert m["add"]["images"] > 0 and m["remove"]["images"] > 0
     for key in ("edit_success", "outside_change", "mask_iou", "psnr_vs_truth", "classifier_accuracy",
-                "mask_area", "outside_change_mask", "psnr_input_vs_truth"):
+                "mask_area", "outside_change_mask", "psnr_input_vs_truth", "truth_success"):
         assert m[key] is not None and np.isfinite(m[key]), key
     assert 0 <= m["edit_success"] <= 1 and 0 <= m["mask_iou"] <= 1 and 0 <= m["outside_change"] <= 1
     assert m["generator_id"] == gens.df.iloc[0]["generator_id"] and m["image_size"] == 16

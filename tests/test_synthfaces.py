@@ -302,3 +302,55 @@ def test_photo_does_not_depend_on_its_batch(small):
         alone = FaceRender(ident, shot, 64, 64).image()
         written = load(small / "celeba" / "img_align_celeba" / layout.celeba_name(numbers[(k, j)], "png"))
         np.testing.assert_array_equal(alone, written)
+
+
+def test_batch_renders_equal_single_renders():
+    """Batched drawing (windows that are unions over the batch, layers drawn for
+    the photos that show them, painting over the cached base on the last render)
+    gives each photo and counterfactual the bytes it has when drawn alone. (A
+    layer cut off where its window ends would change a few pixels by a level in
+    about a third of these renders.)"""
+    from augment.data.synthfaces.params import ATTRIBUTES, sample_identity, sample_shot
+    from augment.data.synthfaces.render import BatchRender, FaceRender, toggle
+
+    size, items = 128, []
+    for k in range(4):  # mixed people; habit strength 0.5 mixes each attribute within a person
+        ident = sample_identity(9, "celeba", k)
+        items += [(ident, sample_shot(9, "celeba", ident, k, j, (size, size), 0.5)) for j in range(3)]
+    batch = BatchRender(items, size, size)
+    photos = batch.images()
+    toggled = {a: batch.images(batch.toggled(a), last=True) for a in ATTRIBUTES}  # base rebuilt each time
+    again = batch.images(last=True)
+    np.testing.assert_array_equal(again, photos)
+    shown = {a: {s.attrs[a] for _, s in items} for a in ATTRIBUTES}
+    assert all(v == {0, 1} for v in shown.values()), shown  # every attribute on in some photos, off in others
+    for n, (ident, shot) in enumerate(items):
+        alone = FaceRender(ident, shot, size, size)
+        np.testing.assert_array_equal(alone.image(), photos[n])
+        for a in ATTRIBUTES:
+            np.testing.assert_array_equal(alone.image(toggle(shot.attrs, a)), toggled[a][n], err_msg=f"{n} {a}")
+
+
+def test_renders_the_committed_preview():
+    """The faces look as in docs/synthfaces_preview.png (seed 0, 112 px): a change
+    to the rendering that alters them must come with a new preview (and a word to
+    whoever trains on the images). Tags and titles (font rendering) are left out."""
+    from augment.data.synthfaces.params import ATTRIBUTES, sample_identity, sample_shot
+    from augment.data.synthfaces.render import BatchRender
+
+    size, rows = 112, 6
+    sheet = load(Path(__file__).resolve().parents[1] / "docs" / "synthfaces_preview.png").astype(int)
+    head = max(14, size // 7)
+    items = []
+    for r in range(rows):
+        ident = sample_identity(0, "celeba", r)
+        items.append((ident, sample_shot(0, "celeba", ident, r, 0, (size, size), 0.85)))
+    render = BatchRender(items, size, size)
+    cells = [render.images()] + [render.images(render.toggled(a)) for a in ATTRIBUTES]
+    keep = size - 30  # above the tags
+    for c, imgs in enumerate(cells):
+        for r in range(rows):
+            ref = sheet[head + r * size:head + r * size + keep, c * size:(c + 1) * size]
+            diff = np.abs(imgs[r][:keep].astype(int) - ref)
+            # identical on this machine; a little slack for other CPUs' float rounding
+            assert diff.max() <= 2 and (diff > 0).mean() < 0.002, (r, c, diff.max(), (diff > 0).mean())

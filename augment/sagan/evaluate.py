@@ -21,7 +21,9 @@ changed region it covers:
 - ``outside_change``: mean |edit - input| over pixels with c == 0 (untouched
   in truth), the change the edit should not have made;
 - ``psnr_vs_truth``: PSNR of the edit against the true counterfactual, and for
-  reference ``psnr_input_vs_truth``, the unedited input against it.
+  reference ``psnr_input_vs_truth``, the unedited input against it;
+- ``truth_success``: the classifier's agreement with the target on the true
+  counterfactuals, i.e. the ``edit_success`` a perfect edit would get.
 
 Writes ``<run_dir>/metrics.json`` ({"<Attribute>": {...}}) and one grid per
 attribute in ``<run_dir>/samples/``: input | edit | truth | mask | true region.
@@ -204,6 +206,7 @@ def evaluate_attribute(attribute: str, generator_dir: Path, classifiers: mf.Mani
         x01 = (x.permute(0, 2, 3, 1).cpu().numpy() + 1) / 2
         e01 = (edit.clamp(-1, 1).permute(0, 2, 3, 1).cpu().numpy() + 1) / 2
         m01 = mask[:, 0].cpu().numpy()
+        truths: list[tuple[int, int, np.ndarray]] = []  # (record index, target, counterfactual)
         for i, (_, row) in enumerate(rows.iterrows()):
             g = gt_index.get(row["sample_id"])
             cf = cov = None
@@ -215,7 +218,14 @@ def evaluate_attribute(attribute: str, generator_dir: Path, classifiers: mf.Mani
             target = int(1 - y[i])
             rec["edit_success"] = float((p_edit[i] > 0.5) == (target == 1))
             rec["attr_prob"] = float(p_edit[i])
+            if cf is not None:
+                truths.append((len(records["add" if target == 1 else "remove"]), target, cf))
             records["add" if target == 1 else "remove"].append(rec)
+        if truths:  # the judge on the true counterfactuals: how far a perfect edit would score
+            cf_t = torch.from_numpy(np.stack([t[2] for t in truths])).permute(0, 3, 1, 2).float().mul(2).sub(1)
+            p_truth = clf.attribute_probability(cf_t.to(device), attribute).cpu().numpy()
+            for (k, target, _), p in zip(truths, p_truth):
+                records["add" if target == 1 else "remove"][k]["truth_success"] = float((p > 0.5) == (target == 1))
             if len(grid_cols[0]) < GRID_IMAGES:
                 blank = np.zeros_like(x01[i])
                 for col, arr in zip(grid_cols, (x01[i], e01[i], cf if cf is not None else blank,

@@ -127,29 +127,58 @@ def mouth(face: Face, m: MouthShape) -> list:
     in_lo = line + m.gap_lo * e ** F32(0.9) + F32(0.008)
     bot_lo = in_lo + m.lip_lo * e ** F32(0.6)
     side = np.abs(u) - m.half_w
-    shade = face.head_shade(win)
     key = face.key_light()
     out = []
     gap = cover_implicit(np.maximum(np.maximum(in_up - v, v - in_lo), side + F32(0.01)))
     out.append((win, gap, rgb(MOUTH_INSIDE, key)))
+
+    def teeth(alpha, k):
+        """A teeth layer: its colour (gaps between teeth, darker to the sides) only
+        where ``alpha`` reaches; ``k`` darkens it."""
+        got = trim(win, alpha)
+        if got is None:
+            return []
+        t_win, t_alpha, (rows, cols) = got
+        gaps = np.sin(u[:, rows, cols] * F32(np.pi / 0.085))
+        gaps = smoothstep(0.05, 0.3, np.abs(gaps, out=gaps))
+        gaps *= F32(0.18)
+        gaps += F32(0.82)
+        tint = smoothstep(0.35, 0.95, np.abs(x[:, rows, cols]))
+        tint *= F32(0.35)
+        np.subtract(F32(1), tint, out=tint)
+        tint *= gaps
+        tint *= key
+        if k is not None:
+            tint *= k
+        return [(t_win, t_alpha, tint_rgb(TEETH, tint), True)]
+
     parted = np.maximum(m.smile, m.open)
     if parted.any():
         teeth_len = F32(0.03) + F32(0.02) * m.smile
         d_teeth = np.maximum(np.maximum(v - (in_up + teeth_len), np.abs(u) - F32(0.74) * m.half_w),
                              in_up - F32(0.02) - v)
-        gaps = F32(0.82) + F32(0.18) * smoothstep(0.05, 0.3, np.abs(np.sin(u * F32(np.pi / 0.085))))
-        tint = (F32(1) - F32(0.35) * smoothstep(0.35, 0.95, np.abs(x))) * gaps * key
-        out.append((win, parted * gap * cover_implicit(d_teeth), tint_rgb(TEETH, tint)))
+        alpha = parted * gap
+        alpha *= cover_implicit(d_teeth)
+        out += teeth(alpha, None)
         both = m.smile * m.open
         if both.any():
             d_low = np.maximum(np.maximum(in_lo - F32(0.025) - v, np.abs(u) - F32(0.6) * m.half_w), v - in_lo)
-            out.append((win, F32(0.8) * both * gap * cover_implicit(d_low), tint_rgb(TEETH, tint * F32(0.85))))
-    upper = cover_implicit(np.maximum(np.maximum(top_up - v, v - in_up), side))
-    out.append((win, upper, tint_rgb(i.lips, shade * F32(0.8))))
-    lower = cover_implicit(np.maximum(np.maximum(in_lo - v, v - bot_lo), side))
-    out.append((win, lower, tint_rgb(i.lips, shade)))
-    sheen = F32(0.25) * lz * gauss(u, v, 0.04 * lx, m.y + m.gap_lo + m.lip_lo * 0.5, m.half_w * 0.35, 0.02)
-    out.append((win, lower * sheen, WHITE))
+            alpha = F32(0.8) * both * gap
+            alpha *= cover_implicit(d_low)
+            out += teeth(alpha, F32(0.85))
+    # lips: colour and sheen only where they are
+    got = trim(win, cover_implicit(np.maximum(np.maximum(top_up - v, v - in_up), side)))
+    if got is not None:
+        up_win, upper, _ = got
+        out.append((up_win, upper, tint_rgb(i.lips, face.head_shade(up_win) * F32(0.8)), True))
+    got = trim(win, cover_implicit(np.maximum(np.maximum(in_lo - v, v - bot_lo), side)))
+    if got is not None:
+        lo_win, lower, (rows, cols) = got
+        out.append((lo_win, lower, tint_rgb(i.lips, face.head_shade(lo_win)), True))
+        sheen = gauss(u[:, rows, cols], v[:, rows, cols], 0.04 * lx, m.y + m.gap_lo + m.lip_lo * 0.5,
+                      m.half_w * 0.35, 0.02)
+        sheen *= F32(0.25) * lz
+        out.append((lo_win, lower * sheen, WHITE))
     cy = m.y - m.lift
     corners = gauss(u, v, -m.half_w, cy, 0.03, 0.025) + gauss(u, v, m.half_w, cy, 0.03, 0.025)
     out.append((win, (F32(0.3) + F32(0.15) * m.smile) * corners, i.skin * F32(0.35)))

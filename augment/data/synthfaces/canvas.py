@@ -9,11 +9,20 @@ A *layer* is ``(window, alpha, colour)``: ``window`` a pair of slices into the
 images (the union of the photos' own windows), ``alpha`` (B, h, w) float32 in
 [0, 1], ``colour`` (B, 3, h, w), (B, 3, 1, 1) or (3,) float32 sRGB in
 [0, 255]; ``(window, alpha, colour, True)`` when the window is already cut to
-where alpha reaches (see ``trim``: a layer computes its colour only there). Compositing is ``img = img + alpha * (colour - img)``, so a pixel
-where alpha is exactly 0 is left bit-for-bit unchanged. That is what makes
+where alpha reaches (see ``trim``: a layer computes its colour only there).
+Compositing is ``img = img + alpha * (colour - img)``, so a pixel where alpha
+is exactly 0 is left bit-for-bit unchanged. That is what makes
 counterfactuals exact: an attribute's layers are zero outside its region.
-Every soft profile has compact support for the same reason (and so that a
-photo does not depend on which others share its batch and its windows).
+Every soft profile has compact support, and a layer's window holds all of it,
+for the same reason and so that a photo does not depend on which others share
+its batch (windows are unions over the batch).
+
+Speed: rendering is a few thousand NumPy calls a batch, so both the work per
+pixel and the number of calls count. Temporaries are updated in place where
+the arithmetic stays the same operation for operation (the images do not
+change by a bit), layers are cut to where their alpha reaches before their
+colour is computed, and per-pixel fields shared by layers are computed once
+over the part of the image that needs them (``Face.field``).
 
 Pixel centres are at integer coordinates (x = column, y = row), the convention
 of OpenCV's warpAffine, so landmarks map to the same positions in an aligner.
@@ -126,6 +135,13 @@ class Canvas:
         win = (slice(r0, r1), slice(c0, c1))
         u, v = self.coords
         return win, u[:, r0:r1, c0:c1], v[:, r0:r1, c0:c1]
+
+    def subset(self, photos) -> "Canvas":
+        """The canvas of some of the photos (indices), sharing computed coordinates."""
+        sub = Canvas(self.height, self.width, self.scale[photos], self.angle[photos], self.cx[photos], self.cy[photos])
+        if "coords" in self.__dict__:  # computed already: copy rather than recompute
+            sub.__dict__["coords"] = tuple(c[photos] for c in self.coords)
+        return sub
 
     def pixels(self, x0, y0, x1, y1):
         """The (rows, cols) slices of ``window`` alone (None outside every image)."""
@@ -276,8 +292,11 @@ def bump(x: np.ndarray) -> np.ndarray:
     return t
 
 
+GAUSS_REACH = 2.83  # gauss and bump are 0 beyond sqrt(8) = 2.828 standard deviations
+
+
 def gauss(u: np.ndarray, v: np.ndarray, cx, cy, sx, sy) -> np.ndarray:
-    """A 2-D blob of standard deviations (sx, sy) (compactly supported, see ``bump``)."""
+    """A 2-D blob of standard deviations (sx, sy), 0 beyond ``GAUSS_REACH`` of them (see ``bump``)."""
     x = u - F32(cx)
     x *= F32(1 / sx)
     y = v - F32(cy)
@@ -413,5 +432,5 @@ def texture(name: str, a: np.ndarray, b: np.ndarray) -> np.ndarray:
     ia &= 255
     ib &= 255
     ia <<= 8
-    ia |= ib  # the flat index a * 256 + b: one np.take is ~3x a 2-D fancy index
-    return np.take(tex.reshape(-1), ia)
+    ia |= ib  # the flat index a * 256 + b: one take is ~3x a 2-D fancy index
+    return tex.reshape(-1).take(ia)

@@ -62,11 +62,12 @@ def _stack(values: list, shape=(1, 1)) -> np.ndarray:
 class Face:
     """B photos (any mix of people) drawn together on one canvas size."""
 
-    def __init__(self, idents: list[Identity], shots: list[Shot], height: int, width: int):
+    def __init__(self, idents: list[Identity], shots: list[Shot], height: int, width: int,
+                 canvas: Canvas | None = None):
         self.idents, self.shots = idents, shots
         self.n = len(shots)
-        self.canvas = Canvas(height, width, *(np.array([getattr(s, k) for s in shots], np.float64)
-                                              for k in ("scale", "angle", "cx", "cy")))
+        self.canvas = canvas or Canvas(height, width, *(np.array([getattr(s, k) for s in shots], np.float64)
+                                                        for k in ("scale", "angle", "cx", "cy")))
         # one table per kind of trait (a few NumPy calls rather than one per trait)
         b = self.n
         floats = _float_traits(idents[0])
@@ -95,7 +96,7 @@ class Face:
     def subset(self, photos) -> "Face":
         """The same drawing for some of the photos (indices into this batch)."""
         return Face([self.idents[k] for k in photos], [self.shots[k] for k in photos],
-                    self.canvas.height, self.canvas.width)
+                    self.canvas.height, self.canvas.width, self.canvas.subset(photos))
 
     def memo(self, name: str, build: Callable):
         """Values shared by several layers are computed once per batch."""
@@ -151,34 +152,48 @@ class Face:
                                                                          i.chin_y + 0.15))
         return self.field("contour", lambda r: self.contour_distance(*self.canvas.uv(r)), win, region)
 
-    def halfwidth(self, v: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Half-width of the face contour at height ``v`` and its slope |d hw / d v|
-        (looked up in a fine per-identity table: ~0.004 face units per step)."""
+    def _contour_tables(self):
+        """(B, 1, 1) steps per face unit and (B, n) tables of the contour's half-width,
+        slope |d hw / d v| and ``sqrt(1 + min(slope, 4)^2)`` (see ``contour_distance``)."""
 
         def tables():
             rows = [_contour_table(x.face_w, x.chin_y, x.jaw_p) for x in self.idents]
-            return (_stack([r[0] for r in rows]), np.stack([r[1] for r in rows]), np.stack([r[2] for r in rows]))
+            dhw = np.stack([r[2] for r in rows])
+            # the slope is capped: near the chin tip it diverges, and dividing by it
+            # would put every point level with the chin at distance ~0
+            stretch = clamp(dhw.copy(), -INF, F32(4))
+            stretch *= stretch
+            stretch += F32(1)
+            return _stack([r[0] for r in rows]), np.stack([r[1] for r in rows]), dhw, np.sqrt(stretch, out=stretch)
 
-        inv_step, hw, dhw = self.memo("contour_tables", tables)
+        return self.memo("contour_tables", tables)
+
+    def _contour_rows(self, v: np.ndarray) -> np.ndarray:
+        """Flat indices into the (B, n) contour tables for heights ``v`` (B, h, w)."""
+        inv_step, hw, _, _ = self._contour_tables()
         t = v - F32(SKULL_TOP)
         t *= inv_step
         t += F32(0.5)
         idx = clamp(t, F32(0), F32(hw.shape[1] - 1)).astype(np.int32)
         idx += (np.arange(self.n, dtype=np.int32) * hw.shape[1]).reshape(-1, 1, 1)
-        return np.take(hw.reshape(-1), idx), np.take(dhw.reshape(-1), idx)
+        return idx
+
+    def halfwidth(self, v: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Half-width of the face contour at height ``v`` and its slope |d hw / d v|
+        (looked up in a fine per-identity table: ~0.004 face units per step)."""
+        _, hw, dhw, _ = self._contour_tables()
+        idx = self._contour_rows(v)
+        return hw.reshape(-1).take(idx), dhw.reshape(-1).take(idx)
 
     def contour_distance(self, u: np.ndarray, v: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Approximate signed distance to the face contour (negative inside), and
-        the contour half-width at ``v``."""
-        hw, dhw = self.halfwidth(v)
-        # the slope is capped: near the chin tip it diverges, and dividing by it
-        # would put every point level with the chin at distance ~0
-        clamp(dhw, -INF, F32(4))
-        dhw *= dhw
-        dhw += F32(1)
+        the contour half-width at ``v``: (|u| - hw) / sqrt(1 + min(slope, 4)^2)."""
+        _, hw_table, _, stretch = self._contour_tables()
+        idx = self._contour_rows(v)
+        hw = hw_table.reshape(-1).take(idx)
         d = np.abs(u)
         d -= hw
-        d /= np.sqrt(dhw, out=dhw)
+        d /= stretch.reshape(-1).take(idx)
         dv = v - self.i.chin_y
         below = dv > 0
         if below.any():  # below the chin: distance to its tip

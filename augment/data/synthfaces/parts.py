@@ -15,6 +15,7 @@ import numpy as np
 
 from augment.data.synthfaces.canvas import (
     F32,
+    GAUSS_REACH,
     INF,
     at_least,
     at_most,
@@ -381,20 +382,32 @@ def skin(face: Face) -> list:
     return [(win, alpha, colour, True)]
 
 
-def _blob_layer(face: Face, box, colour, blobs) -> list:
-    """One layer summing Gaussian blobs ``(strength, cx, cy, sx, sy)`` in a box."""
-    got = face.canvas.window(*box)
-    if got is None:
+def _blob_layer(face: Face, colour, blobs) -> list:
+    """One layer summing Gaussian blobs ``(strength, cx, cy, sx, sy)``.
+
+    Its window holds every blob's whole support, so that no blob is cut off
+    where a window happens to end (windows are unions over a batch: a cut
+    would make a photo depend on the others drawn with it).
+    """
+    boxes = [(cx - GAUSS_REACH * sx, cy - GAUSS_REACH * sy, cx + GAUSS_REACH * sx, cy + GAUSS_REACH * sy)
+             for _, cx, cy, sx, sy in blobs]
+    bounds = boxes[0]
+    for box in boxes[1:]:
+        bounds = (np.minimum(bounds[0], box[0]), np.minimum(bounds[1], box[1]),
+                  np.maximum(bounds[2], box[2]), np.maximum(bounds[3], box[3]))
+    win = face.canvas.pixels(*bounds)
+    if win is None:
         return []
-    win, u, v = got
-    a = None
-    for k, cx, cy, sx, sy in blobs:
+    a = np.zeros((face.n, win[0].stop - win[0].start, win[1].stop - win[1].start), F32)
+    for (k, cx, cy, sx, sy), box in zip(blobs, boxes):  # each blob over its own support only
+        own = face.canvas.pixels(*box)
+        if own is None:
+            continue
+        u, v = face.canvas.uv(own)
         g = gauss(u, v, cx, cy, sx, sy)
         g *= F32(k)
-        if a is None:
-            a = g
-        else:
-            a += g
+        a[:, own[0].start - win[0].start:own[0].stop - win[0].start,
+          own[1].start - win[1].start:own[1].stop - win[1].start] += g
     return [(win, clamp(a, -INF, F32(1)), colour)]
 
 
@@ -405,23 +418,21 @@ def skin_relief(face: Face) -> list:
     dark = i.skin * F32(0.35)
     ex, ny, nw, my = i.eye_dx, i.nose_y, i.nose_w, i.mouth_y
     out = []
-    out += _blob_layer(face, (-ex - 0.4, -0.4, ex + 0.4, 0.2), dark,
-                       [(0.22, -ex + 0.05, -0.1, 0.22, 0.12), (0.22, ex - 0.05, -0.1, 0.22, 0.12)])
+    out += _blob_layer(face, dark, [(0.22, -ex + 0.05, -0.1, 0.22, 0.12), (0.22, ex - 0.05, -0.1, 0.22, 0.12)])
     blush = i.skin * np.array([1.0, 0.75, 0.75], F32).reshape(1, 3, 1, 1)
-    out += _blob_layer(face, (-i.face_w, 0.2, i.face_w, 1.05), blush,
-                       [(0.13, -0.58, 0.62, 0.22, 0.16), (0.13, 0.58, 0.62, 0.22, 0.16)])
+    out += _blob_layer(face, blush, [(0.13, -0.58, 0.62, 0.22, 0.16), (0.13, 0.58, 0.62, 0.22, 0.16)])
     # nose: the side away from the light, the wings, the shadow under the tip
     kl, kr = 0.1 + 0.25 * np.maximum(lx, 0), 0.1 + 0.25 * np.maximum(-lx, 0)
-    out += _blob_layer(face, (-0.4, -0.1, 0.4, ny + 0.16), dark, [
+    out += _blob_layer(face, dark, [
         (kl, -0.11, ny * 0.55, 0.045, ny * 0.32), (kr, 0.11, ny * 0.55, 0.045, ny * 0.32),
         (0.3, -nw * 0.85, ny - 0.01, 0.04, 0.06), (0.3, nw * 0.85, ny - 0.01, 0.04, 0.06),
         (0.42, 0.0, ny + 0.075, 0.14, 0.03),
     ])
-    out += _blob_layer(face, (-0.2, 0.0, 0.2, ny + 0.05), WHITE[None, :, None, None] * F32(0.95) + i.skin * F32(0.05), [
+    out += _blob_layer(face, WHITE[None, :, None, None] * F32(0.95) + i.skin * F32(0.05), [
         (0.1 * lz, 0.03 * lx, ny * 0.5, 0.03, ny * 0.25),
         (0.2 * lz, 0.02 * lx, ny - 0.06, 0.055, 0.045),
     ])
-    out += _blob_layer(face, (-0.3, my, 0.3, i.chin_y), dark, [(0.22, 0.0, my + 0.2, 0.16, 0.04)])
+    out += _blob_layer(face, dark, [(0.22, 0.0, my + 0.2, 0.16, 0.04)])
     # nostrils
     got = face.canvas.window(-nw - 0.05, ny - 0.06, nw + 0.05, ny + 0.09)
     if got is not None:
@@ -466,21 +477,39 @@ def eyes(face: Face) -> list:
         win, u, v = got
         a, b = eye_frame(face, u, v, sgn)
         d_up, d_lo = eye_lids(face, a, b)
-        opening = cover(np.maximum(d_up, d_lo), face.px)
-        lid_shadow = F32(0.55) + F32(0.45) * smoothstep(0.0, 0.07, -d_up)
-        corner = F32(1) - F32(0.25) * smoothstep(0.55, 1.0, np.abs(a) * F32(1 / i.eye_w))
-        sclera = tint_rgb(SCLERA, key * lid_shadow * corner)
-        out.append((win, opening, sclera))
-        icx, icy = sgn * i.eye_dx + gx, gy
-        r = np.sqrt((u - F32(icx)) ** 2 + (v - F32(icy)) ** 2)
-        rr = r * F32(1 / i.iris_r)
-        ring = F32(1.2) - F32(0.75) * smoothstep(0.7, 1.0, rr) - F32(0.3) * smoothstep(0.6, 0.3, rr)
-        iris = tint_rgb(i.iris, key * lid_shadow * ring)
-        out.append((win, opening * cover(r - F32(i.iris_r), face.px), iris))
-        out.append((win, opening * cover(r - F32(0.42 * i.iris_r), face.px), PUPIL))
-        hx, hy = icx + 0.4 * i.iris_r * (0.5 + 0.5 * lx), icy - 0.4 * i.iris_r
-        glint = cover(circle(u, v, hx, hy, 0.024), face.px) * opening * F32(0.85)
-        out.append((win, glint, WHITE))
+        opened = trim(win, cover(np.maximum(d_up, d_lo), face.px))
+        if opened is not None:  # sclera, iris, pupil and catch-light: inside the opening only
+            ow, opening, (rows, cols) = opened
+            u_o, v_o, d_up_o, a_o = u[:, rows, cols], v[:, rows, cols], d_up[:, rows, cols], a[:, rows, cols]
+            lid_shadow = smoothstep(0.0, 0.07, -d_up_o)
+            lid_shadow *= F32(0.45)
+            lid_shadow += F32(0.55)
+            lid_shadow = np.multiply(key, lid_shadow, out=lid_shadow)  # key * lid shadow
+            corner = np.abs(a_o)
+            corner *= F32(1 / i.eye_w)
+            corner = smoothstep(0.55, 1.0, corner)
+            corner *= F32(0.25)
+            np.subtract(F32(1), corner, out=corner)
+            out.append((ow, opening, tint_rgb(SCLERA, lid_shadow * corner), True))
+            icx, icy = sgn * i.eye_dx + gx, gy
+            r = (u_o - F32(icx)) ** 2
+            r += (v_o - F32(icy)) ** 2
+            r = np.sqrt(r, out=r)
+            rr = r * F32(1 / i.iris_r)
+            ring = smoothstep(0.7, 1.0, rr)
+            ring *= F32(0.75)
+            np.subtract(F32(1.2), ring, out=ring)
+            fleck = smoothstep(0.6, 0.3, rr)
+            fleck *= F32(0.3)
+            ring -= fleck
+            lid_shadow *= ring
+            out.append((ow, opening * cover(r - F32(i.iris_r), face.px), tint_rgb(i.iris, lid_shadow)))
+            out.append((ow, opening * cover(r - F32(0.42 * i.iris_r), face.px), PUPIL))
+            hx, hy = icx + 0.4 * i.iris_r * (0.5 + 0.5 * lx), icy - 0.4 * i.iris_r
+            glint = cover(circle(u_o, v_o, hx, hy, 0.024), face.px)
+            glint *= opening
+            glint *= F32(0.85)
+            out.append((ow, glint, WHITE))
         th = F32(0.02) + F32(0.02) * clamp(a * F32(1 / i.eye_w), 0, 1)
         lash = np.maximum(np.maximum(np.abs(d_up - th * F32(0.5)) - th * F32(0.5), d_lo - F32(0.02)),
                           np.abs(a) - F32(i.eye_w * 1.05))

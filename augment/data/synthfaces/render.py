@@ -88,7 +88,7 @@ class BatchRender:
         those photos only (a photo's pixels do not depend on the others in its
         batch): usually a few of a batch show a beard, glasses or bangs, and a
         counterfactual needs the others."""
-        shown = np.flatnonzero(on.reshape(-1))
+        shown = on.reshape(-1).nonzero()[0]
         if len(shown) == self.face.n:
             return None, self._get(name, lambda: draw(self.face))
         if not len(shown):
