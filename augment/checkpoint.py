@@ -8,16 +8,22 @@ anything else the caller adds). Nothing is ever unpickled.
 Writes are atomic at the folder level: everything goes into a temporary
 sibling folder that is renamed into place last, so a killed process leaves
 either the previous complete checkpoint or none, never a half-written one.
-``latest()`` only considers folders whose ``meta.json`` says ``complete``.
+``latest()`` only considers folders whose ``meta.json`` says ``complete`` and
+whose weights file is whole (its safetensors header covers the file exactly):
+files are fsynced before the rename, but a copy cut short by hand, a full disk
+or a filesystem that lost data must still never be picked up.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shutil
 from pathlib import Path
 from typing import Any
+
+log = logging.getLogger("augment.checkpoint")
 
 FORMAT_VERSION = 1
 WEIGHTS = "weights.safetensors"
@@ -77,6 +83,8 @@ def save(path: Path | str, states: dict[str, Any], meta: dict[str, Any]) -> Path
             "complete": True,
         }
         (tmp / META).write_text(json.dumps(full, indent=1, sort_keys=True))
+        for f in (tmp / WEIGHTS, tmp / META):  # on disk before the rename makes them visible
+            _fsync(f)
         if path.exists():
             old = path.with_name(f".{path.name}.old-{os.getpid()}")
             os.replace(path, old)
@@ -88,6 +96,30 @@ def save(path: Path | str, states: dict[str, Any], meta: dict[str, Any]) -> Path
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return path
+
+
+def _fsync(path: Path) -> None:
+    with open(path, "rb") as fh:
+        os.fsync(fh.fileno())
+
+
+def verify_weights(path: Path | str) -> None:
+    """Raise CheckpointError unless ``path/weights.safetensors`` exists and is whole.
+
+    safetensors checks that its header's tensor offsets cover the file exactly,
+    so a truncated or foreign file (a pickle, say) fails here without any
+    tensor being read.
+    """
+    from safetensors import SafetensorError, safe_open
+
+    wp = Path(path) / WEIGHTS
+    if not wp.is_file():
+        raise CheckpointError(f"{path}: missing {WEIGHTS}")
+    try:
+        with safe_open(str(wp), framework="pt"):
+            pass
+    except (SafetensorError, OSError) as e:
+        raise CheckpointError(f"{wp}: damaged or not a safetensors file: {e}") from e
 
 
 def read_meta(path: Path | str) -> dict:
@@ -117,10 +149,8 @@ def load(path: Path | str, device: str = "cpu", expect: dict[str, Any] | None = 
         got = meta.get(key)
         if got != want:
             raise CheckpointError(f"{path}: checkpoint has {key}={got!r}, but {key}={want!r} is configured")
-    wp = path / WEIGHTS
-    if not wp.is_file():
-        raise CheckpointError(f"{path}: missing {WEIGHTS}")
-    tensors = load_file(str(wp), device=device)
+    verify_weights(path)
+    tensors = load_file(str(path / WEIGHTS), device=device)
     states = {name: _unflatten_state(node, tensors) for name, node in meta["structure"].items()}
     return states, meta
 
@@ -136,7 +166,9 @@ def latest(folder: Path | str, prefix: str = "step_") -> Path | None:
             continue
         try:
             meta = read_meta(d)
-        except CheckpointError:
+            verify_weights(d)
+        except CheckpointError as e:
+            log.warning("skipping checkpoint %s: %s", d, e)
             continue
         step = int(meta.get("step", -1))
         if step > best_step:

@@ -40,6 +40,8 @@ def friendly_errors(func):
             _fail(str(e), 2)
         except (DatasetError, ManifestError, PipelineError, CheckpointError) as e:
             _fail(str(e), 1)
+        except OSError as e:  # full disk, no permission: the environment, not a bug; work done so far is kept
+            _fail(f"I/O error: {e}", 1)
         except KeyboardInterrupt:
             _fail("interrupted; finished stages are kept and a rerun resumes the interrupted one", 130)
 

@@ -125,6 +125,7 @@ class TrainClassifierConfig:
     lr: float = 1e-3  # peak of a one-cycle schedule (AdamW)
     checkpoint_every: int = 200
     workers: int = 0  # DataLoader worker processes; 0 = decode in the training process
+    threads: int = 0  # torch CPU threads while training; 0 = torch's default (all cores)
 
 
 @dataclass(frozen=True)
@@ -154,6 +155,7 @@ class TrainSaganConfig:
     log_every: int = 10
     deterministic: bool = False  # torch.use_deterministic_algorithms while training
     workers: int = 0  # DataLoader worker processes; 0 = decode in the training process
+    threads: int = 0  # torch CPU threads while training; 0 = torch's default (all cores)
 
 
 @dataclass(frozen=True)

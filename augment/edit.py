@@ -154,6 +154,77 @@ def edit_batch(models: EditModels, x, values: Sequence[int]):
     return mask, edits
 
 
+def _score_batch(models: EditModels, x, values: Sequence[int]) -> tuple:
+    """Edit and score one (sub-)batch: (area (N,), {value: (pixels (N,H,W,3) uint8,
+    attr_prob (N,) or None, id_similarity (N,) or None)}), all numpy."""
+    import torch
+    import torch.nn.functional as F
+
+    with torch.inference_mode():  # thread-local: a compute thread enters it itself
+        mask, edits = edit_batch(models, x, values)
+        area = mask.mean(dim=(1, 2, 3)).float().cpu().numpy()
+        src_emb = models.embed(x) if models.embed is not None else None
+        out = {}
+        for v in values:
+            xe = edits[v]
+            prob = sim = None
+            if models.attr_prob is not None:
+                small = xe if xe.shape[-1] == models.size else F.interpolate(
+                    xe, size=models.size, mode="bilinear", antialias=True, align_corners=False)
+                prob = models.attr_prob(small).float().cpu().numpy()
+            if src_emb is not None:
+                sim = (models.embed(xe) * src_emb).sum(dim=1).float().cpu().numpy()
+            out[v] = (_to_uint8(xe.float().cpu()), prob, sim)
+    return area, out
+
+
+def _one_torch_thread() -> None:
+    import torch
+
+    torch.set_num_threads(1)
+
+
+class _Compute:
+    """Runs ``_score_batch`` on a batch, split across one-thread workers on a CPU.
+
+    On a CPU, ``parts`` threads (the torch thread count), each running a slice
+    of the batch with ONE torch thread, beat one call with ``parts`` threads:
+    no OpenMP barrier after every layer, and a core taken by another job slows
+    one slice instead of every layer. Every image is computed on its own (no
+    layer mixes images), so the outputs do not depend on the split.
+    On CUDA the batch runs whole.
+    """
+
+    def __init__(self, device) -> None:
+        import torch
+
+        self.threads_before = torch.get_num_threads()
+        self.parts = self.threads_before if getattr(device, "type", str(device)) == "cpu" else 1
+        self.pool = ThreadPoolExecutor(self.parts, initializer=_one_torch_thread) if self.parts > 1 else None
+
+    def __call__(self, models: EditModels, x, values: Sequence[int]) -> tuple:
+        n = x.shape[0]
+        parts = min(self.parts, n)
+        if self.pool is None or parts < 2:
+            return _score_batch(models, x, values)
+        bounds = [n * k // parts for k in range(parts + 1)]
+        futures = [self.pool.submit(_score_batch, models, x[a:b], values) for a, b in zip(bounds, bounds[1:])]
+        results = [f.result() for f in futures]
+        cat = lambda arrs: None if arrs[0] is None else np.concatenate(arrs)  # noqa: E731
+        area = np.concatenate([r[0] for r in results])
+        out = {v: tuple(cat([r[1][v][i] for r in results]) for i in range(3)) for v in values}
+        return area, out
+
+    def close(self) -> None:
+        import torch
+
+        if self.pool is not None:
+            self.pool.shutdown()
+        # A worker's set_num_threads(1) also becomes the default of threads
+        # started later; restore the process's setting.
+        torch.set_num_threads(self.threads_before)
+
+
 def _passes(cfg: EditConfig, value: int, prob: float | None, sim: float | None, area: float) -> str | None:
     """The name of the first filter a row fails, or None."""
     if prob is not None and cfg.min_attr_prob > 0:
@@ -177,12 +248,15 @@ def edit_chunk(
     device,
     pool: ThreadPoolExecutor,
     workers: int = 0,
+    compute: _Compute | None = None,
 ) -> tuple[list[dict], dict[str, int]]:
     """Edit ``rows`` (aligned images under ``root``); write PNGs under ``out_dir``.
 
     ``first_index`` is the rows' position in the stage's row order; it picks
     the shard folder so that no folder holds more than ``shard_size`` files per
-    attribute and value. Returns (manifest rows, drops per filter).
+    attribute and value. PNGs are encoded in ``pool`` while the next batch is
+    computed (``compute``, made here when not given). Returns (manifest rows,
+    drops per filter).
     """
     import torch
     from torch.utils.data import DataLoader
@@ -196,7 +270,9 @@ def edit_chunk(
     drops: dict[str, int] = {}
     pending = []
     start = 0
-    with torch.inference_mode():
+    own_compute = compute is None
+    compute = compute or _Compute(device)
+    try:
         for x in loader:
             x = x.to(device, non_blocking=True).contiguous(memory_format=torch.channels_last)
             n = x.shape[0]
@@ -205,20 +281,9 @@ def edit_chunk(
             if not values:
                 start += n
                 continue
-            mask, edits = edit_batch(models, x, values)
-            area = mask.mean(dim=(1, 2, 3)).float().cpu().numpy()
-            src_emb = models.embed(x) if models.embed is not None else None
+            area, scored = compute(models, x, values)
             for v in values:
-                xe = edits[v]
-                prob = None
-                if models.attr_prob is not None:
-                    small = xe if xe.shape[-1] == models.size else torch.nn.functional.interpolate(
-                        xe, size=models.size, mode="bilinear", antialias=True, align_corners=False)
-                    prob = models.attr_prob(small).float().cpu().numpy()
-                sim = None
-                if src_emb is not None:
-                    sim = (models.embed(xe) * src_emb).sum(dim=1).float().cpu().numpy()
-                pixels = _to_uint8(xe.float().cpu())
+                pixels, prob, sim = scored[v]
                 for k in range(n):
                     if v not in batch_targets[k]:
                         continue
@@ -260,6 +325,9 @@ def edit_chunk(
                     })
                     pending.append((len(out_rows) - 1, pool.submit(_encode_png, pixels[k], out_dir / rel)))
             start += n
+    finally:
+        if own_compute:
+            compute.close()
     for idx, fut in pending:
         out_rows[idx]["sha256"] = fut.result()
     return out_rows, drops
@@ -302,12 +370,17 @@ def edit_rows(
     if len(todo) < len(mine):
         log.info("edit: %d of %d chunk(s) already done, resuming", len(mine) - len(todo), len(mine))
     threads = max(2, os.cpu_count() or 2)
-    with ThreadPoolExecutor(threads) as pool, tqdm(total=sum(min(chunk, len(rows) - c) for _, c in todo),
-                                                   desc="edit", unit="img", disable=not dist.is_main()) as bar:
-        for m, c in todo:
-            part_rows, drops = edit_chunk(m, rows.iloc[c : c + chunk], root, run_dir, c, ecfg, device, pool, workers)
-            _write_part(_part_path(run_dir, m.attribute, c // chunk), part_rows, drops)
-            bar.update(min(chunk, len(rows) - c))
+    compute = _Compute(device)
+    try:
+        with ThreadPoolExecutor(threads) as pool, tqdm(total=sum(min(chunk, len(rows) - c) for _, c in todo),
+                                                       desc="edit", unit="img", disable=not dist.is_main()) as bar:
+            for m, c in todo:
+                part_rows, drops = edit_chunk(m, rows.iloc[c : c + chunk], root, run_dir, c, ecfg, device, pool,
+                                              workers, compute)
+                _write_part(_part_path(run_dir, m.attribute, c // chunk), part_rows, drops)
+                bar.update(min(chunk, len(rows) - c))
+    finally:
+        compute.close()
     dist.barrier()
     frames, total_drops = [], {}
     for m, c in chunks:  # merge in a fixed order, whatever the number of ranks

@@ -158,6 +158,12 @@ class ManifestError(Exception):
     """A manifest that does not match its schema, or cannot be read."""
 
 
+class ManifestWriteError(ManifestError, OSError):
+    """A manifest that could not be written (full disk, no permission). Also an
+    OSError, so callers that handle I/O errors still catch it; the file under the
+    final name is the previous one, or none."""
+
+
 def sample_id(source: str, path: str) -> str:
     """Stable 16-hex id of an image: same dataset and relative path, same id."""
     return hashlib.sha1(f"{source}:{path}".encode()).hexdigest()[:16]
@@ -264,6 +270,11 @@ def write(manifest: Manifest, path: Path | str, *, pipeline: str = "", config_ha
         with open(tmp, "rb") as fh:
             os.fsync(fh.fileno())
         os.replace(tmp, path)
+    except OSError as e:
+        tmp.unlink(missing_ok=True)
+        err = ManifestWriteError(f"{path}: cannot write the manifest: {e.strerror or e}")
+        err.errno = e.errno  # (strerror and filename stay unset: they would replace the message above)
+        raise err from e
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise

@@ -234,6 +234,7 @@ def _run_stage(runner: Runner, stage: Stage, chash: str) -> None:
     for up in runner.upstream(stage):
         inputs.update(runner.outputs(up))
     log.info("[%s] running", stage.name)
+    peak_reset = _reset_peak_rss()
     t0 = time.perf_counter()
     try:
         outs = stage.load()(cfg, inputs, run_dir)
@@ -243,11 +244,36 @@ def _run_stage(runner: Runner, stage: Stage, chash: str) -> None:
     if not dist.is_main():
         dist.barrier()
         return
-    _finish(runner, stage, fp, chash, outs, time.perf_counter() - t0)
+    _finish(runner, stage, fp, chash, outs, time.perf_counter() - t0, peak_reset)
     dist.barrier()
 
 
-def _finish(runner: Runner, stage: Stage, fp: str, chash: str, outs: dict, seconds: float) -> None:
+def _reset_peak_rss() -> bool:
+    """Reset this process's peak RSS (VmHWM) to its current RSS, so the peak read
+    after a stage is that stage's; False where the kernel does not allow it."""
+    try:
+        with open("/proc/self/clear_refs", "w") as fh:
+            fh.write("5")
+        return True
+    except OSError:
+        return False
+
+
+def _peak_rss_mib() -> float:
+    """This process's peak RSS in MiB: VmHWM from /proc, else getrusage (the
+    process's peak since it started)."""
+    try:
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def _finish(runner: Runner, stage: Stage, fp: str, chash: str, outs: dict, seconds: float,
+            peak_reset: bool = False) -> None:
     """Rank 0: write the returned manifests, then the done marker."""
     cfg = runner.cfg
     run_dir = runner.stage_dir(stage.name)
@@ -265,11 +291,14 @@ def _finish(runner: Runner, stage: Stage, fp: str, chash: str, outs: dict, secon
             if path.parent.resolve() != run_dir.resolve() or not path.is_file():
                 raise PipelineError(f"stage '{stage.name}' output '{key}' must be a file in {run_dir}: {path}")
             record[key] = {"file": path.name, "sha256": mf.file_digest(path)}
-    peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    # The stage's own peak when the peak could be reset before it; otherwise the
+    # process's peak so far (which may come from an earlier stage).
+    peak_mib = _peak_rss_mib()
     write_json_atomic(
         run_dir / DONE,
         {"stage": stage.name, "fingerprint": fp, "outputs": record, "seconds": round(seconds, 3),
-         "peak_rss_mib": round(peak_mib, 1), "version": __version__},
+         "peak_rss_mib": round(peak_mib, 1), "peak_rss_scope": "stage" if peak_reset else "process",
+         "version": __version__},
     )
     inprog.unlink(missing_ok=True)
     rows = ", ".join(f"{k}: {v['rows']} rows" if "rows" in v else f"{k}: {v['file']}" for k, v in record.items())

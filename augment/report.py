@@ -14,6 +14,7 @@ import html
 import io
 import json
 import logging
+import re
 from pathlib import Path
 from typing import Any, Iterable
 
@@ -88,6 +89,12 @@ def _fmt(v: Any) -> str:
             return "—"
         return f"{v:.4f}" if abs(v) < 100 else f"{v:.1f}"
     return str(v)
+
+
+def _file_part(text: str) -> str:
+    """``text`` as one safe file-name part: attribute names come from manifests,
+    and a ``/`` or ``..`` in one must not place a file outside the report folder."""
+    return re.sub(r"[^A-Za-z0-9_-]", "_", text)
 
 
 def _png(img: Image.Image) -> bytes:
@@ -273,7 +280,7 @@ def build(cfg: PipelineConfig, inputs: dict, run_dir: Path, grids: dict[str, Ima
     if grids:
         doc.h2("Edits (input | +attribute | -attribute | mask)")
         for attr, img in grids.items():
-            name = f"grid_{attr}.png"
+            name = f"grid_{_file_part(attr)}.png"
             img.save(run_dir / name)
             doc.p(attr)
             doc.image(_png(img), f"edit grid {attr}", name)

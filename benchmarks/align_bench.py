@@ -84,30 +84,23 @@ def run_reference(source, cfg, model) -> tuple[float, int]:
     return len(source) / seconds, found
 
 
-def main(argv: list[str] | None = None) -> dict:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--data", type=Path, default=DEFAULT_DATA, help="a CelebA copy with img_celeba/")
-    ap.add_argument("--images", type=int, default=200)
-    ap.add_argument("--runs", type=int, default=3)
-    ap.add_argument("--workers", type=int, default=0, help="0 = all cores (the stage's default)")
-    ap.add_argument("--no-save", action="store_true", help="print only; do not touch results.json")
-    args = ap.parse_args(argv)
-
+def measure(data: Path = DEFAULT_DATA, images: int = 200, runs: int = 3, n_workers: int = 0) -> dict:
+    """Ours and the reference on the first ``images`` photos of ``data``, ``runs`` times each."""
     from facenet_pytorch import MTCNN
 
     from augment.config import AlignConfig
     from augment.data.read import load_celeba_like
     from augment.runtime import workers
 
-    if not (args.data / "img_celeba").is_dir():
-        sys.exit(f"{args.data}: no img_celeba/ folder (pass --data)")
-    source = load_celeba_like(args.data, "img_celeba", "celeba", max_images=args.images)
+    if not (data / "img_celeba").is_dir():
+        raise FileNotFoundError(f"{data}: no img_celeba/ folder (pass --data)")
+    source = load_celeba_like(data, "img_celeba", "celeba", max_images=images)
     cfg = AlignConfig()
-    n_workers = workers(args.workers)
-    print(f"{len(source)} photos from {args.data}; {n_workers} worker(s); {args.runs} run(s) each", flush=True)
+    n_workers = workers(n_workers)
+    print(f"align: {len(source)} photos from {data}; {n_workers} worker(s); {runs} run(s) each", flush=True)
 
     # Warm-ups, untimed: our worker processes (imports, MTCNN) and the reference model.
-    warm = load_celeba_like(args.data, "img_celeba", "celeba", max_images=2 * n_workers)
+    warm = load_celeba_like(data, "img_celeba", "celeba", max_images=2 * n_workers)
     run_ours(warm, cfg, n_workers)
     model = MTCNN(device="cpu")
 
@@ -115,7 +108,7 @@ def main(argv: list[str] | None = None) -> dict:
     # idle worker pool is shut down after 5 minutes, so a run of ours that
     # follows a long reference run may pay for starting its workers again.)
     ours, faces_ours, ref, faces_ref = [], set(), [], set()
-    for k in range(args.runs):
+    for k in range(runs):
         r, f = run_ours(source, cfg, n_workers)
         ours.append(r)
         faces_ours.add(f)
@@ -136,6 +129,21 @@ def main(argv: list[str] | None = None) -> dict:
     print(f"reference {result['reference']['median']:.2f} img/s (min {result['reference']['min']:.2f}, "
           f"max {result['reference']['max']:.2f}), {result['faces_reference']} photos with a face")
     print(f"ratio {result['ratio']:.2f}x; face counts differ by {100 * diff:.2f}%; machine {machine()['cpu']}")
+    return result
+
+
+def main(argv: list[str] | None = None) -> dict:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--data", type=Path, default=DEFAULT_DATA, help="a CelebA copy with img_celeba/")
+    ap.add_argument("--images", type=int, default=200)
+    ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--workers", type=int, default=0, help="0 = all cores (the stage's default)")
+    ap.add_argument("--no-save", action="store_true", help="print only; do not touch results.json")
+    args = ap.parse_args(argv)
+    try:
+        result = measure(args.data, args.images, args.runs, args.workers)
+    except FileNotFoundError as e:
+        sys.exit(str(e))
     if not args.no_save:
         save_result("align", result)
     return result

@@ -14,6 +14,7 @@ import statistics
 import sys
 import time
 from pathlib import Path
+from dataclasses import dataclass
 from typing import Callable
 
 HERE = Path(__file__).resolve().parent
@@ -91,19 +92,82 @@ def machine() -> dict:
     }
 
 
-def load_results() -> dict:
-    if RESULTS_JSON.is_file():
-        return json.loads(RESULTS_JSON.read_text())
+# The sections of results.json, in report order (``python -m benchmarks`` runs them).
+SECTIONS = ("edit", "align", "sagan_step", "recognition", "demo", "memory")
+
+
+def load_results(path: Path = RESULTS_JSON) -> dict:
+    if path.is_file():
+        return json.loads(path.read_text())
     return {}
 
 
-def save_result(key: str, value: dict) -> None:
-    """Merge one benchmark's figures under ``key`` into results.json (other keys kept)."""
-    data = load_results()
-    data[key] = value
-    data["machine"] = machine()
-    RESULTS_JSON.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
+def save_result(key: str, value: dict, path: Path = RESULTS_JSON) -> None:
+    """Merge one section's figures under ``key`` into ``path`` (other keys kept).
+
+    The machine (CPU, cores, torch, card) and the load average are recorded
+    inside the section, since sections may be measured at different times.
+    """
+    data = load_results(path)
+    data[key] = {**value, "machine": machine(), "load_average": round(os.getloadavg()[0], 2)}
+    if key in SECTIONS:  # a sections file holds the sections only
+        data = {k: v for k, v in data.items() if k in SECTIONS}
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
+    os.replace(tmp, path)
+
+
+def median_of(values: list[float]) -> float:
+    return statistics.median(values)
+
+
+def clear_peak_rss() -> bool:
+    """Reset this process's peak RSS (VmHWM) to its current RSS; False where Linux does not allow it."""
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+        return True
+    except OSError:
+        return False
+
+
+def peak_rss_mib() -> float | None:
+    """This process's peak RSS (VmHWM) in MiB, or None without /proc."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return None
 
 
 def python() -> str:
     return sys.executable
+
+
+@dataclass(frozen=True)
+class Options:
+    """How ``ours`` runs (the references always run plain: fp32, eager, CPU defaults).
+
+    The defaults are the CPU settings; ``benchmarks/gpu.sh`` turns on the rest.
+    Each flag also reads an environment variable (``BENCH_DEVICE``,
+    ``BENCH_BF16``, ``BENCH_COMPILE``, ``BENCH_BATCH``, ``BENCH_SCALE``).
+    """
+
+    device: str = "cpu"
+    bf16: bool = False  # bf16 autocast (CUDA)
+    compile: bool = False  # torch.compile the generator
+    batch: int = 0  # our batch size; 0 = each section's default
+    scale: float = 1.0  # multiplies every section's work size (images, steps)
+    results: Path = RESULTS_JSON
+
+    def size(self, n: int) -> int:
+        return max(1, round(n * self.scale))
+
+
+def sync(device: str) -> None:
+    """Wait for queued GPU work, so wall time covers it."""
+    if device.startswith("cuda"):
+        import torch
+
+        torch.cuda.synchronize()

@@ -100,3 +100,30 @@ def test_rows_filters_and_resume(tmp_path):
     again, drops2 = edit_rows(models, rows, root, run, ecfg, torch.device("cpu"))
     assert drops2 == drops
     pd.testing.assert_frame_equal(again, merged)
+
+
+def test_split_batch_gives_the_outputs_of_one_call():
+    """On a CPU the edit stage splits a batch over one-thread workers; every image
+    is computed on its own, so the split must not change any output."""
+    from augment.edit import _Compute, _score_batch
+
+    G = tiny_generator()
+    models = EditModels("Eyeglasses", "g", G, 16, attr_prob=lambda x: torch.sigmoid(x.mean(dim=(1, 2, 3))))
+    x = torch.rand(5, 3, 32, 32, generator=torch.Generator().manual_seed(2)) * 2 - 1
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        compute = _Compute(torch.device("cpu"))
+        assert compute.parts == 2
+        area, out = compute(models, x, [1, 0])
+        compute.close()
+        assert torch.get_num_threads() == 2
+        torch.set_num_threads(1)
+        ref_area, ref_out = _score_batch(models, x, [1, 0])
+    finally:
+        torch.set_num_threads(before)
+    np.testing.assert_allclose(area, ref_area, atol=1e-6)
+    for v in (1, 0):
+        np.testing.assert_array_equal(out[v][0], ref_out[v][0])
+        np.testing.assert_allclose(out[v][1], ref_out[v][1], atol=1e-6)
+        assert out[v][2] is None and ref_out[v][2] is None

@@ -39,6 +39,9 @@ def test_image_metrics_by_hand():
     cf[0:2, 0:2] = 0.5
     m = E.image_metrics(x, edit, mask, cf, cov)
     assert m["mask_iou"] == pytest.approx(4 / 6)
+    assert m["mask_iou_relative"] == pytest.approx(4 / 6)  # max 0.9: threshold 0.45, same pixels
+    faint = E.image_metrics(x, edit, mask * 0.5, cf, cov)  # the same region at 0.45: below 0.5
+    assert faint["mask_iou"] == 0.0 and faint["mask_iou_relative"] == pytest.approx(4 / 6)
     assert m["mask_area"] == pytest.approx(6 * 0.9 / 16)
     assert m["outside_change_mask"] == pytest.approx(0.2 / 10)  # 10 pixels with mask < 0.5
     assert m["outside_change"] == pytest.approx(0.2 / 11)  # 11 pixels with no true change

@@ -157,3 +157,24 @@ def test_model_config_overrides_and_errors():
         model_config("huge")
     with pytest.raises(ValueError, match="unknown field"):
         SaganModelConfig.from_dict({"image_size": 64, "depth": 3})
+
+
+def test_channels_last_instance_norm_matches_torch():
+    """The channels_last fast path computes what nn.InstanceNorm2d computes."""
+    from augment.sagan.model import InstanceNorm2d
+
+    ours = InstanceNorm2d(6, affine=True, track_running_stats=False)
+    ref = torch.nn.InstanceNorm2d(6, affine=True, track_running_stats=False)
+    with torch.no_grad():
+        ours.weight.uniform_(0.5, 1.5), ours.bias.uniform_(-0.5, 0.5)
+    ref.load_state_dict(ours.state_dict())
+    x = torch.randn(3, 6, 9, 7, generator=torch.Generator().manual_seed(1)) * 3 + 1
+    xl = x.contiguous(memory_format=torch.channels_last).requires_grad_(True)
+    xr = x.clone().requires_grad_(True)
+    y, y_ref = ours(xl), ref(xr)
+    assert y.is_contiguous(memory_format=torch.channels_last)  # took the fast path
+    torch.testing.assert_close(y, y_ref, atol=1e-5, rtol=1e-5)
+    g = torch.randn_like(y_ref)
+    y.backward(g), y_ref.backward(g)
+    torch.testing.assert_close(xl.grad, xr.grad, atol=1e-4, rtol=1e-4)
+    torch.testing.assert_close(ours.weight.grad, ref.weight.grad, atol=1e-4, rtol=1e-4)

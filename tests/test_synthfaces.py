@@ -276,7 +276,7 @@ def test_pipeline_stage_then_read(tmp_path):
 
     repo = Path(__file__).resolve().parents[1]
     cfg = load_config(repo / "pipelines" / "demo.yaml", [
-        f"workdir={tmp_path / 'run'}", "synth.identities=4", "synth.images_per_identity=2",
+        f"workdir={tmp_path / 'run'}", "stages=[synth, read]", "synth.identities=4", "synth.images_per_identity=2",
         "synth.lfw_identities=5", "synth.lfw_images_per_identity=3", "synth.size=48", "synth.workers=1",
     ])
     assert run_pipeline(cfg) == {"synth": "ran", "read": "ran"}

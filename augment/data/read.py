@@ -54,6 +54,10 @@ def load_celeba_like(root: Path, images: str, source: str, max_images: int = 0) 
     if data.missing_images:
         log.warning("%s: %d image(s) named in %s are not on disk (first: %s)", root, len(data.missing_images),
                     celeba.IDENTITY_FILE, ", ".join(data.missing_images[:3]))
+    if data.unlabelled_images:
+        # Not an error (a partial identity file is common), but never a silent drop.
+        log.warning("%s: %d image(s) in %s have no row in %s and are left out", root, data.unlabelled_images,
+                    data.image_dir.name, celeba.IDENTITY_FILE)
     frame = _limit(data.frame, max_images)
     return mf.Manifest("images", _images_frame(frame, source), root)
 

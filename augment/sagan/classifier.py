@@ -39,6 +39,7 @@ from augment.data.errors import DatasetError
 from augment.pipeline import write_json_atomic
 from augment.runtime import derive_seed, resolve_device
 from augment.sagan.data import ImageDataset, ShuffledBatchSampler, attribute_labels
+from augment.sagan.train import torch_threads
 
 log = logging.getLogger("augment.train_classifier")
 
@@ -240,7 +241,8 @@ def run_stage(cfg: PipelineConfig, inputs: dict, run_dir: Path) -> dict[str, mf.
     if len(train_set) == 0:
         raise DatasetError(f"{aligned.file or aligned.root}: no training image has a label for {list(attrs)}")
     log.info("[train_classifier] %d labelled training images", len(train_set))
-    model, step = train_classifier(train_set, ccfg, tcfg, run_dir, seed=cfg.seed, device=device)
+    with torch_threads(tcfg.threads):
+        model, step = train_classifier(train_set, ccfg, tcfg, run_dir, seed=cfg.seed, device=device)
 
     split = "val"
     held = labelled(split)

@@ -17,7 +17,8 @@ row's own 2x3 transform and reduced to the generator's size exactly as the
 input was (area averaging), which gives per pixel the fraction c of the true
 changed region it covers:
 
-- ``mask_iou``: IoU of (mask > 0.5) with (c > 0.5);
+- ``mask_iou``: IoU of (mask > 0.5) with (c > 0.5); ``mask_iou_relative``
+  thresholds the mask at half its maximum instead (localisation alone);
 - ``outside_change``: mean |edit - input| over pixels with c == 0 (untouched
   in truth), the change the edit should not have made;
 - ``psnr_vs_truth``: PSNR of the edit against the true counterfactual, and for
@@ -142,17 +143,24 @@ def image_metrics(x: np.ndarray, edit: np.ndarray, mask: np.ndarray, cf: np.ndar
         "outside_change_mask": float(change[outside].mean()) if outside.any() else 0.0,
     }
     if cf is not None and cov is not None:
-        pred, true = mask > 0.5, cov > 0.5
-        union = (pred | true).sum()
+        true = cov > 0.5
         untouched = cov <= 0
         out.update({
-            "mask_iou": float((pred & true).sum() / union) if union else 1.0,
+            "mask_iou": _iou(mask > 0.5, true),
+            # where the mask is, whatever its scale: a mask that localises the
+            # change but stays below 0.5 scores 0 above and high here
+            "mask_iou_relative": _iou(mask > 0.5 * mask.max(), true) if mask.max() > 0 else 0.0,
             "outside_change": float(change[untouched].mean()) if untouched.any() else 0.0,
             "psnr_vs_truth": psnr(edit, cf),
             "psnr_input_vs_truth": psnr(x, cf),
             "true_area": float(cov.mean()),
         })
     return out
+
+
+def _iou(pred: np.ndarray, true: np.ndarray) -> float:
+    union = (pred | true).sum()
+    return float((pred & true).sum() / union) if union else 1.0
 
 
 def summarise(records: list[dict]) -> dict:
