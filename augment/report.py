@@ -160,8 +160,9 @@ def _timings_section(doc: Doc, cfg: PipelineConfig) -> None:
         secs = marker.get("seconds") if marker else None
         if secs is not None and name != "report":
             total += secs
-        rows.append([name, state, secs, marker.get("peak_rss_mib") if marker else None])
-    rows.append(["total", "", total, None])
+        rows.append([name, state, None if secs is None else round(secs, 1),
+                     marker.get("peak_rss_mib") if marker else None])
+    rows.append(["total", "", round(total, 1), None])
     doc.table(["stage", "state", "seconds", "peak RSS (MiB)"], rows)
 
 
@@ -170,24 +171,45 @@ def _edit_quality_section(doc: Doc, metrics_path: Path | None) -> None:
         return
     metrics = json.loads(Path(metrics_path).read_text())
     doc.h2("Edit quality (test split)")
-    cols = ["edit_success", "outside_change", "mask_area", "mask_iou", "outside_change_true", "psnr_vs_truth",
-            "classifier_accuracy"]
+    cols = ["edit_success", "outside_change", "mask_area", "mask_iou", "mask_iou_relative", "psnr_vs_truth",
+            "psnr_input_vs_truth", "classifier_accuracy"]
     present = [c for c in cols if any(isinstance(v, dict) and c in v for v in metrics.values())]
-    rows = [[attr, *[v.get(c) for c in present]] for attr, v in metrics.items() if isinstance(v, dict)]
-    doc.table(["attribute", *present], rows)
-    doc.p("edit_success: the independent attribute classifier agrees with the target value; outside_change: mean "
-          "absolute change outside the region (images on a [0,1] scale); mask_iou and psnr_vs_truth use the "
-          "SynthFaces counterfactual ground truth.", muted=True)
+    rows = []
+    for attr, v in metrics.items():
+        if not isinstance(v, dict):
+            continue
+        by_direction = [(v.get(d) or {}).get("edit_success") for d in ("add", "remove")]
+        rows.append([attr, *[v.get(c) for c in present], *by_direction])
+    doc.table(["attribute", *present, "success add", "success remove"], rows)
+    doc.p("edit_success: the independent attribute classifier agrees with the target value (add: images without "
+          "the attribute edited to have it; remove: the reverse); outside_change: mean absolute change outside the "
+          "true region (images on a [0,1] scale); mask_iou: IoU of mask > 0.5 with the true region, "
+          "mask_iou_relative: of mask > half its maximum (where the mask looks, whatever its strength); "
+          "psnr_vs_truth: the edit against the exact counterfactual (psnr_input_vs_truth: the unedited input "
+          "against it). The last four need SynthFaces' ground truth.", muted=True)
 
 
 def _recognition_section(doc: Doc, metrics_path: Path | None, out_dir: Path | None = None) -> None:
     if metrics_path is None or not Path(metrics_path).is_file():
         return
     metrics = json.loads(Path(metrics_path).read_text())
+    for name, protocol in (metrics.get("protocols") or {metrics.get("protocol", ""): metrics}).items():
+        _protocol_section(doc, name, protocol)
+    roc = Path(metrics_path).parent / "roc.png"
+    if roc.is_file():
+        doc.image(roc.read_bytes(), "ROC overlay", "roc.png")
+        if out_dir is not None:
+            (out_dir / "roc.png").write_bytes(roc.read_bytes())
+
+
+def _protocol_section(doc: Doc, protocol: str, metrics: dict) -> None:
     models = metrics.get("models", {})
     if not models:
         return
-    doc.h2("Face recognition: baseline vs augmented")
+    doc.h2(f"Face recognition: baseline vs augmented ({protocol})")
+    kind = next(iter(models.values())).get("accuracy_kind")
+    if kind:
+        doc.p(f"accuracy: {kind}", muted=True)
     deltas = metrics.get("deltas", {})
     rows = []
     for name, m in models.items():
@@ -206,11 +228,8 @@ def _recognition_section(doc: Doc, metrics_path: Path | None, out_dir: Path | No
         doc.p("The paper's values, read off its ROC figures (about ±0.01), for comparison:")
         header = ["model", *sorted(next(iter(paper.values())).keys())]
         doc.table(header, [[k, *[v.get(h) for h in header[1:]]] for k, v in paper.items()])
-    roc = Path(metrics_path).parent / "roc.png"
-    if roc.is_file():
-        doc.image(roc.read_bytes(), "ROC overlay", "roc.png")
-        if out_dir is not None:
-            (out_dir / "roc.png").write_bytes(roc.read_bytes())
+    for note in metrics.get("notes", []):
+        doc.p(note, muted=True)
 
 
 def _delta_text(d: dict) -> str:
