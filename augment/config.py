@@ -205,6 +205,10 @@ class TrainRecognitionConfig:
     models: Literal["per_attribute", "all", "both"] = "per_attribute"
     splits: tuple[str, ...] = ("train",)  # aligned/edit rows trained on
     budget: Literal["epochs", "equal_steps"] = "epochs"
+    # Recognizers per model, each from its own seed ("baseline@1", "+Eyeglasses@1",
+    # ...): the evaluation then reports the seed-to-seed spread and pairs every
+    # augmented model with the baseline of the same seed. 1 = one of each.
+    repeats: int = 1
     epochs: int = 10
     batch_size: int = 64
     optimizer: Literal["sgd", "adamw"] = "sgd"

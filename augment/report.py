@@ -230,6 +230,27 @@ def _protocol_section(doc: Doc, protocol: str, metrics: dict) -> None:
         doc.table(header, [[k, *[v.get(h) for h in header[1:]]] for k, v in paper.items()])
     for note in metrics.get("notes", []):
         doc.p(note, muted=True)
+    repeats = metrics.get("repeats")
+    if repeats:
+        n = max(r["seeds"] for r in repeats.values())
+        doc.p(f"Over the {n} recognizer seeds (mean ± sample std; each augmented model is compared with the "
+              "baseline trained from the same seed; 'higher' counts the seeds where it is above it):")
+        rows = []
+        for stem, r in repeats.items():
+            d = r.get("deltas", {})
+            rows.append([stem, r["seeds"], _spread(r["accuracy"]), _spread(r["tar_at_far_0.01"]),
+                         _spread(d.get("accuracy"), signed=True), _spread(d.get("tar_at_far_0.01"), signed=True)])
+        doc.table(["model", "seeds", "accuracy", "TAR@FAR=1e-2", "delta accuracy", "delta TAR@FAR=1e-2"], rows)
+
+
+def _spread(s: dict | None, signed: bool = False) -> str:
+    if not s:
+        return ""
+    fmt = "+.4f" if signed else ".4f"
+    text = f"{s['mean']:{fmt}} ± {s['std']:.4f}"
+    if "higher" in s:
+        text += f" (higher in {s['higher']} of {s['n']})"
+    return text
 
 
 def _delta_text(d: dict) -> str:

@@ -354,8 +354,11 @@ def evaluate_models(
         "notes": [],
     }
     for m in models:
-        if m.name != base.name:
-            result["deltas"][m.name] = compare(scored[base.name], scored[m.name], bootstrap, _seed(seed, m.name))
+        ref = reference_name(m.name, base.name, scored)
+        if ref != m.name:
+            result["deltas"][m.name] = compare(scored[ref], scored[m.name], bootstrap, _seed(seed, m.name))
+            if ref != base.name:
+                result["deltas"][m.name]["reference"] = ref
         key = paper_key(m.name, m.attributes, is_baseline=m.name == base.name)
         vals = paper_values(protocol.name, key)
         if vals:
@@ -367,7 +370,63 @@ def evaluate_models(
         )
     if result["paper"]:
         result["notes"].append("paper: TAR values read off the paper's ROC figures (about +-0.01)")
+    repeats = over_repeats(result, base.name)
+    if repeats:
+        result["repeats"] = repeats
     return result, {n: s.roc for n, s in scored.items()}
+
+
+def split_repeat(name: str) -> tuple[str, int]:
+    """``"+Eyeglasses@2"`` -> ``("+Eyeglasses", 2)``; a name without ``@k`` is repeat 0."""
+    stem, _, k = name.rpartition("@")
+    return (stem, int(k)) if stem and k.isdigit() else (name, 0)
+
+
+def reference_name(name: str, base: str, names) -> str:
+    """What ``name`` is compared with: the baseline trained from the same seed
+    (``baseline@k`` for ``X@k``) when there is one, else ``base``. A baseline
+    repeat is its own reference (no delta), and so is ``base``."""
+    stem, k = split_repeat(name)
+    base_stem = split_repeat(base)[0]
+    if stem == base_stem:
+        return name
+    same_seed = f"{base_stem}@{k}" if k else base_stem
+    return same_seed if same_seed in names else base
+
+
+DELTA_KEYS = ("accuracy", "tar_at_far_0.001", "tar_at_far_0.01", "tar_at_far_0.1", "auc")
+
+
+def over_repeats(result: dict, base: str) -> dict:
+    """With models trained from several seeds (``X``, ``X@1``, ...): per model the
+    mean and sample std over its seeds of accuracy and TAR@FAR, and of each
+    delta to the same-seed baseline with the number of seeds where it is > 0.
+    Empty when every model has one seed."""
+    groups: dict[str, list[str]] = {}
+    for name in result["models"]:
+        groups.setdefault(split_repeat(name)[0], []).append(name)
+    if all(len(v) < 2 for v in groups.values()):
+        return {}
+
+    def spread(values: list[float]) -> dict:
+        a = np.asarray(values, dtype=float)
+        return {"mean": float(a.mean()), "std": float(a.std(ddof=1)) if len(a) > 1 else 0.0, "n": len(a)}
+
+    out = {}
+    for stem, names in groups.items():
+        ms = [result["models"][n] for n in names]
+        entry = {"seeds": len(names), "accuracy": spread([m["accuracy_mean"] for m in ms])}
+        for far in ("0.001", "0.01", "0.1"):
+            entry[f"tar_at_far_{far}"] = spread([m["tar_at_far"][far] for m in ms])
+        deltas = [result["deltas"][n] for n in names if n in result["deltas"]]
+        if deltas and stem != split_repeat(base)[0]:
+            entry["deltas"] = {}
+            for key in DELTA_KEYS:
+                vals = [d[key]["delta"] for d in deltas if key in d]
+                if vals:
+                    entry["deltas"][key] = spread(vals) | {"higher": int(sum(v > 0 for v in vals))}
+        out[stem] = entry
+    return out
 
 
 def _safe(name: str) -> str:

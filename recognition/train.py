@@ -67,6 +67,7 @@ class ModelSpec:
     folder: str
     attributes: tuple[str, ...]
     manifests: list[mf.Manifest]
+    repeat: int = 0  # which of ``train_recognition.repeats`` (0 = the run seed itself)
 
     @property
     def images(self) -> int:
@@ -91,6 +92,21 @@ def model_specs(aligned: mf.Manifest, edits: mf.Manifest | None, models: str, sp
     if models in ("all", "both") and attrs:
         specs.append(ModelSpec("+all", "all", tuple(attrs), [train, _rows(edits, edits.df.index.isin(e.index))]))
     return specs
+
+
+def repeated(specs: list[ModelSpec], repeats: int) -> list[ModelSpec]:
+    """``specs`` (repeat 0, named as before) followed by ``repeats - 1`` more
+    copies of each, named ``<name>@<k>``: the same data, another seed."""
+    out = list(specs)
+    for k in range(1, repeats):
+        out += [ModelSpec(f"{s.name}@{k}", f"{s.folder}@{k}", s.attributes, s.manifests, k) for s in specs]
+    return out
+
+
+def repeat_seed(seed: int, repeat: int) -> int:
+    """The training seed of repeat ``repeat``: the run seed for 0, so one repeat
+    trains exactly what it trained before repeats existed."""
+    return seed if repeat == 0 else derive_seed(seed, STAGE, "repeat", repeat) % 2**62
 
 
 def _rows(m: mf.Manifest, mask) -> mf.Manifest:
@@ -365,7 +381,9 @@ def run_stage(cfg, inputs: dict, run_dir: Path) -> dict:
     device = resolve_device(cfg.device)
     if dist.enabled() and device.type == "cuda":
         device = torch.device("cuda", dist.local_rank())
-    specs = model_specs(aligned, inputs.get("edits"), tcfg.models, tcfg.splits)
+    if tcfg.repeats < 1:
+        raise DatasetError(f"train_recognition.repeats must be at least 1, not {tcfg.repeats}")
+    specs = repeated(model_specs(aligned, inputs.get("edits"), tcfg.models, tcfg.splits), tcfg.repeats)
     identities = pd.concat([m.df["identity"] for s in specs for m in s.manifests])
     labels = label_map(identities)
     if dist.is_main():
@@ -382,7 +400,8 @@ def run_stage(cfg, inputs: dict, run_dir: Path) -> dict:
         base_steps = tcfg.epochs * per_epoch
     rows = []
     for spec in specs:
-        final, meta = train_model(spec, tcfg, run_dir / "models" / spec.folder, labels, transform, cfg.seed,
+        final, meta = train_model(spec, tcfg, run_dir / "models" / spec.folder, labels, transform,
+                                  repeat_seed(cfg.seed, spec.repeat),
                                   device, base_steps, run_dir / "metrics.jsonl")  # fmt: skip
         rows.append({
             "name": spec.name,

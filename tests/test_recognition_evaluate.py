@@ -145,3 +145,47 @@ def test_table_marks_single_fold_accuracy():
                                "tar_at_far": {"0.001": 0.1, "0.01": 0.2, "0.1": 0.4}}}}  # fmt: skip
     text = format_table(result)
     assert "0.7000±0.0000" in text and "note: single fold" in text
+
+
+def test_repeats_pair_each_model_with_the_same_seed_baseline(tmp_path):
+    """Models trained from several seeds: 'X@k' is compared with 'baseline@k', and
+    the summary over seeds is the mean / sample std of the per-seed figures."""
+    pairs = lfw_world(tmp_path)
+    import shutil
+
+    shutil.copy(tmp_path / "baseline.parquet", tmp_path / "baseline1.parquet")
+    (tmp_path / "w2").mkdir()
+    lfw_world(tmp_path / "w2", seed=1)  # the same image paths, other embeddings
+    shutil.copy(tmp_path / "w2" / "glasses.parquet", tmp_path / "glasses1.parquet")
+    out = tmp_path / "out"
+    res = CliRunner().invoke(cli, ["evaluate", "--baseline", str(tmp_path / "baseline.parquet"),
+                                   "--augmented", f"baseline@1={tmp_path / 'baseline1.parquet'}",
+                                   "--augmented", f"+Eyeglasses={tmp_path / 'glasses.parquet'}",
+                                   "--augmented", f"+Eyeglasses@1={tmp_path / 'glasses1.parquet'}",
+                                   "--pairs", str(pairs), "--out", str(out), "--bootstrap", "50"])  # fmt: skip
+    assert res.exit_code == 0, res.output
+    m = json.loads((out / "metrics.json").read_text())
+    assert "baseline@1" not in m["deltas"]  # a baseline repeat is a reference, not a contender
+    assert m["deltas"]["+Eyeglasses@1"]["reference"] == "baseline@1"
+    assert "reference" not in m["deltas"]["+Eyeglasses"]
+    models, rep = m["models"], m["repeats"]
+    assert rep["baseline"]["seeds"] == 2 and rep["+Eyeglasses"]["seeds"] == 2
+    acc = [models["+Eyeglasses"]["accuracy_mean"], models["+Eyeglasses@1"]["accuracy_mean"]]
+    assert rep["+Eyeglasses"]["accuracy"]["mean"] == pytest.approx(np.mean(acc))
+    assert rep["+Eyeglasses"]["accuracy"]["std"] == pytest.approx(np.std(acc, ddof=1))
+    deltas = [m["deltas"][n]["tar_at_far_0.01"]["delta"] for n in ("+Eyeglasses", "+Eyeglasses@1")]
+    d = rep["+Eyeglasses"]["deltas"]["tar_at_far_0.01"]
+    assert d["mean"] == pytest.approx(np.mean(deltas)) and d["higher"] == sum(x > 0 for x in deltas)
+    assert "deltas" not in rep["baseline"]
+
+
+def test_reference_names():
+    from recognition.evaluate import reference_name, split_repeat
+
+    names = {"baseline", "baseline@1", "+A", "+A@1", "+A@2"}
+    assert split_repeat("+A@2") == ("+A", 2) and split_repeat("user@home") == ("user@home", 0)
+    assert reference_name("+A", "baseline", names) == "baseline"
+    assert reference_name("+A@1", "baseline", names) == "baseline@1"
+    assert reference_name("+A@2", "baseline", names) == "baseline"  # no same-seed baseline: the main one
+    assert reference_name("baseline@1", "baseline", names) == "baseline@1"
+    assert reference_name("baseline", "baseline", names) == "baseline"

@@ -101,6 +101,11 @@ def test_model_specs(toy):
     assert names(specs) == ["baseline", "+Eyeglasses", "+Smiling", "+all"]
     n_train = int((toy["aligned"].df["split"] == "train").sum())
     assert [s.images for s in specs] == [n_train, n_train + len(edits), n_train + len(edits), n_train + 2 * len(edits)]
+    rep = rt.repeated(specs[:2], 3)
+    assert names(rep) == ["baseline", "+Eyeglasses", "baseline@1", "+Eyeglasses@1", "baseline@2", "+Eyeglasses@2"]
+    assert [s.repeat for s in rep] == [0, 0, 1, 1, 2, 2] and rep[3].manifests is specs[1].manifests
+    assert rt.repeat_seed(7, 0) == 7  # one repeat trains what it trained before repeats existed
+    assert len({rt.repeat_seed(7, k) for k in range(3)}) == 3
 
 
 def test_lr_schedule():

@@ -39,13 +39,16 @@ def test_smoke_pipeline_writes_every_output(smoke_run):
     for p in edits.paths():
         assert p.is_file()
     metrics = json.loads((work / "evaluate" / "metrics.json").read_text())
-    assert set(metrics["models"]) == {"baseline", "+Eyeglasses"}
+    assert set(metrics["models"]) == {"baseline", "+Eyeglasses", "baseline@1", "+Eyeglasses@1"}
+    assert metrics["deltas"]["+Eyeglasses@1"]["reference"] == "baseline@1"
+    assert metrics["repeats"]["+Eyeglasses"]["seeds"] == 2
     for m in metrics["models"].values():
         assert 0.0 <= m["accuracy_mean"] <= 1.0 and set(m["tar_at_far"]) == {"0.001", "0.01", "0.1"}
     sagan = json.loads((work / "eval_sagan" / "metrics.json").read_text())
     assert {"edit_success", "outside_change", "mask_iou", "psnr_vs_truth"} <= set(sagan["Eyeglasses"])
     html = (work / "report.html").read_text()
     assert "Face recognition: baseline vs augmented" in html and "data:image/png;base64," in html
+    assert "recognizer seeds" in html
 
 
 def test_second_run_skips_every_stage(smoke_run):
