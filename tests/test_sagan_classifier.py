@@ -78,3 +78,21 @@ def test_stage_learns_the_attribute_and_records_held_out_accuracy(tmp_path):
     assert (ds_y[:, 1] == 0).sum() > 0 and np.isin(ds_y, (-1, 0, 1)).all()
     again = C.run_stage(cfg, {"aligned": aligned}, run_dir)["classifiers"].df.iloc[0]
     assert again["classifier_id"] == row["classifier_id"]
+
+
+def test_weights_do_not_depend_on_the_global_random_state(tmp_path):
+    """Same data and seed -> same weights, whatever the process drew before
+    (a pipeline's earlier stages consume the global generator)."""
+    aligned, _ = make_dataset(tmp_path / "data", n=24, unknown=0)
+    ds = C.ImageDataset([aligned.root / p for p in aligned.df["path"]], 16,
+                        C.label_matrix(aligned.df, ("Eyeglasses",)))
+    ccfg = C.ClassifierConfig(("Eyeglasses",), 16, 4)
+    tcfg = TrainClassifierConfig(attributes=("Eyeglasses",), image_size=16, width=4, steps=6, batch_size=8,
+                                 checkpoint_every=100)
+    weights = []
+    for k, burn in enumerate((0, 123)):
+        torch.manual_seed(burn)
+        torch.rand(burn + 1)
+        model, _ = C.train_classifier(ds, ccfg, tcfg, tmp_path / f"o{k}", seed=5)
+        weights.append(torch.cat([p.detach().flatten() for p in model.parameters()]))
+    assert torch.equal(weights[0], weights[1])

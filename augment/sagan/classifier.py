@@ -200,8 +200,13 @@ def train_classifier(dataset: ImageDataset, ccfg: ClassifierConfig, tcfg: TrainC
     batches = iter(DataLoader(dataset, batch_sampler=sampler, num_workers=tcfg.workers,
                               persistent_workers=tcfg.workers > 0))
     model.train()
-    with tqdm(total=tcfg.steps, initial=step, desc="train_classifier", unit="step", dynamic_ncols=True) as bar:
+    with tqdm(total=tcfg.steps, initial=step, desc="train_classifier", unit="step", dynamic_ncols=True) as bar, \
+            torch.random.fork_rng(devices=[]):
         while step < tcfg.steps:
+            # Dropout draws from the global generator, whose state otherwise depends
+            # on what the process did before (earlier stages, DataLoaders): seed it
+            # per step, so the weights depend on (seed, step) only, resumes included.
+            torch.manual_seed(derive_seed(seed, "train_classifier", "dropout", step) % 2**63)
             x, labels = next(batches)
             x = augment_batch(x, derive_seed(seed, "train_classifier", "augment", step)).to(device)
             loss = masked_bce(model(x), labels.reshape(len(x), -1).to(device), pos_weight)
