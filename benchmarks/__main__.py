@@ -43,11 +43,11 @@ def parse(argv: list[str] | None = None) -> tuple[list[str], Options, argparse.N
     ap.add_argument("--scale", type=float, default=float(os.environ.get("BENCH_SCALE", "1")),
                     help="multiply every work size (images, photos, runs of the demo stay)")
     ap.add_argument("--runs", type=int, default=3, help="timed runs per figure (>= 3)")
-    ap.add_argument("--edit-images", type=int, default=32, help="images for the edit comparison (the issue: 512)")
-    ap.add_argument("--align-images", type=int, default=8)
-    ap.add_argument("--paper-batch", type=int, default=4,
-                    help="batch of the paper-preset training step (16 = the paper's; ~4x the time)")
-    ap.add_argument("--memory-runs", type=int, default=1,
+    ap.add_argument("--edit-images", type=int, default=128, help="images for the edit comparison (the issue: 512)")
+    ap.add_argument("--align-images", type=int, default=32)
+    ap.add_argument("--paper-batch", type=int, default=16,
+                    help="batch of the paper-preset training step (16 = the paper's)")
+    ap.add_argument("--memory-runs", type=int, default=3,
                     help="fresh processes per memory point (peak RSS varies by a few MiB; each costs a process start)")
     ap.add_argument("--pipeline", type=Path, default=Path(__file__).resolve().parents[1] / "pipelines" / "smoke.yaml")
     ap.add_argument("--results", type=Path, default=Path(os.environ.get("BENCH_RESULTS", RESULTS_JSON)))

@@ -127,10 +127,11 @@ def write_report(results: Path = RESULTS_JSON) -> Path:
         "",
         f"- CPU: {mach.get('cpu', '?')}, {mach.get('cores', '?')} cores available; torch {mach.get('torch', '?')}, "
         f"Python {mach.get('python', '?')}.",
-        "- The machine was shared with other heavy work while measuring (load averages per section in "
-        "results.json: " + ", ".join(f"{s} {data[s]['load_average']}" for s in SECTIONS
-                                     if isinstance(data.get(s), dict) and "load_average" in data[s]) + "); "
-        "timings are noisy, and ratios (both sides measured interleaved in one process run) are the figures to trust.",
+        "- Load average at the start of each section (the benchmark alone keeps the cores busy; above the core "
+        "count means other work shared the machine): " + ", ".join(
+            f"{s} {data[s]['load_average']}" for s in SECTIONS
+            if isinstance(data.get(s), dict) and "load_average" in data[s]) + ". "
+        "Ratios (both sides measured interleaved in one process run) are the figures to trust.",
         "- Every figure: median (min-max) of at least 3 runs. OMP_WAIT_POLICY=PASSIVE for both sides.",
         "",
     ]
@@ -142,8 +143,9 @@ def write_report(results: Path = RESULTS_JSON) -> Path:
     if "images" in a:
         sizes.append(f"align: the first {a['images']} CelebA in-the-wild photos")
     if "paper" in s:
-        sizes.append(f"sagan_step: fast preset at batch {s['fast']['batch']}, paper preset at batch "
-                     f"{s['paper']['batch']} (`--paper-batch 16` for the paper's batch, ~4x the time)")
+        pb = s["paper"]["batch"]
+        sizes.append(f"sagan_step: fast preset at batch {s['fast']['batch']}, paper preset at batch {pb}"
+                     + ("" if pb == 16 else " (`--paper-batch 16` for the paper's batch)"))
     if sizes:
         lines += ["Sizes (chosen so that `make bench` stays under 20 minutes on 2 cores): " + "; ".join(sizes) + ".", ""]
     lines += ["## CPU", ""] + tables(data)
