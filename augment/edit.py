@@ -247,16 +247,15 @@ def edit_chunk(
     ecfg: EditConfig,
     device,
     pool: ThreadPoolExecutor,
+    compute: _Compute,
     workers: int = 0,
-    compute: _Compute | None = None,
 ) -> tuple[list[dict], dict[str, int]]:
     """Edit ``rows`` (aligned images under ``root``); write PNGs under ``out_dir``.
 
     ``first_index`` is the rows' position in the stage's row order; it picks
     the shard folder so that no folder holds more than ``shard_size`` files per
-    attribute and value. PNGs are encoded in ``pool`` while the next batch is
-    computed (``compute``, made here when not given). Returns (manifest rows,
-    drops per filter).
+    attribute and value. PNGs are encoded in ``pool`` while ``compute`` edits
+    the next batch. Returns (manifest rows, drops per filter).
     """
     import torch
     from torch.utils.data import DataLoader
@@ -269,65 +268,64 @@ def edit_chunk(
     out_rows: list[dict] = []
     drops: dict[str, int] = {}
     pending = []
+    made: set[str] = set()  # shard folders created
     start = 0
-    own_compute = compute is None
-    compute = compute or _Compute(device)
-    try:
-        for x in loader:
-            x = x.to(device, non_blocking=True).contiguous(memory_format=torch.channels_last)
-            n = x.shape[0]
-            batch_targets = targets[start : start + n]
-            values = sorted({v for t in batch_targets for v in t}, reverse=True)
-            if not values:
-                start += n
-                continue
-            area, scored = compute(models, x, values)
-            for v in values:
-                pixels, prob, sim = scored[v]
-                for k in range(n):
-                    if v not in batch_targets[k]:
-                        continue
-                    row = rows.iloc[start + k]
-                    p_k = None if prob is None else float(prob[k])
-                    s_k = None if sim is None else float(sim[k])
-                    reason = _passes(ecfg, v, p_k, s_k, float(area[k]))
-                    if reason:
-                        drops[reason] = drops.get(reason, 0) + 1
-                        continue
-                    shard = (first_index + start + k) // ecfg.shard_size
-                    rel = f"{models.attribute}/{v}/{shard:04d}/{edit_id(row['sample_id'], models.attribute, v)}.png"
-                    (out_dir / rel).parent.mkdir(parents=True, exist_ok=True)
-                    attrs = row["attributes"]
-                    if attrs is not None and not isinstance(attrs, float):
-                        attrs = np.array(attrs, dtype=np.int8)
-                        attrs[ai] = 1 if v == 1 else -1
-                    out_rows.append({
-                        "sample_id": edit_id(row["sample_id"], models.attribute, v),
-                        "path": rel,
-                        "identity": int(row["identity"]),
-                        "identity_name": row["identity_name"],
-                        "split": row["split"],
-                        "source": "sagan",
-                        "parent_id": row["sample_id"],
-                        "attribute": models.attribute,
-                        "target_value": v,
-                        "generator_id": models.generator_id,
-                        "attr_prob": p_k,
-                        "id_similarity": s_k,
-                        "mask_area": float(area[k]),
-                        "landmarks": row["landmarks"],
-                        "bbox": row["bbox"],
-                        "det_prob": row["det_prob"],
-                        "transform": row["transform"],
-                        "attributes": attrs,
-                        "width": int(pixels.shape[2]),
-                        "height": int(pixels.shape[1]),
-                    })
-                    pending.append((len(out_rows) - 1, pool.submit(_encode_png, pixels[k], out_dir / rel)))
+    for x in loader:
+        x = x.to(device, non_blocking=True).contiguous(memory_format=torch.channels_last)
+        n = x.shape[0]
+        batch_targets = targets[start : start + n]
+        values = sorted({v for t in batch_targets for v in t}, reverse=True)
+        if not values:
             start += n
-    finally:
-        if own_compute:
-            compute.close()
+            continue
+        area, scored = compute(models, x, values)
+        for v in values:
+            pixels, prob, sim = scored[v]
+            for k in range(n):
+                if v not in batch_targets[k]:
+                    continue
+                row = rows.iloc[start + k]
+                p_k = None if prob is None else float(prob[k])
+                s_k = None if sim is None else float(sim[k])
+                reason = _passes(ecfg, v, p_k, s_k, float(area[k]))
+                if reason:
+                    drops[reason] = drops.get(reason, 0) + 1
+                    continue
+                shard = (first_index + start + k) // ecfg.shard_size
+                sid = edit_id(row["sample_id"], models.attribute, v)
+                folder = f"{models.attribute}/{v}/{shard:04d}"
+                if folder not in made:
+                    (out_dir / folder).mkdir(parents=True, exist_ok=True)
+                    made.add(folder)
+                rel = f"{folder}/{sid}.png"
+                attrs = row["attributes"]
+                if attrs is not None and not isinstance(attrs, float):
+                    attrs = np.array(attrs, dtype=np.int8)
+                    attrs[ai] = 1 if v == 1 else -1
+                out_rows.append({
+                    "sample_id": sid,
+                    "path": rel,
+                    "identity": int(row["identity"]),
+                    "identity_name": row["identity_name"],
+                    "split": row["split"],
+                    "source": "sagan",
+                    "parent_id": row["sample_id"],
+                    "attribute": models.attribute,
+                    "target_value": v,
+                    "generator_id": models.generator_id,
+                    "attr_prob": p_k,
+                    "id_similarity": s_k,
+                    "mask_area": float(area[k]),
+                    "landmarks": row["landmarks"],
+                    "bbox": row["bbox"],
+                    "det_prob": row["det_prob"],
+                    "transform": row["transform"],
+                    "attributes": attrs,
+                    "width": int(pixels.shape[2]),
+                    "height": int(pixels.shape[1]),
+                })
+                pending.append((len(out_rows) - 1, pool.submit(_encode_png, pixels[k], out_dir / rel)))
+        start += n
     for idx, fut in pending:
         out_rows[idx]["sha256"] = fut.result()
     return out_rows, drops
@@ -376,7 +374,7 @@ def edit_rows(
                                                        desc="edit", unit="img", disable=not dist.is_main()) as bar:
             for m, c in todo:
                 part_rows, drops = edit_chunk(m, rows.iloc[c : c + chunk], root, run_dir, c, ecfg, device, pool,
-                                              workers, compute)
+                                              compute, workers)
                 _write_part(_part_path(run_dir, m.attribute, c // chunk), part_rows, drops)
                 bar.update(min(chunk, len(rows) - c))
     finally:

@@ -197,9 +197,10 @@ def _recognition_section(doc: Doc, metrics_path: Path | None, out_dir: Path | No
         _protocol_section(doc, name, protocol)
     roc = Path(metrics_path).parent / "roc.png"
     if roc.is_file():
-        doc.image(roc.read_bytes(), "ROC overlay", "roc.png")
+        png = roc.read_bytes()
+        doc.image(png, "ROC overlay", "roc.png")
         if out_dir is not None:
-            (out_dir / "roc.png").write_bytes(roc.read_bytes())
+            (out_dir / "roc.png").write_bytes(png)
 
 
 def _protocol_section(doc: Doc, protocol: str, metrics: dict) -> None:

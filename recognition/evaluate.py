@@ -370,7 +370,7 @@ def evaluate_models(
         )
     if result["paper"]:
         result["notes"].append("paper: TAR values read off the paper's ROC figures (about +-0.01)")
-    repeats = over_repeats(result, base.name)
+    repeats = over_repeats(result)
     if repeats:
         result["repeats"] = repeats
     return result, {n: s.roc for n, s in scored.items()}
@@ -397,7 +397,7 @@ def reference_name(name: str, base: str, names) -> str:
 DELTA_KEYS = ("accuracy", "tar_at_far_0.001", "tar_at_far_0.01", "tar_at_far_0.1", "auc")
 
 
-def over_repeats(result: dict, base: str) -> dict:
+def over_repeats(result: dict) -> dict:
     """With models trained from several seeds (``X``, ``X@1``, ...): per model the
     mean and sample std over its seeds of accuracy and TAR@FAR, and of each
     delta to the same-seed baseline with the number of seeds where it is > 0.
@@ -418,8 +418,8 @@ def over_repeats(result: dict, base: str) -> dict:
         entry = {"seeds": len(names), "accuracy": spread([m["accuracy_mean"] for m in ms])}
         for far in ("0.001", "0.01", "0.1"):
             entry[f"tar_at_far_{far}"] = spread([m["tar_at_far"][far] for m in ms])
-        deltas = [result["deltas"][n] for n in names if n in result["deltas"]]
-        if deltas and stem != split_repeat(base)[0]:
+        deltas = [result["deltas"][n] for n in names if n in result["deltas"]]  # none for the baselines
+        if deltas:
             entry["deltas"] = {}
             for key in DELTA_KEYS:
                 vals = [d[key]["delta"] for d in deltas if key in d]

@@ -4,8 +4,6 @@
 from __future__ import annotations
 
 import hashlib
-import struct
-import zlib
 from pathlib import Path
 
 import cv2
@@ -22,6 +20,7 @@ from augment.align.warp import apply, centre_square, scale_of, similarity, warp
 from augment.config import AlignConfig, load_config
 from augment.pipeline import run_pipeline
 from augment.stages import STAGES, Stage
+from tests.image_files import flat_png
 
 # --------------------------------------------------------------------------- #
 # Templates and transforms
@@ -169,17 +168,6 @@ def _dots(path: Path, lm: np.ndarray, size=(300, 260)) -> None:
     cv2.imwrite(str(path), img)
 
 
-def _flat_png(path: Path, w: int, h: int) -> None:
-    """A flat w x h PNG written row by row (never held in memory)."""
-    def chunk(tag: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + tag + data + struct.pack(">I", zlib.crc32(tag + data) & 0xFFFFFFFF)
-
-    comp = zlib.compressobj(1)
-    row = b"\x00" + b"\x80" * w
-    body = b"".join(comp.compress(row) for _ in range(h)) + comp.flush()
-    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, 0, 0, 0, 0))
-                     + chunk(b"IDAT", body) + chunk(b"IEND", b""))
-
 
 def _source(root: Path, n: int = 10, bad: bool = False, blank: int = 0, source: str = "folder") -> mf.Manifest:
     """n images with landmark rows (dots at the landmarks), optional bad files and
@@ -203,7 +191,7 @@ def _source(root: Path, n: int = 10, bad: bool = False, blank: int = 0, source: 
         (root / "bad").mkdir(exist_ok=True)
         (root / "bad/empty.jpg").write_bytes(b"")
         (root / "bad/text.jpg").write_text("hello\n")
-        _flat_png(root / "bad/huge.png", 12000, 12000)
+        flat_png(root / "bad/huge.png", 12000, 12000)
         for name in ("empty.jpg", "text.jpg", "huge.png"):
             rows.append({"path": f"bad/{name}", "identity": 8, "landmarks": None})
     frame = mf.frame("images", [

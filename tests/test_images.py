@@ -4,8 +4,6 @@ raises ImageDecodeError with a reason, never anything else."""
 from __future__ import annotations
 
 import io
-import struct
-import zlib
 from pathlib import Path
 
 import cv2
@@ -14,6 +12,7 @@ import pytest
 from PIL import Image, ImageFile
 
 from augment.data.images import ImageDecodeError, decode, load_rgb
+from tests.image_files import flat_png
 
 
 def _noise_jpeg(path: Path, w=64, h=48) -> bytes:
@@ -130,24 +129,10 @@ def test_exif_rotated_photo_is_shown_upright(tmp_path):
     assert bottom[2] > 200 and bottom[0] < 60
 
 
-def _flat_png(path: Path, w: int, h: int) -> None:
-    """A flat grey w x h PNG written row by row: never holds the image in memory."""
-    def chunk(tag: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + tag + data + struct.pack(">I", zlib.crc32(tag + data) & 0xFFFFFFFF)
-
-    comp = zlib.compressobj(1)
-    row = b"\x00" + b"\x80" * w  # filter byte + w grey pixels
-    body = b"".join(comp.compress(row) for _ in range(h)) + comp.flush()
-    with open(path, "wb") as fh:
-        fh.write(b"\x89PNG\r\n\x1a\n")
-        fh.write(chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, 0, 0, 0, 0)))
-        fh.write(chunk(b"IDAT", body))
-        fh.write(chunk(b"IEND", b""))
-
 
 def test_12000_square_png_is_rejected_before_decoding(tmp_path, monkeypatch):
     p = tmp_path / "huge.png"
-    _flat_png(p, 12000, 12000)
+    flat_png(p, 12000, 12000)
     assert p.stat().st_size < 2_000_000  # the file is small; its pixels would be 432 MB
 
     def no_decoding(self):
@@ -161,7 +146,7 @@ def test_12000_square_png_is_rejected_before_decoding(tmp_path, monkeypatch):
 
 def test_flat_png_writer_makes_a_valid_image(tmp_path):
     p = tmp_path / "small.png"
-    _flat_png(p, 30, 20)
+    flat_png(p, 30, 20)
     px = load_rgb(p)
     assert px.shape == (20, 30, 3) and (px == 128).all()
 

@@ -10,8 +10,6 @@ test_readers.py and test_config.py.
 from __future__ import annotations
 
 import logging
-import struct
-import zlib
 from pathlib import Path
 
 import cv2
@@ -24,6 +22,7 @@ from augment import manifest as mf
 from augment.cli import cli
 from augment.data import celeba
 from augment.data.images import decode
+from tests.image_files import flat_png
 
 NAMES = " ".join(celeba.CELEBA_ATTRIBUTES)
 
@@ -32,17 +31,6 @@ def _face(h: int = 60, w: int = 50) -> np.ndarray:
     rng = np.random.default_rng(h * w)
     return rng.integers(0, 255, (h, w, 3), dtype=np.uint8)
 
-
-def _flat_png(path: Path, w: int, h: int) -> None:
-    """A flat grey w x h PNG written row by row: a few hundred KB on disk, w*h*3 bytes decoded."""
-    def chunk(tag: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + tag + data + struct.pack(">I", zlib.crc32(tag + data) & 0xFFFFFFFF)
-
-    comp = zlib.compressobj(1)
-    row = b"\x00" + b"\x80" * w
-    body = b"".join(comp.compress(row) for _ in range(h)) + comp.flush()
-    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, 0, 0, 0, 0))
-                     + chunk(b"IDAT", body) + chunk(b"IEND", b""))
 
 
 def _good_files(d: Path) -> dict[str, str]:
@@ -70,7 +58,7 @@ def _bad_files(d: Path) -> dict[str, str]:
     (d / "000008_truncated.jpg").write_bytes(data[: len(data) // 2])
     (d / "000009_empty.jpg").write_bytes(b"")
     (d / "000010_text.jpg").write_text("name,identity\nnot,an image\n" * 10)
-    _flat_png(d / "000011_bomb.png", 12000, 12000)  # 144 Mpx > the 100 Mpx limit
+    flat_png(d / "000011_bomb.png", 12000, 12000)  # 144 Mpx > the 100 Mpx limit
     return {"000008_truncated.jpg": "unreadable", "000009_empty.jpg": "unreadable", "000010_text.jpg": "unreadable",
             "000011_bomb.png": "too_large"}
 

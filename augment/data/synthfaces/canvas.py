@@ -180,6 +180,15 @@ def clamp(x: np.ndarray, lo, hi) -> np.ndarray:
     return x.clip(lo, hi, out=x)
 
 
+def sphere_z(nx: np.ndarray, ny: np.ndarray, floor) -> np.ndarray:
+    """The z of a unit normal with x ``nx`` and y ``ny``: sqrt(1 - nx^2 - ny^2),
+    kept at least sqrt(``floor``) so that silhouettes never go fully dark (a new array)."""
+    nz = nx * nx
+    np.subtract(F32(1), nz, out=nz)
+    nz -= ny * ny
+    return np.sqrt(clamp(nz, floor, INF), out=nz)
+
+
 def at_least(x: np.ndarray, lo) -> np.ndarray:
     """``np.maximum(x, lo)`` for a scalar or per-photo ``lo`` (a new array)."""
     return x.clip(lo, INF)

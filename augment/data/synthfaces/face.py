@@ -17,7 +17,7 @@ from typing import Callable
 
 import numpy as np
 
-from augment.data.synthfaces.canvas import F32, INF, Canvas, clamp
+from augment.data.synthfaces.canvas import F32, INF, Canvas, clamp, sphere_z
 from augment.data.synthfaces.params import BEARD_STYLES, HAIR_STYLES, Identity, Shot
 
 CHEEK_Y = 0.25  # where the face is widest; above it the skull, below it the jaw
@@ -215,10 +215,7 @@ class Face:
         ny = v - F32(0.3)
         ny *= F32(1 / 2.4)
         clamp(ny, F32(-0.9), F32(0.9))
-        nz = nx * nx
-        np.subtract(F32(1), nz, out=nz)
-        nz -= ny * ny
-        np.sqrt(clamp(nz, F32(0.02), INF), out=nz)
+        nz = sphere_z(nx, ny, F32(0.02))
         s = self.s
         lam = np.multiply(nx, s.lx, out=nx)
         lam += np.multiply(ny, s.ly, out=ny)

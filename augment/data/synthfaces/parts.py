@@ -27,6 +27,7 @@ from augment.data.synthfaces.canvas import (
     gauss,
     select,
     smoothstep,
+    sphere_z,
     texture,
     tint_rgb,
     trim,
@@ -130,6 +131,17 @@ def cap_distance(face: Face, u, v):
     return d
 
 
+def ragged_ends(u: np.ndarray, freq, bottom, streak: np.ndarray) -> np.ndarray:
+    """Where hair ends, per pixel column: ``bottom`` waved by sin(freq * u) and
+    by the strands (``streak``), 0.03 face units each (a new array)."""
+    ends = u * freq
+    ends = np.sin(ends, out=ends)
+    ends *= F32(0.03)
+    ends += bottom
+    ends += streak * F32(0.03)
+    return ends
+
+
 def forehead_distance(face: Face, win):
     """Signed distance to the bare skin the hair frames: an ellipse under the
     hairline above ``fc``, a vertical strip below it (cut to ``win``)."""
@@ -176,10 +188,7 @@ def hair_colour(face: Face, win) -> np.ndarray:
         ny = v + F32(0.6)
         ny *= F32(1 / 1.6)
         clamp(ny, F32(-0.95), F32(0.95))
-        nz = nx * nx
-        np.subtract(F32(1), nz, out=nz)
-        nz -= ny * ny
-        np.sqrt(clamp(nz, F32(0.03), INF), out=nz)
+        nz = sphere_z(nx, ny, F32(0.03))
         lam = np.multiply(nx, s.lx, out=nx)
         lam += ny * s.ly
         lam += np.multiply(nz, s.lz, out=nz)
@@ -225,11 +234,7 @@ def hair_back(face: Face) -> list:
         width = at_least(v, F32(0))
         width *= F32(0.06)
         width += half
-        ends = u * F32(9)
-        ends = np.sin(ends, out=ends)
-        ends *= F32(0.03)
-        ends += bottom
-        ends += streak * F32(0.03)
+        ends = ragged_ends(u, F32(9), bottom, streak)
         au = np.abs(u)
         flare = au / width
         flare *= flare
@@ -262,11 +267,7 @@ def hair_front(face: Face) -> list:
     streak, outer = hair_shape(face, win)
     locky = i.medium + i.long > 0  # locks down the sides of the face
     if locky.any():
-        ends = u * F32(11)
-        ends = np.sin(ends, out=ends)
-        ends *= F32(0.03)
-        ends += bottom
-        ends += streak * F32(0.03)
+        ends = ragged_ends(u, F32(11), bottom, streak)
         side = np.abs(u)
         side -= half
         fall = at_least(v, F32(0))
