@@ -165,6 +165,20 @@ def describe(fmt: str, root: Path, pairs, images: str, as_json: bool) -> None:
 _SYNTH = SynthConfig()
 
 
+def _attribute_values(items, flag: str) -> dict[str, float]:
+    """``("Eyeglasses=1.0", ...)`` -> ``{"Eyeglasses": 1.0}``; a usage error names the flag."""
+    out = {}
+    for item in items:
+        name, sep, value = item.partition("=")
+        try:
+            out[name.strip()] = float(value)
+        except ValueError:
+            sep = ""
+        if not sep:
+            raise click.BadParameter(f"expected ATTRIBUTE=P, e.g. Eyeglasses=1.0; got {item!r}", param_hint=flag)
+    return out
+
+
 @cli.command("synth")
 @click.argument("out", type=click.Path(file_okay=False, path_type=Path))
 @click.option("--identities", type=int, default=_SYNTH.identities, show_default=True, help="People in the CelebA part.")
@@ -176,6 +190,14 @@ _SYNTH = SynthConfig()
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--habit-strength", type=float, default=_SYNTH.habit_strength, show_default=True,
               help="P(a photo shows the person's habitual value of an attribute).")
+@click.option("--lfw-habit-strength", type=float, default=None,
+              help="The same for the LFW-part people; default: --habit-strength.")
+@click.option("--habit", "habits", multiple=True, metavar="ATTRIBUTE=P",
+              help="Per-attribute habit strength of the CelebA-part people, e.g. Eyeglasses=1.0 (repeatable).")
+@click.option("--lfw-habit", "lfw_habits", multiple=True, metavar="ATTRIBUTE=P",
+              help="The same for the LFW-part people.")
+@click.option("--groundtruth-splits", default=",".join(_SYNTH.groundtruth_splits), show_default=True,
+              help="CelebA-part splits that also get exact counterfactuals, comma-separated (train,val,test).")
 @click.option("--jpeg-quality", type=int, default=_SYNTH.jpeg_quality, show_default=True,
               help="0 = lossless PNG; 1..100 = JPEG (masks then mark the pixels whose decoded values differ).")
 @click.option("--workers", type=int, default=_SYNTH.workers, show_default=True,
@@ -184,19 +206,25 @@ _SYNTH = SynthConfig()
               help="Also write a contact sheet PNG (identities x attribute toggles).")
 @friendly_errors
 def synth_cmd(out: Path, identities, images_per_identity, lfw_identities, lfw_images_per_identity, size, seed,
-              habit_strength, jpeg_quality, workers, preview) -> None:
+              habit_strength, lfw_habit_strength, habits, lfw_habits, groundtruth_splits, jpeg_quality, workers,
+              preview) -> None:
     """Render SynthFaces into OUT: CelebA and LFW formats plus counterfactual ground truth."""
     from augment.data import synthfaces
 
     settings = synthfaces.Settings(
         identities=identities, images_per_identity=images_per_identity, lfw_identities=lfw_identities,
         lfw_images_per_identity=lfw_images_per_identity, size=size, habit_strength=habit_strength,
+        lfw_habit_strength=lfw_habit_strength,
+        habit_by_attribute=_attribute_values(habits, "--habit"),
+        lfw_habit_by_attribute=_attribute_values(lfw_habits, "--lfw-habit"),
+        groundtruth_splits=tuple(x.strip() for x in groundtruth_splits.split(",") if x.strip()),
         jpeg_quality=jpeg_quality, seed=seed,
     )
     try:
         info = synthfaces.make(out, settings, workers=workers, preview=preview)
     except synthfaces.SettingError as e:
-        hint = "OUT" if e.key == "out" else "--" + e.key.replace("_", "-")
+        flags = {"out": "OUT", "habit_by_attribute": "--habit", "lfw_habit_by_attribute": "--lfw-habit"}
+        hint = flags.get(e.key, "--" + e.key.replace("_", "-"))
         raise click.BadParameter(e.reason, param_hint=hint) from None
     click.echo(
         f"{info['images']} CelebA-part and {info['lfw_images']} LFW-part images, {info['groundtruth_rows']} "
@@ -271,6 +299,34 @@ def evaluate_cmd(baseline, augmented, pairs, images, protocol, out, bootstrap, s
     else:
         click.echo(format_table(result))
         click.echo(f"wrote {out / 'metrics.json'} and {out / 'roc.png'}")
+
+
+@cli.command("pairs")
+@click.argument("images", type=click.Path(exists=True, path_type=Path))
+@click.option("--attribute", required=True, help="The CelebA attribute the pairs are built around, e.g. Eyeglasses.")
+@click.option("--attributes-from", "source", required=True, metavar="SOURCE",
+              help="A CSV (image,attribute,value), 'dataset' (IMAGES is a manifest with labels), or a "
+                   "classifiers manifest / run folder (IMAGES is an aligned manifest; values predicted).")
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), required=True,
+              help="The pairs file to write (LFW View 2 format).")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--folds", type=click.IntRange(min=1), default=10, show_default=True)
+@click.option("--max-per-fold", type=click.IntRange(min=1), default=300, show_default=True,
+              help="At most this many genuine (and impostor) pairs per fold.")
+@friendly_errors
+def pairs_cmd(images, attribute, source, out, seed, folds, max_per_fold) -> None:
+    """Write attr-shift pairs of IMAGES: genuine pairs are one person with different values
+    of ATTRIBUTE, impostor pairs two people with the same value, in person-disjoint folds.
+
+    IMAGES: an LFW-layout folder (Name/Name_0001.jpg) or an images manifest.
+    """
+    from recognition.evaluate import pairs_command
+
+    info = pairs_command(images, attribute, source, out, seed, folds, max_per_fold)
+    click.echo(f"{info['pairs']} pairs ({info['folds']} folds x {info['pairs_per_fold']} genuine + "
+               f"{info['pairs_per_fold']} impostor) from {info['people']} people, "
+               f"{info['people_with_both_values']} of them with and without {attribute} "
+               f"(attributes: {info['attributes']}); wrote {out}")
 
 
 @cli.command("align")

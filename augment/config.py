@@ -51,7 +51,17 @@ class SynthConfig:
     lfw_identities: int = 30
     lfw_images_per_identity: int = 6
     size: int = 128
-    habit_strength: float = 0.85
+    habit_strength: float = 0.85  # P(a CelebA-part photo shows the person's habitual value)
+    # The same for the LFW-part (evaluation) people; null = habit_strength. Lower
+    # values give evaluation people photos with and without each attribute.
+    lfw_habit_strength: Optional[float] = None
+    # CelebA-part splits whose photos also get exact counterfactuals (the LFW
+    # part always does); "train" lets the oracle stage build perfect edits.
+    groundtruth_splits: tuple[Literal["train", "val", "test"], ...] = ("test",)
+    # Per-attribute habit strengths, overriding the two above for the named
+    # attributes, e.g. {Eyeglasses: 1.0}: a bias in one attribute only.
+    habit_by_attribute: dict[str, float] = field(default_factory=dict)
+    lfw_habit_by_attribute: dict[str, float] = field(default_factory=dict)
     jpeg_quality: int = 0  # 0 = lossless PNG; 1..100 = JPEG of that quality
     seed: Optional[int] = None  # None = the run seed
     workers: int = 0  # rendering processes; 0 = all CPU cores (the output does not depend on it)
@@ -233,7 +243,16 @@ class EvaluateConfig:
     aligned training dataset's ``ident_split`` identities (one target image each).
     """
 
-    protocols: tuple[Literal["lfw", "celeba-ident"], ...] = ("lfw",)
+    # lfw, celeba-ident, or attr-shift:<Attribute> (pairs across the attribute's
+    # values, built from the evaluation images; see recognition/protocols.py)
+    protocols: tuple[str, ...] = ("lfw",)
+    # Attribute values of the evaluation images for attr-shift and strata:
+    # dataset (the images' own labels), classifier (predicted by the
+    # train_classifier stage's model) or a CSV file image,attribute,value.
+    attributes_from: str = "dataset"
+    # Attributes whose strata of the standard pairs are reported; empty = those of
+    # the attr-shift protocols.
+    strata: tuple[str, ...] = ()
     bootstrap: int = 1000  # paired bootstrap resamples for the deltas' CIs; 0 = none
     batch_size: int = 128
     ident_split: str = "test"
@@ -504,10 +523,35 @@ def load_config(
             close = difflib.get_close_matches(name, list(STAGES), n=1)
             hint = f"; did you mean '{close[0]}'?" if close else f"; known stages: {', '.join(STAGES)}"
             raise ConfigError(f"{source}: key 'stages[{i}]' names an unknown stage '{name}'{hint}")
+    _check_evaluate(cfg, source)
     if check_paths:
         _check_paths(cfg, "", source)
         _check_datasets(cfg, source)
     return cfg
+
+
+def _check_evaluate(cfg: PipelineConfig, source: str) -> None:
+    """Protocol names and attribute names of the evaluate section."""
+    from augment.data.celeba import CELEBA_ATTRIBUTES
+
+    def attribute(key: str, name: str) -> None:
+        if name not in CELEBA_ATTRIBUTES:
+            close = difflib.get_close_matches(name, CELEBA_ATTRIBUTES, n=1)
+            hint = f"; did you mean '{close[0]}'?" if close else ""
+            raise ConfigError(f"{source}: key '{key}' names '{name}', not a CelebA attribute{hint}")
+
+    for i, p in enumerate(cfg.evaluate.protocols):
+        key = f"evaluate.protocols[{i}]"
+        if p.startswith("attr-shift:"):
+            attribute(key, p.split(":", 1)[1])
+        elif p not in ("lfw", "celeba-ident"):
+            raise ConfigError(f"{source}: key '{key}' must be lfw, celeba-ident or attr-shift:<Attribute>, got {p!r}")
+    for i, a in enumerate(cfg.evaluate.strata):
+        attribute(f"evaluate.strata[{i}]", a)
+    src = cfg.evaluate.attributes_from
+    if src not in ("dataset", "classifier") and not src.endswith(".csv"):
+        raise ConfigError(f"{source}: key 'evaluate.attributes_from' must be dataset, classifier or a .csv file, "
+                          f"got {src!r}")
 
 
 def to_dict(cfg: Any) -> Any:

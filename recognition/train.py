@@ -74,8 +74,25 @@ class ModelSpec:
         return sum(len(m) for m in self.manifests)
 
 
-def model_specs(aligned: mf.Manifest, edits: mf.Manifest | None, models: str, splits: Sequence[str]) -> list[ModelSpec]:
-    """The baseline plus the augmented models ``models`` asks for."""
+def model_specs(aligned: mf.Manifest, edits: mf.Manifest | None, models: str, splits: Sequence[str],
+                oracle: mf.Manifest | None = None) -> list[ModelSpec]:
+    """The baseline plus the augmented models ``models`` asks for; with ``oracle``
+    (perfect edits of the same rows), each augmented model is followed by its
+    ``:oracle`` twin trained on those instead of the SaGAN edits."""
+    specs = _model_specs(aligned, edits, models, splits)
+    if oracle is None or len(oracle) == 0:
+        return specs
+    twins = {s.name: s for s in _model_specs(aligned, oracle, models, splits)}
+    out = []
+    for s in specs:
+        out.append(s)
+        twin = twins.get(s.name)
+        if s.name != "baseline" and twin is not None:
+            out.append(ModelSpec(f"{s.name}:oracle", f"{s.folder}_oracle", s.attributes, twin.manifests))
+    return out
+
+
+def _model_specs(aligned: mf.Manifest, edits: mf.Manifest | None, models: str, splits: Sequence[str]) -> list[ModelSpec]:
     train = _rows(aligned, aligned.df["split"].isin(splits))
     if len(train) == 0:
         raise DatasetError(f"{aligned.file or aligned.root}: no aligned images in split(s) {list(splits)}")
@@ -383,7 +400,8 @@ def run_stage(cfg, inputs: dict, run_dir: Path) -> dict:
         device = torch.device("cuda", dist.local_rank())
     if tcfg.repeats < 1:
         raise DatasetError(f"train_recognition.repeats must be at least 1, not {tcfg.repeats}")
-    specs = repeated(model_specs(aligned, inputs.get("edits"), tcfg.models, tcfg.splits), tcfg.repeats)
+    specs = repeated(model_specs(aligned, inputs.get("edits"), tcfg.models, tcfg.splits,
+                                 inputs.get("oracle_edits")), tcfg.repeats)
     identities = pd.concat([m.df["identity"] for s in specs for m in s.manifests])
     labels = label_map(identities)
     if dist.is_main():

@@ -27,6 +27,7 @@ SYNTH_CELEBA = "celeba"
 SYNTH_LFW = "lfw"
 SYNTH_LFW_PAIRS = "pairs.txt"
 SYNTH_LFW_LANDMARKS = "lfw_landmarks.txt"  # not an official LFW file; CelebA's landmark format
+SYNTH_LFW_ATTRIBUTES = "lfw_attributes.csv"  # image,attribute,value of the rendered attributes
 
 
 def _images_frame(rows: pd.DataFrame, source: str) -> pd.DataFrame:
@@ -101,10 +102,16 @@ def load_dataset(ds: DatasetConfig, role: str, synth_root: Path | None) -> tuple
         if role == "train":
             return load_celeba_like(root / SYNTH_CELEBA, "", "synthfaces", ds.max_images), None
         lroot = root / SYNTH_LFW
-        return load_lfw_like(
+        images, pairs = load_lfw_like(
             lroot, ds.pairs or str(lroot / SYNTH_LFW_PAIRS), "synthfaces",
             landmarks=lroot / SYNTH_LFW_LANDMARKS, max_images=ds.max_images,
         )
+        if (lroot / SYNTH_LFW_ATTRIBUTES).is_file():  # datasets rendered before it existed have none
+            from augment.data.attributes import AttributeTable
+
+            table = AttributeTable.from_csv(lroot / SYNTH_LFW_ATTRIBUTES)
+            images.df["attributes"] = table.vectors(images.df["path"])
+        return images, pairs
     raise DatasetError(f"data.{role}.format: unknown format {ds.format!r}")  # pragma: no cover
 
 

@@ -34,6 +34,10 @@ def settings_from_config(cfg) -> Settings:
         lfw_images_per_identity=sc.lfw_images_per_identity,
         size=sc.size,
         habit_strength=sc.habit_strength,
+        lfw_habit_strength=sc.lfw_habit_strength,
+        groundtruth_splits=tuple(sc.groundtruth_splits),
+        habit_by_attribute=dict(sc.habit_by_attribute),
+        lfw_habit_by_attribute=dict(sc.lfw_habit_by_attribute),
         jpeg_quality=sc.jpeg_quality,
         seed=cfg.seed if sc.seed is None else sc.seed,
     )

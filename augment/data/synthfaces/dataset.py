@@ -50,13 +50,42 @@ class Settings:
     habit_strength: float = 0.85
     jpeg_quality: int = 0
     seed: int = 0
+    # P(habitual value) for the LFW-part (evaluation) people; None = habit_strength.
+    lfw_habit_strength: float | None = None
+    # CelebA-part splits whose photos get counterfactuals (the LFW part always does).
+    groundtruth_splits: tuple[str, ...] = ("test",)
+    # Per-attribute overrides of habit_strength / lfw_habit_strength, e.g. {"Eyeglasses": 1.0}.
+    habit_by_attribute: dict = dataclasses.field(default_factory=dict)
+    lfw_habit_by_attribute: dict = dataclasses.field(default_factory=dict)
 
     @property
     def ext(self) -> str:
         return "jpg" if self.jpeg_quality > 0 else "png"
 
+    def habits(self, part: str) -> dict[str, float]:
+        """{attribute: P(a photo shows the habitual value)} for the ``celeba`` or ``lfw`` part."""
+        if part == "celeba":
+            base, by = self.habit_strength, self.habit_by_attribute
+        else:
+            base = self.habit_strength if self.lfw_habit_strength is None else self.lfw_habit_strength
+            by = self.lfw_habit_by_attribute
+        return {a: float(by.get(a, base)) for a in ATTRIBUTES}
+
     def as_dict(self) -> dict:
-        return {**dataclasses.asdict(self), "format_version": FORMAT_VERSION}
+        d = {**dataclasses.asdict(self), "format_version": FORMAT_VERSION}
+        # Keys added later are recorded only when set, so a dataset made before
+        # they existed still counts as complete (its bytes are the same).
+        for key, default in OPTIONAL_DEFAULTS.items():
+            if d[key] == default:
+                del d[key]
+        if "groundtruth_splits" in d:
+            d["groundtruth_splits"] = list(d["groundtruth_splits"])
+        return d
+
+
+OPTIONAL_DEFAULTS = {"lfw_habit_strength": None, "groundtruth_splits": ("test",), "habit_by_attribute": {},
+                     "lfw_habit_by_attribute": {}}
+SPLIT_CODES = {"train": 0, "val": 1, "test": 2}
 
 
 class SettingError(ConfigError):
@@ -90,6 +119,17 @@ def validate(s: Settings) -> None:
             "(raise lfw_identities or lfw_images_per_identity)")
     if not 0.0 <= s.habit_strength <= 1.0:
         bad("habit_strength", f"must be within [0, 1], got {s.habit_strength}")
+    if s.lfw_habit_strength is not None and not 0.0 <= s.lfw_habit_strength <= 1.0:
+        bad("lfw_habit_strength", f"must be within [0, 1] (or null = habit_strength), got {s.lfw_habit_strength}")
+    for key in ("habit_by_attribute", "lfw_habit_by_attribute"):
+        for a, v in getattr(s, key).items():
+            if a not in ATTRIBUTES:
+                bad(key, f"{a!r} is not a rendered attribute ({', '.join(ATTRIBUTES)})")
+            if not 0.0 <= float(v) <= 1.0:
+                bad(key, f"{a}: must be within [0, 1], got {v}")
+    unknown = [x for x in s.groundtruth_splits if x not in SPLIT_CODES]
+    if unknown:
+        bad("groundtruth_splits", f"unknown split(s) {unknown}; choose from {list(SPLIT_CODES)}")
     if not 0 <= s.jpeg_quality <= 100:
         bad("jpeg_quality", f"must be 0 (PNG) or a JPEG quality 1..100, got {s.jpeg_quality}")
 
@@ -150,12 +190,14 @@ def render_chunk(out: Path, s: Settings, part: str, idents: list[int], names: li
     split_of = layout.splits(s.identities)
     size = s.size if part == "celeba" else LFW_SIZE
     count = s.images_per_identity if part == "celeba" else s.lfw_images_per_identity
+    gt_codes = {SPLIT_CODES[x] for x in s.groundtruth_splits}
+    habit = s.habits(part)
     photos = {True: [], False: []}  # with ground truth or not -> [(identity index, photo index, Identity, Shot)]
     for k in idents:
         ident = sample_identity(s.seed, part, k)
-        with_gt = part == "lfw" or split_of[k] == 2
+        with_gt = part == "lfw" or split_of[k] in gt_codes
         for j in range(count):
-            shot = sample_shot(s.seed, part, ident, k, j, (size, size), s.habit_strength)
+            shot = sample_shot(s.seed, part, ident, k, j, (size, size), habit)
             photos[with_gt].append((k, j, ident, shot))
     meta: dict = {"images": [], "groundtruth": []}
     write = layout.Writer(out)
@@ -288,6 +330,7 @@ def _finish(out: Path, s: Settings, prog: Path, units: list, names: list[str]) -
     layout.write_celeba_files(out / layout.CELEBA_DIR, celeba_rows)
     lfw_rows.sort(key=lambda r: r["file"])
     layout.write_landmarks(out / layout.LFW_DIR / layout.LFW_LANDMARKS, [(r["file"], r["landmarks"]) for r in lfw_rows])
+    layout.write_attribute_csv(out / layout.LFW_DIR / layout.LFW_ATTRIBUTES, [(r["file"], r["attrs"]) for r in lfw_rows])
     by_person: dict[str, list[dict]] = {}
     for r in lfw_rows:
         by_person.setdefault(r["name"], []).append(r)

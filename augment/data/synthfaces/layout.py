@@ -30,6 +30,7 @@ CELEBA_IMAGES = "img_align_celeba"
 LFW_DIR = "lfw"
 LFW_PAIRS = "pairs.txt"
 LFW_LANDMARKS = "lfw_landmarks.txt"
+LFW_ATTRIBUTES = "lfw_attributes.csv"  # image,attribute,value (the CSV `augment pairs` reads)
 GROUNDTRUTH_DIR = "groundtruth"
 INDEX = "index.parquet"
 LANDMARK_HEADER = (
@@ -161,6 +162,13 @@ def write_celeba_files(root: Path, rows: list[dict]) -> None:
 def write_landmarks(path: Path, rows: list[tuple[str, list[float]]]) -> None:
     lines = [str(len(rows)), LANDMARK_HEADER]
     lines += [name + " " + " ".join(f"{x:.2f}" for x in lm) for name, lm in rows]
+    _write_text(path, lines)
+
+
+def write_attribute_csv(path: Path, rows: list[tuple[str, dict]]) -> None:
+    """``image,attribute,value`` rows (value 0 or 1), one per image and rendered attribute."""
+    lines = ["image,attribute,value"]
+    lines += [f"{name},{a},{int(v)}" for name, attrs in rows for a, v in sorted(attrs.items())]
     _write_text(path, lines)
 
 

@@ -190,7 +190,7 @@ def sample_identity(seed: int, part: str, index: int) -> Identity:
 
 
 def sample_shot(seed: int, part: str, identity: Identity, key: object, index: int, size: tuple[int, int],
-                habit_strength: float) -> Shot:
+                habit_strength: float | dict) -> Shot:
     """Nuisance and attributes of photo ``index`` of the identity ``key``.
 
     ``size`` is (height, width) of the image. The CelebA part is an aligned
@@ -211,7 +211,8 @@ def sample_shot(seed: int, part: str, identity: Identity, key: object, index: in
     h, w = size
     attrs = {}
     for a in ATTRIBUTES:
-        keep = u(0.0, 1.0) < habit_strength
+        strength = habit_strength[a] if isinstance(habit_strength, dict) else habit_strength
+        keep = u(0.0, 1.0) < strength
         attrs[a] = identity.habits[a] if keep else 1 - identity.habits[a]
     if part == "lfw":
         scale = 46.0 * u(0.92, 1.08)
