@@ -137,13 +137,17 @@ def datasets() -> None:
 
 
 @datasets.command("describe")
-@click.argument("fmt", metavar="{celeba|lfw|synthfaces}", type=click.Choice(["celeba", "lfw", "synthfaces"]))
+@click.argument("fmt", metavar="{celeba|lfw|synthfaces|folder}",
+                type=click.Choice(["celeba", "lfw", "synthfaces", "folder"]))
 @click.argument("root", type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.option("--pairs", default=None, help="LFW pairs file (View 1 or View 2), relative to ROOT or absolute.")
 @click.option("--images", default="", help="CelebA image folder name (default: whichever exists).")
+@click.option("--identities", default="", help="folder: a CSV 'path,identity' naming each photo's person.")
+@click.option("--split", type=click.Choice(["train", "by_identity"]), default="train", show_default=True,
+              help="folder: the split a training pipeline gives it (data.train.split).")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @friendly_errors
-def describe(fmt: str, root: Path, pairs, images: str, as_json: bool) -> None:
+def describe(fmt: str, root: Path, pairs, images: str, identities: str, split: str, as_json: bool) -> None:
     """Count images, identities, attributes and pairs of a dataset at ROOT."""
     from augment.data import describe as d
 
@@ -151,6 +155,10 @@ def describe(fmt: str, root: Path, pairs, images: str, as_json: bool) -> None:
         info = d.describe_celeba(root, images)
     elif fmt == "lfw":
         info = d.describe_lfw(root, pairs)
+    elif fmt == "folder":
+        from augment.data import folder
+
+        info = folder.describe(root, identities, split)
     else:
         from augment.data.synthfaces import describe as describe_synth
 

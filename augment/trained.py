@@ -122,3 +122,22 @@ def pick(generators: mf.Manifest, attribute: str):
         have = ", ".join(sorted(generators.df["attribute"])) or "none"
         raise ConfigError(f"{generators.file or generators.root}: no generator for {attribute!r} (have: {have})")
     return rows.iloc[0]
+
+
+def edit_models(cfg, inputs: dict) -> tuple[mf.Manifest, mf.Manifest | None]:
+    """The edit stage's (generators, classifiers): this pipeline's training outputs, or the
+    ``edit.generators`` / ``edit.classifier`` paths; each generator checked against the
+    alignment of the aligned images it will edit."""
+    generators = inputs.get("generators")
+    if generators is None:
+        generators = resolve(cfg.edit.generators, "generators", "edit.generators")
+    classifiers = inputs.get("classifiers")
+    if classifiers is None and cfg.edit.classifier:
+        classifiers = resolve(cfg.edit.classifier, "classifiers", "edit.classifier")
+    aligned: mf.Manifest = inputs["aligned"]
+    extra = aligned.meta.get("extra") or {}
+    if extra.get("template") and extra.get("size"):
+        what = f"the images of {aligned.file or aligned.root} (align.template, align.size)"
+        for _, row in generators.df.iterrows():
+            check_alignment(generators, row, str(extra["template"]), int(extra["size"]), what)
+    return generators, classifiers
