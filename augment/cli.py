@@ -213,17 +213,30 @@ def synth_cmd(out: Path, identities, images_per_identity, lfw_identities, lfw_im
 
 
 @cli.command("export")
-@click.argument("manifest", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("--format", "fmt", type=click.Choice(["imagefolder", "lst", "csv"]), required=True)
+@click.argument("manifests", nargs=-1, required=True, metavar="MANIFEST...",
+                type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--format", "fmt", type=click.Choice(["imagefolder", "lst", "insightface", "csv"]), required=True,
+              help="lst: MXNet im2rec (index, label, path); insightface: its face2rec2 list (1, path, label).")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True)
+@click.option("--append", is_flag=True, help="Add to an earlier export in OUT, reusing its labels.csv.")
+@click.option("--labels", "labels_file", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
+              help="A label map (label,identity[,identity_name,folder]) every identity must be in.")
+@click.option("--name", default="", help="Name of the list file (default: the manifest's stem, or 'train').")
 @click.option("--allow-outside-root", is_flag=True, help="Allow rows whose path leaves the manifest root.")
 @friendly_errors
-def export_cmd(manifest: Path, fmt: str, out: Path, allow_outside_root: bool) -> None:
-    """Export an images MANIFEST as an ImageFolder tree, an MXNet .lst or a CSV."""
-    from augment.export import ExportError, export
+def export_cmd(manifests, fmt: str, out: Path, append: bool, labels_file, name: str, allow_outside_root: bool) -> None:
+    """Export images MANIFEST(s) as one training set: an ImageFolder tree, an MXNet or insightface .lst, a CSV.
+
+    Labels are stable: OUT/labels.csv maps identity to label and class folder,
+    and every later export into OUT (--append) reuses it.
+    """
+    from augment.export import ExportError, ExportUsageError, export
 
     try:
-        info = export(manifest, fmt, out, allow_outside_root)
+        info = export(list(manifests), fmt, out, allow_outside_root, append=append, labels_file=labels_file,
+                      name=name)
+    except ExportUsageError as e:
+        _fail(str(e), 2)
     except ExportError as e:
         _fail(str(e), 1)
     click.echo(json.dumps(info, indent=2))
