@@ -40,6 +40,8 @@ def friendly_errors(func):
             _fail(str(e), 2)
         except (DatasetError, ManifestError, PipelineError, CheckpointError) as e:
             _fail(str(e), 1)
+        except BrokenPipeError:
+            raise  # the reader went away (``augment stages | head``): click exits quietly
         except OSError as e:  # full disk, no permission: the environment, not a bug; work done so far is kept
             _fail(f"I/O error: {e}", 1)
         except KeyboardInterrupt:
@@ -75,9 +77,10 @@ def run(pipeline: Path, sets, only: str, until, force, device, nproc: int) -> No
 
     t0 = time.perf_counter()
     cfg = with_device(load_config(pipeline, sets), device)
+    stages = [s.strip() for s in only.split(",") if s.strip()]
+    _check_stage_flags(cfg, stages, until, force)
     if nproc > 1 and "WORLD_SIZE" not in os.environ:
         _relaunch_with_torchrun(nproc)
-    stages = [s.strip() for s in only.split(",") if s.strip()]
     result = run_pipeline(cfg, only=stages, until=until, force=force)
     from augment import distributed
 
@@ -88,6 +91,20 @@ def run(pipeline: Path, sets, only: str, until, force, device, nproc: int) -> No
         f"{cfg.name}: {ran} stage(s) ran, {len(result) - ran} up to date; "
         f"total {time.perf_counter() - t0:.1f} s; outputs in {cfg.workdir}"
     )
+
+
+def _check_stage_flags(cfg, only, until, force) -> None:
+    """--stages, --until and --force name stages of this pipeline (a usage error, exit 2, otherwise)."""
+    import difflib
+
+    known = list(cfg.stages)
+    for flag, names in (("--stages", only), ("--until", [until] if until else []), ("--force", force)):
+        for n in names:
+            if n not in known:
+                close = difflib.get_close_matches(n, known, n=1)
+                hint = f"; did you mean '{close[0]}'?" if close else ""
+                raise click.BadParameter(f"'{n}' is not one of this pipeline's stages ({', '.join(known)}){hint}",
+                                         param_hint=flag)
 
 
 def _relaunch_with_torchrun(nproc: int) -> None:
@@ -118,7 +135,7 @@ def _relaunch_with_torchrun(nproc: int) -> None:
 @click.option("--set", "sets", multiple=True, metavar="KEY=VALUE")
 @friendly_errors
 def stages(pipeline: Path, sets) -> None:
-    """Print each stage's state: done, stale (config or inputs changed) or not run."""
+    """Print each stage's state: done, stale (config or inputs changed), interrupted or not run."""
     from augment.config import load_config
     from augment.pipeline import states
     from augment.stages import STAGES
@@ -128,7 +145,7 @@ def stages(pipeline: Path, sets) -> None:
         extra = ""
         if marker and state == "done":
             extra = f"  ({marker.get('seconds', 0):.1f} s)"
-        click.echo(f"{name:<20} {state:<8}{extra}  {STAGES[name].help}")
+        click.echo(f"{name:<20} {state:<11}{extra}  {STAGES[name].help}")
 
 
 @cli.group()
