@@ -10,7 +10,9 @@ Per photo:
 3. run SaGAN on the crop: the attention mask b = F_a(x) once, then
    F_m(x, c) per target value (at the generator's size, upsampled to the crop);
 4. paste back: F_m's output and b are warped into the photo's frame with the
-   inverse similarity, and the photo becomes ``b * edit + (1 - b) * photo``.
+   inverse similarity, and the photo becomes ``b * edit + (1 - b) * photo``
+   (b tapered to 0 over the crop's outer few pixels, so no seam shows where
+   the square ends).
    Where b is 0 (everything outside the pasted face region) the output pixel
    is the input pixel, bit for bit; the result is written as PNG so nothing
    is lost to a second JPEG encoding.
@@ -124,17 +126,28 @@ def face_edit(G, size: int, x, values: Sequence[int]):
     return mask, out
 
 
+def edge_taper(size: int) -> np.ndarray:
+    """(S,S) float32 weights: 1 inside, falling linearly to 0 over the crop's outer
+    ``max(2, S // 32)`` px, so that a mask still open at the crop's edge does not
+    leave a hard seam where the pasted square ends in the photo."""
+    band = max(2, size // 32)
+    ramp = np.clip((np.minimum(np.arange(size), np.arange(size)[::-1]) + 0.5) / band, 0.0, 1.0)
+    return np.minimum.outer(ramp, ramp).astype(np.float32)
+
+
 def paste(photo: np.ndarray, m: np.ndarray, edit: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Blend an edited crop back into the photo it was warped from.
 
     photo: (H,W,3) uint8; m: the 2x3 photo -> crop transform; edit: (S,S,3)
-    float32 in [0,255]; mask: (S,S) float32 in [0,1]. Returns (the edited photo
-    (H,W,3) uint8, the mask in the photo's frame (H,W) float32). Outside the
-    warped mask's support (value exactly 0) the photo is returned unchanged.
+    float32 in [0,255]; mask: (S,S) float32 in [0,1] (tapered at the crop's
+    border, see ``edge_taper``). Returns (the edited photo (H,W,3) uint8, the
+    blend weight in the photo's frame (H,W) float32). Where that weight is 0
+    (everywhere outside the pasted square) the photo is returned unchanged.
     """
     h, w = photo.shape[:2]
     inv = cv2.invertAffineTransform(m)
     flags = cv2.INTER_LINEAR
+    mask = mask * edge_taper(mask.shape[0])
     edit_full = cv2.warpAffine(edit, inv, (w, h), flags=flags, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
     mask_full = cv2.warpAffine(mask, inv, (w, h), flags=flags, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
     mask_full = np.clip(mask_full, 0.0, 1.0)

@@ -141,3 +141,10 @@ def test_real_photo_edit_keeps_everything_outside_the_face(tmp_path, celeba_wild
     foot = footprint(np.asarray(row["transform"], np.float64).reshape(2, 3), 64, src.shape[1], src.shape[0])
     assert got.shape == src.shape and np.array_equal(got[~foot], src[~foot])
     assert (got[foot] != src[foot]).any()
+
+
+def test_edge_taper_closes_the_mask_at_the_crop_border():
+    t = photo_edit.edge_taper(64)
+    assert t.shape == (64, 64) and t.min() >= 0 and t.max() == 1
+    assert (t[2:-2, 2:-2] == 1).all()  # 64 // 32 = 2 px band
+    assert t[0, 32] < 0.5 and t[0, 0] < 0.5 and t[1, 32] > t[0, 32]
