@@ -81,3 +81,19 @@ def test_resolve_finds_models_in_runs_stage_folders_manifests_and_checkpoints(tm
         assert trained.alignment(m, m.df.iloc[0]) == {"template": "arcface", "size": 32}
     with pytest.raises(ConfigError, match="holds no classifiers.parquet"):
         trained.resolve(tmp_path / "run", "classifiers")
+
+
+def test_train_sagan_records_the_alignment_in_the_generator_export(tmp_path):
+    from augment import checkpoint as ckpt
+    from augment.sagan.train import export_generator, training_alignment
+
+    aligned = mf.Manifest("images", mf.frame("images", []), tmp_path,
+                          {"extra": {"template": "sagan", "size": 128, "modes": {}}})
+    align = training_alignment(aligned)
+    assert align == {"template": "sagan", "size": 128}
+    assert training_alignment(mf.Manifest("images", mf.frame("images", []), tmp_path)) is None
+    full = save_generator(tmp_path / "step_0000001", align=None)  # stands for a full training checkpoint
+    out = export_generator(full, tmp_path / "generator", align)
+    assert ckpt.read_meta(out)["align"] == align
+    m = trained.resolve(out, "generators")
+    assert trained.alignment(m, m.df.iloc[0]) == align
