@@ -221,7 +221,8 @@ def edit_photos(
     gsize, gid = int(row["image_size"]), str(row["generator_id"])
 
     edits, crops, rejects, index = [], [], [], []
-    bar = tqdm(photos, desc="edit photos", unit="photo", disable=(len(photos) < 2) if progress is None else not progress)
+    quiet = len(photos) < 2 if progress is None else not progress  # a bar for folders, not for one photo
+    bar = tqdm(photos, desc="edit photos", unit="photo", disable=quiet)
     for ident, ph in enumerate(bar):
         sid = mf.sample_id(SOURCE, str(ph.file.resolve()))
         try:

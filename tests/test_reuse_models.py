@@ -63,7 +63,8 @@ def test_edit_needs_one_source_of_generators(tmp_path):
     with pytest.raises(ConfigError, match="add 'train_sagan' to 'stages' or set 'edit.generators'"):
         load_config(pipeline(tmp_path, body))
     save_generator(tmp_path / "gen" / "generator")
-    both = BODY.format(root=root, gen=tmp_path / "gen").replace("[read, align, edit]", "[read, align, train_sagan, edit]")
+    both = BODY.format(root=root, gen=tmp_path / "gen").replace("[read, align, edit]",
+                                                                "[read, align, train_sagan, edit]")
     with pytest.raises(ConfigError, match="'edit.generators' is set, but 'train_sagan' is in 'stages'"):
         load_config(pipeline(tmp_path, both))
 
