@@ -40,6 +40,8 @@ def friendly_errors(func):
             _fail(str(e), 2)
         except (DatasetError, ManifestError, PipelineError, CheckpointError) as e:
             _fail(str(e), 1)
+        except BrokenPipeError:
+            raise  # the reader went away (``augment stages | head``): click exits quietly
         except OSError as e:  # full disk, no permission: the environment, not a bug; work done so far is kept
             _fail(f"I/O error: {e}", 1)
         except KeyboardInterrupt:
@@ -75,9 +77,10 @@ def run(pipeline: Path, sets, only: str, until, force, device, nproc: int) -> No
 
     t0 = time.perf_counter()
     cfg = with_device(load_config(pipeline, sets), device)
+    stages = [s.strip() for s in only.split(",") if s.strip()]
+    _check_stage_flags(cfg, stages, until, force)
     if nproc > 1 and "WORLD_SIZE" not in os.environ:
         _relaunch_with_torchrun(nproc)
-    stages = [s.strip() for s in only.split(",") if s.strip()]
     result = run_pipeline(cfg, only=stages, until=until, force=force)
     from augment import distributed
 
@@ -88,6 +91,20 @@ def run(pipeline: Path, sets, only: str, until, force, device, nproc: int) -> No
         f"{cfg.name}: {ran} stage(s) ran, {len(result) - ran} up to date; "
         f"total {time.perf_counter() - t0:.1f} s; outputs in {cfg.workdir}"
     )
+
+
+def _check_stage_flags(cfg, only, until, force) -> None:
+    """--stages, --until and --force name stages of this pipeline (a usage error, exit 2, otherwise)."""
+    import difflib
+
+    known = list(cfg.stages)
+    for flag, names in (("--stages", only), ("--until", [until] if until else []), ("--force", force)):
+        for n in names:
+            if n not in known:
+                close = difflib.get_close_matches(n, known, n=1)
+                hint = f"; did you mean '{close[0]}'?" if close else ""
+                raise click.BadParameter(f"'{n}' is not one of this pipeline's stages ({', '.join(known)}){hint}",
+                                         param_hint=flag)
 
 
 def _relaunch_with_torchrun(nproc: int) -> None:
@@ -118,7 +135,7 @@ def _relaunch_with_torchrun(nproc: int) -> None:
 @click.option("--set", "sets", multiple=True, metavar="KEY=VALUE")
 @friendly_errors
 def stages(pipeline: Path, sets) -> None:
-    """Print each stage's state: done, stale (config or inputs changed) or not run."""
+    """Print each stage's state: done, stale (config or inputs changed), interrupted or not run."""
     from augment.config import load_config
     from augment.pipeline import states
     from augment.stages import STAGES
@@ -128,7 +145,7 @@ def stages(pipeline: Path, sets) -> None:
         extra = ""
         if marker and state == "done":
             extra = f"  ({marker.get('seconds', 0):.1f} s)"
-        click.echo(f"{name:<20} {state:<8}{extra}  {STAGES[name].help}")
+        click.echo(f"{name:<20} {state:<11}{extra}  {STAGES[name].help}")
 
 
 @cli.group()
@@ -137,13 +154,17 @@ def datasets() -> None:
 
 
 @datasets.command("describe")
-@click.argument("fmt", metavar="{celeba|lfw|synthfaces}", type=click.Choice(["celeba", "lfw", "synthfaces"]))
+@click.argument("fmt", metavar="{celeba|lfw|synthfaces|folder}",
+                type=click.Choice(["celeba", "lfw", "synthfaces", "folder"]))
 @click.argument("root", type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.option("--pairs", default=None, help="LFW pairs file (View 1 or View 2), relative to ROOT or absolute.")
 @click.option("--images", default="", help="CelebA image folder name (default: whichever exists).")
+@click.option("--identities", default="", help="folder: a CSV 'path,identity' naming each photo's person.")
+@click.option("--split", type=click.Choice(["train", "by_identity"]), default="train", show_default=True,
+              help="folder: the split a training pipeline gives it (data.train.split).")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @friendly_errors
-def describe(fmt: str, root: Path, pairs, images: str, as_json: bool) -> None:
+def describe(fmt: str, root: Path, pairs, images: str, identities: str, split: str, as_json: bool) -> None:
     """Count images, identities, attributes and pairs of a dataset at ROOT."""
     from augment.data import describe as d
 
@@ -151,6 +172,10 @@ def describe(fmt: str, root: Path, pairs, images: str, as_json: bool) -> None:
         info = d.describe_celeba(root, images)
     elif fmt == "lfw":
         info = d.describe_lfw(root, pairs)
+    elif fmt == "folder":
+        from augment.data import folder
+
+        info = folder.describe(root, identities, split)
     else:
         from augment.data.synthfaces import describe as describe_synth
 
@@ -233,20 +258,67 @@ def synth_cmd(out: Path, identities, images_per_identity, lfw_identities, lfw_im
 
 
 @cli.command("export")
-@click.argument("manifest", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("--format", "fmt", type=click.Choice(["imagefolder", "lst", "csv"]), required=True)
+@click.argument("manifests", nargs=-1, required=True, metavar="MANIFEST...",
+                type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--format", "fmt", type=click.Choice(["imagefolder", "lst", "insightface", "csv"]), required=True,
+              help="lst: MXNet im2rec (index, label, path); insightface: its face2rec2 list (1, path, label).")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True)
+@click.option("--append", is_flag=True, help="Add to an earlier export in OUT, reusing its labels.csv.")
+@click.option("--labels", "labels_file", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
+              help="A label map (label,identity[,identity_name,folder]) every identity must be in.")
+@click.option("--name", default="", help="Name of the list file (default: the manifest's stem, or 'train').")
 @click.option("--allow-outside-root", is_flag=True, help="Allow rows whose path leaves the manifest root.")
 @friendly_errors
-def export_cmd(manifest: Path, fmt: str, out: Path, allow_outside_root: bool) -> None:
-    """Export an images MANIFEST as an ImageFolder tree, an MXNet .lst or a CSV."""
-    from augment.export import ExportError, export
+def export_cmd(manifests, fmt: str, out: Path, append: bool, labels_file, name: str, allow_outside_root: bool) -> None:
+    """Export images MANIFEST(s) as one training set: an ImageFolder tree, an MXNet or insightface .lst, a CSV.
+
+    Labels are stable: OUT/labels.csv maps identity to label and class folder,
+    and every later export into OUT (--append) reuses it.
+    """
+    from augment.export import ExportError, ExportUsageError, export
 
     try:
-        info = export(manifest, fmt, out, allow_outside_root)
+        info = export(list(manifests), fmt, out, allow_outside_root, append=append, labels_file=labels_file,
+                      name=name)
+    except ExportUsageError as e:
+        _fail(str(e), 2)
     except ExportError as e:
         _fail(str(e), 1)
     click.echo(json.dumps(info, indent=2))
+
+
+@cli.command("edit")
+@click.argument("photos", nargs=-1, required=True, metavar="PHOTO_OR_FOLDER...",
+                type=click.Path(exists=True, path_type=Path))
+@click.option("--generators", required=True, metavar="RUN_OR_CHECKPOINT",
+              help="A finished run folder, its train_sagan folder, a generators.parquet or a generator checkpoint.")
+@click.option("--attribute", required=True, help="The CelebA attribute to edit, e.g. Eyeglasses.")
+@click.option("--value", type=click.Choice(["0", "1", "both"]), default="both", show_default=True,
+              help="1 adds the attribute, 0 removes it, both writes one photo of each.")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True,
+              help="Folder for edited/, aligned/, mask/, edits.parquet, rejects.parquet and index.csv.")
+@click.option("--template", type=click.Choice(["sagan", "arcface"]), default=None,
+              help="Only for generators whose metadata does not record their alignment.")
+@click.option("--crop-size", type=click.IntRange(min=16), default=None,
+              help="Only for generators whose metadata does not record their alignment.")
+@click.option("--select", type=click.Choice(["largest", "central", "probable"]), default="largest", show_default=True,
+              help="Which face to edit when a photo has several.")
+@click.option("--min-prob", type=click.FloatRange(0, 1), default=0.9, show_default=True)
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
+@friendly_errors
+def edit_cmd(photos, generators, attribute, value, out, template, crop_size, select, min_prob, device) -> None:
+    """Edit one attribute in your own photos and paste the edited face back into each photo."""
+    from augment.photo_edit import edit_photos
+    from augment.runtime import resolve_device
+
+    result = edit_photos(photos, generators, attribute, value, out, template=template, crop_size=crop_size,
+                         select=select, min_prob=min_prob, device=resolve_device(device).type)
+    n_photos = result.edits.meta["extra"]["photos"]
+    click.echo(f"{n_photos} photo(s): {len(result.edits)} edited photo(s) of {len(result.aligned)} face(s), "
+               f"{len(result.rejects)} without a usable face")
+    for r in result.rejects.df.itertuples(index=False):
+        click.echo(f"  no edit: {r.path}: {r.reason} ({r.detail})")
+    click.echo(f"wrote {out / 'edited'}/, {out / 'index.csv'} and {out / 'edits.parquet'}")
 
 
 @cli.command("inspect")

@@ -83,6 +83,14 @@ class DatasetConfig:
     pairs: str = ""
     align: Literal["auto", "mtcnn", "landmarks", "none"] = "auto"
     max_images: int = 0  # 0 = all; >0 keeps the first N (sorted) for quick trials
+    # folder only: a CSV 'path,identity' naming each photo's person; empty = one
+    # identity per subfolder, or per photo in a flat folder (augment.data.folder)
+    identities: str = ""
+    # Split of a training dataset without a partition file (folder, lfw):
+    # 'train' = every image; 'by_identity' = identity-disjoint 80/10/10;
+    # 'auto' = train for folder, by_identity for lfw. CelebA and SynthFaces use
+    # their partition file.
+    split: Literal["auto", "train", "by_identity"] = "auto"
 
 
 @dataclass(frozen=True)
@@ -191,6 +199,13 @@ class EditConfig:
     recognizer: str = ""  # a recognition checkpoint for id_similarity; empty = none
     shard_size: int = 10000  # files per output folder
     chunk_size: int = 256  # rows per resumable part (and per rank under torchrun)
+    # Models trained earlier, for a pipeline without the training stages
+    # (e.g. ``stages: [read, align, edit]`` on new photos): a finished run
+    # folder, its stage folder, the manifest, or a checkpoint folder. Empty =
+    # the outputs of this pipeline's train_sagan / train_classifier. Not part
+    # of the paper's method (a convenience); empty in the paper preset.
+    generators: str = field(default="", metadata=_must_exist())
+    classifier: str = field(default="", metadata=_must_exist())
 
 
 @dataclass(frozen=True)
@@ -524,9 +539,12 @@ def load_config(
             hint = f"; did you mean '{close[0]}'?" if close else f"; known stages: {', '.join(STAGES)}"
             raise ConfigError(f"{source}: key 'stages[{i}]' names an unknown stage '{name}'{hint}")
     _check_evaluate(cfg, source)
+    _check_edit_models(cfg, source)
     if check_paths:
         _check_paths(cfg, "", source)
         _check_datasets(cfg, source)
+        if "edit" in cfg.stages and cfg.edit.generators:
+            _check_generators_alignment(cfg, source)
     return cfg
 
 
@@ -552,6 +570,33 @@ def _check_evaluate(cfg: PipelineConfig, source: str) -> None:
     if src not in ("dataset", "classifier") and not src.endswith(".csv"):
         raise ConfigError(f"{source}: key 'evaluate.attributes_from' must be dataset, classifier or a .csv file, "
                           f"got {src!r}")
+
+
+def _check_generators_alignment(cfg: PipelineConfig, source: str) -> None:
+    """Refuse, before anything runs, generators trained on faces aligned otherwise than this pipeline aligns."""
+    from augment import trained  # late: it imports this module
+
+    gens = trained.resolve(cfg.edit.generators, "generators", f"{source}: key 'edit.generators'")
+    for _, row in gens.df.iterrows():
+        trained.check_alignment(gens, row, cfg.align.template, cfg.align.size,
+                                f"{source}'s faces (align.template, align.size)")
+
+
+def _check_edit_models(cfg: PipelineConfig, source: str) -> None:
+    """The edit stage's generators (and classifier) come from this pipeline or from a path, not both."""
+    if "edit" not in cfg.stages:
+        return
+    for key, stage in (("generators", "train_sagan"), ("classifier", "train_classifier")):
+        if getattr(cfg.edit, key) and stage in cfg.stages:
+            raise ConfigError(
+                f"{source}: key 'edit.{key}' is set, but '{stage}' is in 'stages' too; "
+                f"remove one (edit.{key} reuses models trained earlier, {stage} trains new ones)"
+            )
+    if not cfg.edit.generators and "train_sagan" not in cfg.stages:
+        raise ConfigError(
+            f"{source}: the edit stage needs generators: add 'train_sagan' to 'stages' or set 'edit.generators' "
+            "to a finished run (or its generators.parquet)"
+        )
 
 
 def to_dict(cfg: Any) -> Any:

@@ -436,7 +436,9 @@ def run_stage(cfg: PipelineConfig, inputs: dict, run_dir: Path) -> dict[str, mf.
 
         raise DatasetError(f"{aligned.file}: no aligned images in split(s) {list(cfg.edit.splits)} (edit.splits)")
     device = resolve_device(cfg.device)
-    models = load_models(cfg, inputs["generators"], inputs.get("classifiers"), device)
+    from augment.trained import edit_models
+
+    models = load_models(cfg, *edit_models(cfg, inputs), device)
     # DataLoader decode workers: on a CPU box compute needs the cores, so one
     # decoder process (PNG decode of aligned crops is cheap); more on a GPU box.
     n_workers = workers(cfg.edit.workers) if device.type == "cuda" else min(1, workers(cfg.edit.workers) - 1)

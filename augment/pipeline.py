@@ -97,11 +97,11 @@ class Runner:
         return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
 
     def state(self, name: str) -> str:
-        """``done``, ``stale`` (ran, but config or inputs changed since) or ``not run``."""
+        """``done``, ``stale`` (ran, but config or inputs changed since), ``interrupted`` or ``not run``."""
         m = self.marker(name)
         fp = self.fingerprint(name)
-        if m is None:
-            return "not run"
+        if m is None:  # a folder with the in-progress marker: started, killed before its end
+            return "interrupted" if (self.stage_dir(name) / INPROGRESS).is_file() else "not run"
         if fp is None or m.get("fingerprint") != fp:
             return "stale"
         outs = m.get("outputs", {})

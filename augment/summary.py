@@ -1,6 +1,15 @@
-"""``augment inspect``: a text summary of an images manifest."""
+"""``augment inspect``: a text summary of any manifest the pipelines write.
+
+Every kind gets the same header (file, kind, root, rows); then what matters
+for that kind: identities, splits, edits and score histograms for images;
+reasons for rejects; folds and same/different counts for pairs; one line per
+model for generators, classifiers and recognizers; the embedding size and
+norms for embeddings; attributes for ground truth.
+"""
 
 from __future__ import annotations
+
+import json
 
 import numpy as np
 import pandas as pd
@@ -26,16 +35,27 @@ def histogram(values: np.ndarray, bins: int = 10, width: int = 40) -> list[str]:
     ]
 
 
-def summarize(m: mf.Manifest) -> str:
+def _counts(series: pd.Series) -> str:
+    vc = series.value_counts(dropna=False).sort_index()
+    return ", ".join(f"{k}: {v}" for k, v in vc.items()) or "none"
+
+
+def _fmt(v) -> str:
+    if v is None or (isinstance(v, float) and np.isnan(v)):
+        return "-"
+    if isinstance(v, (float, np.floating)):
+        return f"{v:.3f}"
+    if isinstance(v, (list, np.ndarray)):
+        return "[" + ", ".join(_fmt(x) for x in v) + "]"
+    return str(v)
+
+
+def _images(m: mf.Manifest) -> list[str]:
     df = m.df
     out = [
-        f"manifest     {m.file}",
-        f"kind         {m.kind} (schema v{mf.SCHEMA_VERSION}, written by augment {m.meta.get('package_version', '?')})",
-        f"root         {m.root}",
-        f"rows         {len(df)}",
         f"identities   {df['identity'].nunique()}",
-        "splits       " + ", ".join(f"{k}: {v}" for k, v in df["split"].value_counts().sort_index().items()),
-        "sources      " + ", ".join(f"{k}: {v}" for k, v in df["source"].value_counts().sort_index().items()),
+        "splits       " + _counts(df["split"]),
+        "sources      " + _counts(df["source"]),
     ]
     edits = df[df["attribute"].notna()]
     if len(edits):
@@ -51,4 +71,82 @@ def summarize(m: mf.Manifest) -> str:
         if np.isfinite(vals).any():
             out.append(f"{col} (n={int(np.isfinite(vals).sum())}, mean {np.nanmean(vals):.3f}):")
             out.extend(histogram(vals))
-    return "\n".join(out)
+    return out
+
+
+def _rejects(m: mf.Manifest) -> list[str]:
+    out = ["reasons      " + _counts(m.df["reason"])]
+    for r in m.df.head(5).itertuples(index=False):
+        out.append(f"  {r.path}: {r.reason} ({r.detail})")
+    if len(m.df) > 5:
+        out.append(f"  ... {len(m.df) - 5} more")
+    return out
+
+
+def _pairs(m: mf.Manifest) -> list[str]:
+    df = m.df
+    images = set(df["path_a"]) | set(df["path_b"])
+    return [
+        f"folds        {df['fold'].nunique()}",
+        f"same         {int(df['same'].sum())}",
+        f"different    {int((~df['same']).sum())}",
+        f"images       {len(images)}",
+    ]
+
+
+def _groundtruth(m: mf.Manifest) -> list[str]:
+    return ["attributes   " + _counts(m.df["attribute"]), f"images       {m.df['image'].nunique()}"]
+
+
+def _table(m: mf.Manifest, columns: list[str]) -> list[str]:
+    """One line per row: ``column=value`` for ``columns``."""
+    return ["  " + "  ".join(f"{c}={_fmt(getattr(r, c))}" for c in columns) for r in m.df.itertuples(index=False)]
+
+
+def _generators(m: mf.Manifest) -> list[str]:
+    out = _table(m, ["attribute", "step", "preset", "image_size", "train_images", "train_positive",
+                     "generator_id", "path"])
+    align = (m.meta.get("extra") or {}).get("align")
+    out.append(f"trained on    {json.dumps(align) if align else 'alignment not recorded'}")
+    return out
+
+
+def _classifiers(m: mf.Manifest) -> list[str]:
+    out = []
+    for r in m.df.itertuples(index=False):
+        out.append(f"  {r.path}  step={r.step}  image_size={r.image_size}  eval={_fmt(r.eval_split)} "
+                   f"({_fmt(r.eval_images)} images)")
+        accs = r.accuracy if r.accuracy is not None else [None] * len(r.attributes)
+        bals = r.balanced_accuracy if r.balanced_accuracy is not None else [None] * len(r.attributes)
+        for a, acc, bal in zip(r.attributes, accs, bals):
+            out.append(f"    {a:<22} accuracy {_fmt(acc)}  balanced {_fmt(bal)}")
+    return out
+
+
+def _recognizers(m: mf.Manifest) -> list[str]:
+    return _table(m, ["name", "backbone", "head", "embedding_size", "image_size", "train_images", "identities",
+                      "epochs", "steps", "path"])
+
+
+def _embeddings(m: mf.Manifest) -> list[str]:
+    if m.df.empty:
+        return ["embedding    (none)"]
+    emb = np.stack([np.asarray(e, dtype=np.float32) for e in m.df["embedding"]])
+    norms = np.linalg.norm(emb, axis=1)
+    return [f"dimensions   {emb.shape[1]}", f"norm         mean {norms.mean():.3f}, min {norms.min():.3f}, "
+            f"max {norms.max():.3f}"]
+
+
+KINDS = {"images": _images, "rejects": _rejects, "pairs": _pairs, "groundtruth": _groundtruth,
+         "generators": _generators, "classifiers": _classifiers, "recognizers": _recognizers,
+         "embeddings": _embeddings}
+
+
+def summarize(m: mf.Manifest) -> str:
+    out = [
+        f"manifest     {m.file}",
+        f"kind         {m.kind} (schema v{mf.SCHEMA_VERSION}, written by augment {m.meta.get('package_version', '?')})",
+        f"root         {m.root}",
+        f"rows         {len(m.df)}",
+    ]
+    return "\n".join(out + KINDS[m.kind](m))

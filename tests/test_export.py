@@ -38,14 +38,14 @@ def test_imagefolder_has_one_folder_per_identity_with_every_row(tmp_path):
     path = make_manifest(tmp_path)
     r = CliRunner().invoke(cli, ["export", str(path), "--format", "imagefolder", "--out", str(tmp_path / "if")])
     assert r.exit_code == 0, r.output
-    folders = sorted(p.name for p in (tmp_path / "if").iterdir())
-    assert folders == ["0100", "0101", "0102"]
+    folders = sorted(p.name for p in (tmp_path / "if").iterdir() if p.is_dir())
+    assert folders == ["p0", "p1", "p2"]  # identity names, not ids padded to the largest one
     files = sorted(p.name for p in (tmp_path / "if").rglob("*.png"))
     m = mf.read(path)
     assert files == sorted(f"{s}.png" for s in m.df["sample_id"])
     # bytes identical to the source
-    for sid, rel, ident in zip(m.df["sample_id"], m.df["path"], m.df["identity"]):
-        assert (tmp_path / "if" / f"{ident:04d}" / f"{sid}.png").read_bytes() == (m.root / rel).read_bytes()
+    for sid, rel, name in zip(m.df["sample_id"], m.df["path"], m.df["identity_name"]):
+        assert (tmp_path / "if" / name / f"{sid}.png").read_bytes() == (m.root / rel).read_bytes()
 
 
 def test_lst_parses_with_contiguous_labels(tmp_path):
@@ -54,15 +54,14 @@ def test_lst_parses_with_contiguous_labels(tmp_path):
     assert r.exit_code == 0, r.output
     lines = (tmp_path / "lst" / "edits.lst").read_text().splitlines()
     assert len(lines) == 6
-    root = Path((tmp_path / "lst" / "root.txt").read_text().strip())
     labels = set()
     for k, line in enumerate(lines):
-        idx, label, rel = line.split("\t")
-        assert int(idx) == k and (root / rel).is_file()
+        idx, label, src = line.split("\t")
+        assert int(idx) == k and Path(src).is_absolute() and Path(src).is_file()
         labels.add(int(label))
     assert labels == {0, 1, 2}
     with open(tmp_path / "lst" / "labels.csv") as fh:
-        assert list(csv.DictReader(fh))[0] == {"label": "0", "identity": "100"}
+        assert list(csv.DictReader(fh))[0] == {"label": "0", "identity": "100", "identity_name": "p0", "folder": "p0"}
 
 
 def test_csv_has_every_column(tmp_path):

@@ -99,7 +99,7 @@ def test_interrupted_stage_leaves_no_marker_and_resumes(toy):
     assert not (work / "c" / ".done.json").exists()
     assert not (work / "c" / "pc.parquet").exists()
     assert (work / "c" / "partial.txt").exists()
-    assert [s for _, s, _ in states(cfg)] == ["done", "done", "not run"]
+    assert [s for _, s, _ in states(cfg)] == ["done", "done", "interrupted"]
     assert run_pipeline(cfg) == {"a": "skipped", "b": "skipped", "c": "ran"}  # resumed with its partial work
 
 

@@ -57,12 +57,26 @@ def load_tree(root: Path | str) -> FolderTree:
     return FolderTree(root, frame)
 
 
+def _text(path: Path) -> str:
+    """A pairs file's text; a binary file (NUL bytes, or not UTF-8) is refused without
+    echoing its bytes to the terminal."""
+    data = path.read_bytes()
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise DatasetError(f"{path}: not a text pairs file (bytes that are not UTF-8 at offset {e.start}); "
+                           "expected LFW's pairs.txt format") from None
+    if "\x00" in text:
+        raise DatasetError(f"{path}: not a text pairs file (it holds NUL bytes); expected LFW's pairs.txt format")
+    return text
+
+
 def read_pairs(path: Path | str) -> pd.DataFrame:
     """A View 1 or View 2 pairs file -> DataFrame(fold, path_a, path_b, same)."""
     path = Path(path)
     if not path.is_file():
         raise DatasetError(f"{path}: LFW pairs file not found")
-    lines = [(no, ln.split()) for no, ln in enumerate(path.read_text(encoding="utf-8", errors="replace").splitlines(), 1)]
+    lines = [(no, ln.split()) for no, ln in enumerate(_text(path).splitlines(), 1)]
     lines = [(no, parts) for no, parts in lines if parts]
     if not lines:
         raise DatasetError(f"{path}: empty pairs file")

@@ -17,7 +17,7 @@ import pandas as pd
 
 from augment import manifest as mf
 from augment.config import DatasetConfig, PipelineConfig
-from augment.data import celeba, lfw
+from augment.data import celeba, folder, lfw
 from augment.data.errors import DatasetError
 
 log = logging.getLogger("augment.read")
@@ -72,18 +72,41 @@ def load_lfw_like(
         lms = celeba.read_landmarks(landmarks)
         frame = frame.assign(landmarks=[lms.get(p) for p in frame["path"]])
     images = mf.Manifest("images", _images_frame(frame.assign(split="test"), source), root)
-    pairs_m = None
-    if pairs:
-        ppath = lfw.resolve_pairs_path(root, pairs)
-        available = set(frame["path"])
-        pf = lfw.match_extensions(lfw.read_pairs(ppath), set(tree.frame["path"]))
-        if max_images > 0:
-            keep = pf["path_a"].isin(available) & pf["path_b"].isin(available)
-            log.info("max_images=%d keeps %d of %d pairs", max_images, int(keep.sum()), len(pf))
-            pf = pf[keep].reset_index(drop=True)
-        lfw.check_pairs_exist(pf, root, available, source=str(ppath))
-        pairs_m = mf.Manifest("pairs", pf, root)
-    return images, pairs_m
+    return images, _pairs(root, pairs, tree.frame, frame, max_images)
+
+
+def _pairs(root: Path, pairs: str, everything: pd.DataFrame, kept: pd.DataFrame, max_images: int
+           ) -> mf.Manifest | None:
+    """The pairs manifest of an ``<identity>/<image>`` tree (None without a pairs file);
+    with ``max_images``, only the pairs whose two images were kept."""
+    if not pairs:
+        return None
+    ppath = lfw.resolve_pairs_path(root, pairs)
+    available = set(kept["path"])
+    pf = lfw.match_extensions(lfw.read_pairs(ppath), set(everything["path"]))
+    if max_images > 0:
+        keep = pf["path_a"].isin(available) & pf["path_b"].isin(available)
+        log.info("max_images=%d keeps %d of %d pairs", max_images, int(keep.sum()), len(pf))
+        pf = pf[keep].reset_index(drop=True)
+    lfw.check_pairs_exist(pf, root, available, source=str(ppath))
+    return mf.Manifest("pairs", pf, root)
+
+
+def load_folder(ds: DatasetConfig, root: Path, role: str) -> tuple[mf.Manifest, mf.Manifest | None]:
+    """A photo folder (tree, flat, or flat + identities CSV; see augment.data.folder).
+
+    Training role: the split is ``data.train.split`` (``auto`` = every image in
+    train); evaluation role: every image in ``test``.
+    """
+    f = folder.load(root, ds.identities)
+    frame = _limit(f.frame, ds.max_images)
+    if role == "train":
+        split = "train" if ds.split == "auto" else ds.split
+        frame = frame.assign(split=folder.splits(frame["identity"].to_numpy(), split))
+    else:
+        frame = frame.assign(split="test")
+    images = mf.Manifest("images", _images_frame(frame, "folder"), root)
+    return images, _pairs(root, ds.pairs, f.frame, frame, ds.max_images)
 
 
 def load_dataset(ds: DatasetConfig, role: str, synth_root: Path | None) -> tuple[mf.Manifest, mf.Manifest | None]:
@@ -93,10 +116,13 @@ def load_dataset(ds: DatasetConfig, role: str, synth_root: Path | None) -> tuple
         raise DatasetError(f"data.{role}.root is empty and no synth stage output is available")
     if ds.format == "celeba":
         return load_celeba_like(root, ds.images, "celeba", ds.max_images), None
-    if ds.format in ("lfw", "folder"):
+    if ds.format == "folder":
+        return load_folder(ds, root, role)
+    if ds.format == "lfw":
         images, pairs = load_lfw_like(root, ds.pairs, ds.format, max_images=ds.max_images)
-        if role == "train":
-            images.df["split"] = celeba.split_by_identity(images.df["identity"].to_numpy())
+        if role == "train":  # LFW has no partition file: identity-disjoint 80/10/10 unless configured
+            split = "by_identity" if ds.split == "auto" else ds.split
+            images.df["split"] = folder.splits(images.df["identity"].to_numpy(), split)
         return images, pairs
     if ds.format == "synthfaces":
         if role == "train":

@@ -342,12 +342,26 @@ def train(
     return ckpt_dir / f"step_{step:07d}"
 
 
-def export_generator(checkpoint: Path, out: Path) -> Path:
-    """Copy the generator alone out of a full checkpoint (what the edit stage loads)."""
+def export_generator(checkpoint: Path, out: Path, align: dict | None = None) -> Path:
+    """Copy the generator alone out of a full checkpoint (what the edit stage loads).
+
+    ``align``: how its training images were aligned, ``{"template": name,
+    "size": crop px}``; recorded so that new photos can be aligned the same way
+    (``augment edit``, ``edit.generators``).
+    """
     states, meta = ckpt.load(checkpoint)
     keep = {k: meta[k] for k in ("model_config", "preset", "attribute", "step", "seed", "config_hash", "image_size")}
-    ckpt.save(out, {"G": states["G"]}, {**keep, "kind": GENERATOR_KIND})
+    extra = {"align": align} if align else {}
+    ckpt.save(out, {"G": states["G"]}, {**keep, **extra, "kind": GENERATOR_KIND})
     return out
+
+
+def training_alignment(aligned: mf.Manifest) -> dict | None:
+    """``{"template", "size"}`` of an aligned manifest (the align stage's stats), or None."""
+    extra = aligned.meta.get("extra") or {}
+    if extra.get("template") and extra.get("size"):
+        return {"template": str(extra["template"]), "size": int(extra["size"])}
+    return None
 
 
 # --------------------------------------------------------------------------- #
@@ -380,7 +394,7 @@ def run_stage(cfg: PipelineConfig, inputs: dict, run_dir: Path) -> dict[str, mf.
                          config_hash=chash, samples_dir=run_dir / "samples" / attribute)
         gen_dir = out_dir / "generator"
         if dist.is_main():
-            export_generator(last, gen_dir)
+            export_generator(last, gen_dir, training_alignment(aligned))
             rows.append({
                 "attribute": attribute,
                 "path": gen_dir.relative_to(run_dir).as_posix(),
@@ -392,5 +406,6 @@ def run_stage(cfg: PipelineConfig, inputs: dict, run_dir: Path) -> dict[str, mf.
                 "train_positive": n_pos,
             })
         dist.barrier()
-    return {"generators": mf.Manifest("generators", mf.frame("generators", rows), run_dir)}
+    extra = {"align": training_alignment(aligned)}
+    return {"generators": mf.Manifest("generators", mf.frame("generators", rows), run_dir, {"extra": extra})}
 

@@ -1,0 +1,25 @@
+"""A tiny random SaGAN generator saved as a checkpoint folder, as train_sagan exports one."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from augment import checkpoint as ckpt
+from augment.sagan.model import SaGANGenerator, SaganModelConfig
+from augment.sagan.train import GENERATOR_KIND
+
+TINY = SaganModelConfig(image_size=16, g_width=4, g_downsample=2, g_res_blocks=1, d_width=4, d_layers=3)
+ALIGN = {"template": "arcface", "size": 32}
+
+
+def save_generator(folder: Path, align: dict | None = ALIGN, seed: int = 0) -> Path:
+    """A generator export at ``folder``; ``align`` None = made before the alignment was recorded."""
+    torch.manual_seed(seed)
+    G = SaGANGenerator(TINY)
+    meta = {"kind": GENERATOR_KIND, "model_config": TINY.to_dict(), "preset": "fast", "attribute": "Eyeglasses",
+            "step": 1, "seed": 0, "config_hash": "", "image_size": TINY.image_size}
+    if align:
+        meta["align"] = align
+    return ckpt.save(folder, {"G": G.state_dict()}, meta)
