@@ -242,6 +242,51 @@ def _protocol_section(doc: Doc, protocol: str, metrics: dict) -> None:
             rows.append([stem, r["seeds"], _spread(r["accuracy"]), _spread(r["tar_at_far_0.01"]),
                          _spread(d.get("accuracy"), signed=True), _spread(d.get("tar_at_far_0.01"), signed=True)])
         doc.table(["model", "seeds", "accuracy", "TAR@FAR=1e-2", "delta accuracy", "delta TAR@FAR=1e-2"], rows)
+    _oracle_table(doc, metrics)
+    _strata_table(doc, metrics)
+
+
+def _oracle_table(doc: Doc, metrics: dict) -> None:
+    """baseline / +SaGAN / +oracle side by side, and the SaGAN gain as a fraction of the oracle's."""
+    fractions = metrics.get("oracle_fraction") or {}
+    repeats = metrics.get("repeats") or {}
+    if not fractions:
+        return
+    base = repeats.get(metrics.get("baseline", "baseline"), {})
+    doc.p("Baseline, SaGAN edits and perfect edits (SynthFaces' exact counterfactuals of the same rows, the most "
+          "that editing can buy), same steps and seeds; the SaGAN gain as a fraction of the oracle's (mean ± std of "
+          "the per-seed fractions, and the ratio of the mean gains):")
+    rows = []
+    for stem, fr in fractions.items():
+        sagan, oracle = repeats.get(stem, {}), repeats.get(f"{stem}:oracle", {})
+        for key, label in (("accuracy", "accuracy"), ("tar_at_far_0.01", "TAR@FAR=1e-2")):
+            f = fr.get(key) or {}
+            frac = "" if f.get("fraction_mean") is None else f"{f['fraction_mean']:.2f} ± {f['fraction_std']:.2f}"
+            ratio = "" if f.get("fraction_of_mean_gains") is None else f"{f['fraction_of_mean_gains']:.2f}"
+            rows.append([stem, label, _spread(base.get(key)), _spread(sagan.get(key)), _spread(oracle.get(key)),
+                         _spread((sagan.get("deltas") or {}).get(key), signed=True),
+                         _spread((oracle.get("deltas") or {}).get(key), signed=True), frac, ratio])
+    doc.table(["attribute", "metric", "baseline", "+SaGAN", "+oracle", "SaGAN gain", "oracle gain",
+               "SaGAN / oracle (per seed)", "SaGAN / oracle (mean gains)"], rows)
+
+
+def _strata_table(doc: Doc, metrics: dict) -> None:
+    """The protocol's pairs split by whether the two photos share an attribute's value."""
+    for attr, strata in (metrics.get("strata") or {}).items():
+        names = [n for n in next(iter(strata.values()), {}).get("repeats", {})] or \
+            [n for n in next(iter(strata.values()), {}).get("models", {})]
+        if not names:
+            continue
+        doc.p(f"Pairs by {attr} (fraction decided right at the protocol's thresholds; mean ± std over seeds; "
+              f"attributes: {metrics.get('strata_attributes', 'dataset')}):")
+        rows = []
+        for stratum, entry in strata.items():
+            if entry.get("repeats"):
+                cells = [_spread(entry["repeats"].get(n)) for n in names]
+            else:
+                cells = [entry.get("models", {}).get(n) for n in names]
+            rows.append([stratum.replace("_", " "), entry.get("pairs"), *cells])
+        doc.table(["pairs", "count", *names], rows)
 
 
 def _spread(s: dict | None, signed: bool = False) -> str:

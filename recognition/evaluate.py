@@ -87,7 +87,7 @@ def run_stage(cfg, inputs: dict, run_dir: Path) -> dict:
             strata_values = {a: _values(rows, a, ecfg.attributes_from, inputs, device) for a in strata_attrs}
         result, rocs = evaluate_models(
             protocol, models, images, bootstrap=ecfg.bootstrap, seed=cfg.seed, device=device,
-            batch_size=ecfg.batch_size, cache_dir=run_dir / "embeddings" / _folder(name),
+            batch_size=ecfg.batch_size, cache_dir=run_dir / "embeddings" / _image_set(name),
             strata_values=strata_values,
         )  # fmt: skip
         if strata_values:
@@ -97,6 +97,12 @@ def run_stage(cfg, inputs: dict, run_dir: Path) -> dict:
         curves[name] = rocs
     plot_roc(curves, run_dir / "roc.png")
     return {"recognition_metrics": write_json(bundle(results), run_dir / "metrics.json")}
+
+
+def _image_set(name: str) -> str:
+    """Which images a protocol embeds: the evaluation images (lfw, attr-shift) or the
+    training dataset's held-out people (celeba-ident); one embeddings cache each."""
+    return "ident" if name == "celeba-ident" else "eval"
 
 
 def _folder(name: str) -> str:

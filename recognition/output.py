@@ -49,7 +49,9 @@ def plot_roc(curves: dict[str, dict[str, M.Roc]], path: Path) -> Path:
 
     fig, axes = plt.subplots(1, len(curves), figsize=(5.5 * len(curves), 4.5), squeeze=False)
     for ax, (protocol, rocs) in zip(axes[0], curves.items()):
-        for name, roc in rocs.items():
+        # With several seeds per model, the first seed's curves (the others only crowd the plot).
+        seed0 = {n: r for n, r in rocs.items() if "@" not in n} or rocs
+        for name, roc in seed0.items():
             # FPR 0 cannot sit on a log axis: move those points just left of the
             # visible range so the curve still enters at the left edge.
             ax.plot(np.maximum(roc.fpr, 1e-4), roc.tpr, label=name, lw=1.5)
@@ -58,7 +60,7 @@ def plot_roc(curves: dict[str, dict[str, M.Roc]], path: Path) -> Path:
         ax.set_ylim(0.0, 1.01)
         ax.set_xlabel("false positive rate")
         ax.set_ylabel("true positive rate")
-        ax.set_title(f"ROC, {protocol}")
+        ax.set_title(f"ROC, {protocol}" + (" (first seed)" if len(seed0) < len(rocs) else ""))
         ax.grid(True, which="both", alpha=0.3)
         ax.legend(loc="lower right", fontsize=8)
     fig.tight_layout()

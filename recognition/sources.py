@@ -138,8 +138,13 @@ class Model:
             return self._embed_table(keys)
         if images is None:
             raise DatasetError(f"model '{self.name}' is a checkpoint: give --images (the aligned images to embed)")
-        rows = images.frame.iloc[images.rows(keys)]
-        return self._embed_checkpoint(rows, images.root, device, batch_size, workers, cache)
+        idx = images.rows(keys)
+        if cache is None:
+            return self._embed_checkpoint(images.frame.iloc[idx], images.root, device, batch_size, workers, None)
+        # With a cache, every image of the index is embedded once and kept, so the
+        # protocols that share these images (lfw and attr-shift) embed them once.
+        emb = self._embed_checkpoint(images.frame, images.root, device, batch_size, workers, cache)
+        return emb[idx]
 
     def _embed_table(self, keys: Sequence[str]) -> np.ndarray:
         if self._table_index is None:

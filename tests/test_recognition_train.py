@@ -237,9 +237,75 @@ def test_evaluate_stage(trained, toy, tmp_path):
     assert ident["targets"] == 2 and ident["queries"] == 6
     assert (out_dir / "roc.png").read_bytes()[:4] == b"\x89PNG"
     # embeddings were cached; a rerun reuses them and gives the same metrics
-    assert (out_dir / "embeddings" / "lfw" / "baseline.parquet").is_file()
+    assert (out_dir / "embeddings" / "eval" / "baseline.parquet").is_file()
     again = json.loads(run_stage(cfg, inputs, out_dir)["recognition_metrics"].read_text())
     assert again == metrics
+
+
+def _with_eyeglasses(m: mf.Manifest, values) -> mf.Manifest:
+    from augment.data.celeba import CELEBA_ATTRIBUTES, attribute_index
+
+    rows = []
+    for v in values:
+        a = -np.ones(len(CELEBA_ATTRIBUTES), np.int8)
+        a[attribute_index("Eyeglasses")] = 1 if v else -1
+        rows.append(a)
+    return mf.Manifest("images", m.df.assign(attributes=rows), m.root)
+
+
+def _lfw_named(m: mf.Manifest) -> mf.Manifest:
+    """The same images under LFW's names (Name/Name_0001.png), so a pairs file can name them."""
+    import shutil
+
+    paths = []
+    for r in m.df.itertuples():
+        name = f"Person_{r.identity}"
+        rel = f"{name}/{name}_{int(Path(r.path).stem) + 1:04d}.png"
+        (Path(m.root) / rel).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(Path(m.root) / r.path, Path(m.root) / rel)
+        paths.append(rel)
+    return mf.Manifest("images", m.df.assign(path=paths, sample_id=[mf.sample_id("lfw", p) for p in paths]), m.root)
+
+
+def test_evaluate_stage_attr_shift_and_strata(trained, tmp_path):
+    from recognition.evaluate import run_stage
+
+    cfg, _, rec = trained
+    evals = make_faces(tmp_path / "eval", n_ids=24, per_id=4, first_id=300, split="test", seed=11, source="lfw")
+    # every other person is photographed with and without glasses; the others always without
+    person = evals.df["identity"].to_numpy() - 300
+    values = np.where(person % 2 == 0, np.arange(len(person)) % 2, 0)
+    evals = _with_eyeglasses(_lfw_named(evals), values)
+    cfg = replace(cfg, evaluate=replace(cfg.evaluate, protocols=("lfw", "attr-shift:Eyeglasses"), bootstrap=20))
+    pairs = lfw_pairs(evals)
+    out_dir = tmp_path / "evaluate"
+    out_dir.mkdir()
+    metrics = json.loads(run_stage(cfg, {"recognizers": rec, "eval_aligned": evals, "pairs": pairs},
+                                   out_dir)["recognition_metrics"].read_text())
+    shift = metrics["protocols"]["attr-shift:Eyeglasses"]
+    assert set(shift["models"]) == {"baseline", "+Eyeglasses"} and "+Eyeglasses" in shift["deltas"]
+    info = shift["info"]
+    assert info["people_with_both_values"] == 12 and info["attributes"] == "dataset" and info["folds"] == 10
+    assert shift["models"]["baseline"]["pairs"] == 20 * info["pairs_per_fold"]
+    from augment.data import lfw
+
+    back = lfw.read_pairs(out_dir / info["pairs_file"])  # LFW View 2 format, any tool reads it
+    assert len(back) == shift["models"]["baseline"]["pairs"] and back["fold"].nunique() == 10
+    strata = metrics["protocols"]["lfw"]["strata"]["Eyeglasses"]
+    assert sum(v["pairs"] for v in strata.values()) == 80
+    assert all(0.0 <= a <= 1.0 for v in strata.values() for a in v["models"].values())
+    assert "strata" not in shift  # the protocol itself is built on the attribute
+
+
+def test_oracle_twins_follow_their_sagan_models(toy):
+    aligned, edits = toy["aligned"], toy["edits"]
+    oracle = mf.Manifest("images", edits.df.assign(source="oracle", generator_id="oracle"), edits.root)
+    specs = rt.model_specs(aligned, edits, "per_attribute", ("train",), oracle)
+    assert [s.name for s in specs] == ["baseline", "+Eyeglasses", "+Eyeglasses:oracle"]
+    assert specs[2].attributes == ("Eyeglasses",) and specs[2].images == specs[1].images
+    assert (specs[2].manifests[1].df["source"] == "oracle").all()
+    names = [s.name for s in rt.repeated(specs, 2)]
+    assert names[3:] == ["baseline@1", "+Eyeglasses@1", "+Eyeglasses:oracle@1"]
 
 
 def test_evaluate_stage_names_images_missing_from_the_alignment(trained, toy, tmp_path):
