@@ -221,6 +221,8 @@ def _attribute_values(items, flag: str) -> dict[str, float]:
               help="Per-attribute habit strength of the CelebA-part people, e.g. Eyeglasses=1.0 (repeatable).")
 @click.option("--lfw-habit", "lfw_habits", multiple=True, metavar="ATTRIBUTE=P",
               help="The same for the LFW-part people.")
+@click.option("--prior", "priors", multiple=True, metavar="ATTRIBUTE=P",
+              help="P(a person's habitual value of ATTRIBUTE is 1), e.g. Eyeglasses=0.5 (repeatable).")
 @click.option("--groundtruth-splits", default=",".join(_SYNTH.groundtruth_splits), show_default=True,
               help="CelebA-part splits that also get exact counterfactuals, comma-separated (train,val,test).")
 @click.option("--jpeg-quality", type=int, default=_SYNTH.jpeg_quality, show_default=True,
@@ -231,7 +233,7 @@ def _attribute_values(items, flag: str) -> dict[str, float]:
               help="Also write a contact sheet PNG (identities x attribute toggles).")
 @friendly_errors
 def synth_cmd(out: Path, identities, images_per_identity, lfw_identities, lfw_images_per_identity, size, seed,
-              habit_strength, lfw_habit_strength, habits, lfw_habits, groundtruth_splits, jpeg_quality, workers,
+              habit_strength, lfw_habit_strength, habits, lfw_habits, priors, groundtruth_splits, jpeg_quality, workers,
               preview) -> None:
     """Render SynthFaces into OUT: CelebA and LFW formats plus counterfactual ground truth."""
     from augment.data import synthfaces
@@ -242,13 +244,15 @@ def synth_cmd(out: Path, identities, images_per_identity, lfw_identities, lfw_im
         lfw_habit_strength=lfw_habit_strength,
         habit_by_attribute=_attribute_values(habits, "--habit"),
         lfw_habit_by_attribute=_attribute_values(lfw_habits, "--lfw-habit"),
+        habit_prior_by_attribute=_attribute_values(priors, "--prior"),
         groundtruth_splits=tuple(x.strip() for x in groundtruth_splits.split(",") if x.strip()),
         jpeg_quality=jpeg_quality, seed=seed,
     )
     try:
         info = synthfaces.make(out, settings, workers=workers, preview=preview)
     except synthfaces.SettingError as e:
-        flags = {"out": "OUT", "habit_by_attribute": "--habit", "lfw_habit_by_attribute": "--lfw-habit"}
+        flags = {"out": "OUT", "habit_by_attribute": "--habit", "lfw_habit_by_attribute": "--lfw-habit",
+                 "habit_prior_by_attribute": "--prior"}
         hint = flags.get(e.key, "--" + e.key.replace("_", "-"))
         raise click.BadParameter(e.reason, param_hint=hint) from None
     click.echo(

@@ -62,6 +62,9 @@ class SynthConfig:
     # attributes, e.g. {Eyeglasses: 1.0}: a bias in one attribute only.
     habit_by_attribute: dict[str, float] = field(default_factory=dict)
     lfw_habit_by_attribute: dict[str, float] = field(default_factory=dict)
+    # P(a person's habitual value is 1) per attribute, overriding the renderer's
+    # priors (Eyeglasses 0.3, Smiling 0.5, Mouth_Slightly_Open 0.4, No_Beard 0.7, Bangs 0.3).
+    habit_prior_by_attribute: dict[str, float] = field(default_factory=dict)
     jpeg_quality: int = 0  # 0 = lossless PNG; 1..100 = JPEG of that quality
     seed: Optional[int] = None  # None = the run seed
     workers: int = 0  # rendering processes; 0 = all CPU cores (the output does not depend on it)

@@ -147,3 +147,23 @@ def test_pairs_command_on_a_folder_with_a_csv(tmp_path):
     res = CliRunner().invoke(cli, ["pairs", str(root), "--attribute", "Eyeglasses", "--attributes-from", str(csv),
                                    "--out", str(out)])
     assert res.exit_code == 1 and "line 1 must be the header" in res.output
+
+
+def test_pairs_command_on_the_real_lfw_sample(lfw_sample, tmp_path):
+    """The LFW View 1 photos with a CSV of (here arbitrary, seeded) Eyeglasses values."""
+    root = lfw_sample / "lfw-deepfunneled"
+    tree = lfw.load_tree(root).frame
+    rng = np.random.default_rng(0)
+    csv = tmp_path / "eyeglasses.csv"
+    csv.write_text("image,attribute,value\n" + "".join(f"{p},Eyeglasses,{int(v)}\n"
+                                                      for p, v in zip(tree["path"], rng.integers(0, 2, len(tree)))))
+    out = tmp_path / "pairs.txt"
+    res = CliRunner().invoke(cli, ["pairs", str(root), "--attribute", "Eyeglasses", "--attributes-from", str(csv),
+                                   "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    res = CliRunner().invoke(cli, ["datasets", "describe", "lfw", str(root), "--pairs", str(out), "--json"])
+    assert res.exit_code == 0, res.output
+    import json
+
+    info = json.loads(res.output)
+    assert info["folds"] == 10 and info["same"] == info["different"] > 0

@@ -38,6 +38,7 @@ def settings_from_config(cfg) -> Settings:
         groundtruth_splits=tuple(sc.groundtruth_splits),
         habit_by_attribute=dict(sc.habit_by_attribute),
         lfw_habit_by_attribute=dict(sc.lfw_habit_by_attribute),
+        habit_prior_by_attribute=dict(sc.habit_prior_by_attribute),
         jpeg_quality=sc.jpeg_quality,
         seed=cfg.seed if sc.seed is None else sc.seed,
     )

@@ -57,6 +57,8 @@ class Settings:
     # Per-attribute overrides of habit_strength / lfw_habit_strength, e.g. {"Eyeglasses": 1.0}.
     habit_by_attribute: dict = dataclasses.field(default_factory=dict)
     lfw_habit_by_attribute: dict = dataclasses.field(default_factory=dict)
+    # Per-attribute P(a person's habitual value is 1), overriding params.HABIT_PRIOR.
+    habit_prior_by_attribute: dict = dataclasses.field(default_factory=dict)
 
     @property
     def ext(self) -> str:
@@ -84,7 +86,7 @@ class Settings:
 
 
 OPTIONAL_DEFAULTS = {"lfw_habit_strength": None, "groundtruth_splits": ("test",), "habit_by_attribute": {},
-                     "lfw_habit_by_attribute": {}}
+                     "lfw_habit_by_attribute": {}, "habit_prior_by_attribute": {}}
 SPLIT_CODES = {"train": 0, "val": 1, "test": 2}
 
 
@@ -121,7 +123,7 @@ def validate(s: Settings) -> None:
         bad("habit_strength", f"must be within [0, 1], got {s.habit_strength}")
     if s.lfw_habit_strength is not None and not 0.0 <= s.lfw_habit_strength <= 1.0:
         bad("lfw_habit_strength", f"must be within [0, 1] (or null = habit_strength), got {s.lfw_habit_strength}")
-    for key in ("habit_by_attribute", "lfw_habit_by_attribute"):
+    for key in ("habit_by_attribute", "lfw_habit_by_attribute", "habit_prior_by_attribute"):
         for a, v in getattr(s, key).items():
             if a not in ATTRIBUTES:
                 bad(key, f"{a!r} is not a rendered attribute ({', '.join(ATTRIBUTES)})")
@@ -194,7 +196,7 @@ def render_chunk(out: Path, s: Settings, part: str, idents: list[int], names: li
     habit = s.habits(part)
     photos = {True: [], False: []}  # with ground truth or not -> [(identity index, photo index, Identity, Shot)]
     for k in idents:
-        ident = sample_identity(s.seed, part, k)
+        ident = sample_identity(s.seed, part, k, s.habit_prior_by_attribute)
         with_gt = part == "lfw" or split_of[k] in gt_codes
         for j in range(count):
             shot = sample_shot(s.seed, part, ident, k, j, (size, size), habit)

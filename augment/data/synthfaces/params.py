@@ -124,8 +124,11 @@ def _jitter(rng: np.random.Generator, colour: np.ndarray, amount: float) -> np.n
     return np.clip(colour * k, 0, 255).astype(np.float32)
 
 
-def sample_identity(seed: int, part: str, index: int) -> Identity:
-    """The traits of person ``index`` of ``part`` ("celeba" or "lfw")."""
+def sample_identity(seed: int, part: str, index: int, prior: dict | None = None) -> Identity:
+    """The traits of person ``index`` of ``part`` ("celeba" or "lfw").
+
+    ``prior``: {attribute: P(the habitual value is 1)} overriding HABIT_PRIOR
+    for the named attributes (the draws are the same; only the cut moves)."""
     rng = np.random.default_rng(derive_seed(seed, "synth", part, "identity", index))
     u = rng.uniform
     tone = u(0, 1) ** 1.2 * (len(_SKIN) - 1)
@@ -146,7 +149,8 @@ def sample_identity(seed: int, part: str, index: int) -> Identity:
     frame = _jitter(rng, _FRAMES[int(rng.integers(len(_FRAMES)))], 0.1)
     face_w = u(0.98, 1.14)
     glasses_h = u(0.13, 0.19)
-    habits = {a: int(rng.uniform() < HABIT_PRIOR[a]) for a in ATTRIBUTES}
+    priors = HABIT_PRIOR if not prior else {**HABIT_PRIOR, **prior}
+    habits = {a: int(rng.uniform() < priors[a]) for a in ATTRIBUTES}
     return Identity(
         face_w=face_w,
         chin_y=u(1.78, 1.98),

@@ -1,0 +1,107 @@
+"""Identity preservation: is an edited face still the same person?
+
+The property SaGAN's attention is for. With the run's baseline recognizer,
+each test image and its edit (the attribute flipped, made exactly as the edit
+stage makes it: the generator's output blended into the full-resolution
+aligned crop) are embedded; reported are their mean cosine similarity and the
+fraction verified as the same person at the threshold the LFW protocol chose
+for that recognizer. The same for SynthFaces' exact counterfactual of each
+image (the oracle): its figure is the ceiling an editor can reach, since even a
+perfect edit changes the face a little.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+import torch.nn.functional as F
+
+from augment import manifest as mf
+from augment.data.attributes import from_vectors
+from augment.data.errors import DatasetError
+
+
+def lfw_threshold(recognition_metrics: Path, model: str = "baseline") -> float:
+    """The mean over folds of the threshold the LFW protocol chose for ``model``."""
+    metrics = json.loads(Path(recognition_metrics).read_text())
+    lfw = (metrics.get("protocols") or {}).get("lfw")
+    if lfw is None or model not in lfw.get("models", {}):
+        raise DatasetError(f"{recognition_metrics}: no 'lfw' result for model '{model}'; identity preservation "
+                           "needs the evaluate stage's lfw protocol")
+    return float(np.mean(lfw["models"][model]["fold_thresholds"]))
+
+
+def baseline_recognizer(recognizers: mf.Manifest, device) -> tuple[torch.nn.Module, int]:
+    from recognition.embed import load_recognizer
+
+    rows = recognizers.df[recognizers.df["name"] == "baseline"]
+    if rows.empty:
+        raise DatasetError(f"{recognizers.file or recognizers.root}: no recognizer named 'baseline'")
+    model, meta = load_recognizer(Path(recognizers.root) / rows["path"].iloc[0], device)
+    return model, int(meta["image_size"])
+
+
+@torch.no_grad()
+def id_preservation(generator, generator_size: int, attribute: str, aligned: mf.Manifest, rows: pd.DataFrame,
+                    gt: mf.Manifest, recognizer: torch.nn.Module, recognizer_size: int, threshold: float,
+                    device="cpu", batch_size: int = 32) -> dict:
+    """``id_preserved`` (fraction of edits with cosine > ``threshold``), ``id_similarity``
+    (mean cosine) and their ``_oracle`` twins over the ``rows`` of ``aligned`` that have a
+    label and an exact counterfactual; each edit flips the image's attribute."""
+    from augment.edit import EditModels, edit_batch
+    from augment.oracle import perfect_edit
+    from augment.sagan.evaluate import groundtruth_index
+    from recognition.embed import embed_batch
+
+    truths = groundtruth_index(gt, attribute, set(rows["source"].dropna()))
+    labels = from_vectors(rows["attributes"], attribute)
+    keep = [(i, truths[s]) for i, s in enumerate(rows["sample_id"]) if labels[i] >= 0 and s in truths]
+    if not keep:
+        raise DatasetError(f"no labelled image with an exact counterfactual of {attribute} to measure identity on")
+    models = EditModels(attribute, "", generator, generator_size)
+
+    def embed(x: torch.Tensor) -> torch.Tensor:
+        if x.shape[-1] != recognizer_size:
+            x = F.interpolate(x, size=recognizer_size, mode="bilinear", antialias=True, align_corners=False)
+        return embed_batch(recognizer, x)
+
+    def tensor(arrs: list[np.ndarray]) -> torch.Tensor:
+        return torch.from_numpy(np.stack(arrs)).permute(0, 3, 1, 2).float().div(127.5).sub(1).to(device)
+
+    sim, sim_oracle = [], []
+    for b in range(0, len(keep), batch_size):
+        part = keep[b : b + batch_size]
+        srcs, cfs, targets = [], [], []
+        for i, truth in part:
+            row = rows.iloc[i]
+            target = 1 - int(labels[i])
+            cf, _ = perfect_edit(row, Path(aligned.root), truth, Path(gt.root), target, int(labels[i]))
+            srcs.append(_read(Path(aligned.root) / row["path"]))
+            cfs.append(cf)
+            targets.append(target)
+        x = tensor(srcs)
+        e_src = embed(x)
+        edited = torch.empty_like(x)
+        t = torch.tensor(targets, device=x.device)
+        for v in (0, 1):  # one pass per target value; each image keeps the edit to its own target
+            if (t == v).any():
+                _, out = edit_batch(models, x, [v])
+                edited[t == v] = out[v][t == v].clamp(-1, 1)
+        sim.append((embed(edited) * e_src).sum(1).cpu().numpy())
+        sim_oracle.append((embed(tensor(cfs)) * e_src).sum(1).cpu().numpy())
+    s, so = np.concatenate(sim), np.concatenate(sim_oracle)
+    return {
+        "id_preserved": float((s > threshold).mean()), "id_similarity": float(s.mean()),
+        "id_preserved_oracle": float((so > threshold).mean()), "id_similarity_oracle": float(so.mean()),
+        "id_threshold": threshold, "id_images": int(s.size),
+    }  # fmt: skip
+
+
+def _read(path: Path) -> np.ndarray:
+    from augment.data.images import load_rgb
+
+    return load_rgb(path)
