@@ -18,16 +18,14 @@ def derive_seed(seed: int, *names: object) -> int:
 
 
 def resolve_device(device: str = "auto"):
-    """``auto`` -> cuda when available, else cpu; ``cuda`` without a GPU is an error."""
+    """This process's torch device, from ``distributed.decide`` (the one place that
+    places processes): ``auto`` -> ``cuda:LOCAL_RANK`` when torch sees a CUDA device,
+    else cpu; ``cuda`` without a GPU is a ConfigError."""
     import torch
 
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if device == "cuda" and not torch.cuda.is_available():
-        from augment.config import ConfigError
+    from augment import distributed
 
-        raise ConfigError("device 'cuda' was asked for, but torch sees no CUDA device (use --device cpu)")
-    return torch.device(device)
+    return torch.device(distributed.placement(device).device)
 
 
 def cpu_count() -> int:
