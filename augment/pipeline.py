@@ -39,6 +39,7 @@ from augment import distributed as dist
 from augment import lock as workdir_lock
 from augment import manifest as mf
 from augment.config import PipelineConfig, dump_yaml, section_json
+from augment.runtime import names_file
 from augment.stages import STAGES, Stage
 
 log = logging.getLogger("augment")
@@ -61,7 +62,12 @@ def config_hash(cfg: PipelineConfig) -> str:
 
 def write_json_atomic(path: Path, data: dict) -> None:
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(json.dumps(data, indent=2, sort_keys=True))
+    try:
+        with names_file(path):
+            tmp.write_text(json.dumps(data, indent=2, sort_keys=True))
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
     os.replace(tmp, path)
 
 
@@ -293,6 +299,12 @@ def _run_stage(runner: Runner, stage: Stage, chash: str) -> None:
     except KeyboardInterrupt:
         log.info("[%s] interrupted; partial work kept in %s, a rerun resumes it", stage.name, run_dir)
         raise
+    except OSError as e:
+        if e.filename is not None or isinstance(e, mf.ManifestError):
+            raise
+        # A library's write error that names no file (a full disk under a native
+        # writer): say at least which stage and folder it was writing.
+        raise PipelineError(f"stage '{stage.name}' could not write in {run_dir}: {e}") from e
     if not dist.is_main():
         dist.barrier()
         return
