@@ -295,7 +295,10 @@ def _run_stage(runner: Runner, stage: Stage, chash: str) -> None:
     peak_reset = _reset_peak_rss()
     t0 = time.perf_counter()
     try:
-        outs = stage.load()(cfg, inputs, run_dir)
+        try:
+            outs = stage.load()(cfg, inputs, run_dir)
+        finally:
+            _close_progress_bars()
     except KeyboardInterrupt:
         log.info("[%s] interrupted; partial work kept in %s, a rerun resumes it", stage.name, run_dir)
         raise
@@ -310,6 +313,15 @@ def _run_stage(runner: Runner, stage: Stage, chash: str) -> None:
         return
     _finish(runner, stage, fp, chash, outs, time.perf_counter() - t0, peak_reset)
     dist.barrier()
+
+
+def _close_progress_bars() -> None:
+    """Close the progress bars a stage left open (one that failed part-way), so
+    that whatever is printed next, such as the one-line error, starts on a line
+    of its own and no bar is redrawn after it."""
+    tqdm = sys.modules.get("tqdm")
+    for bar in list(getattr(getattr(tqdm, "tqdm", None), "_instances", ())):
+        bar.close()
 
 
 def _reset_peak_rss() -> bool:
