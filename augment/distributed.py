@@ -19,6 +19,7 @@ the stages their device from the same decision.
 from __future__ import annotations
 
 import os
+import sys
 from dataclasses import dataclass
 from typing import Any, Mapping, Sequence, TypeVar
 
@@ -106,10 +107,34 @@ def init(device: str = "auto") -> None:
     import torch.distributed as dist
 
     p = placement(device)
+    die_with_parent()
     if p.device.startswith("cuda"):
         torch.cuda.set_device(p.device)
     if not dist.is_initialized():
         dist.init_process_group(backend=p.backend)
+
+
+def die_with_parent() -> None:
+    """Have the kernel SIGKILL this process when its parent dies (Linux).
+
+    torchrun starts every worker in a session of its own, so ``kill -9`` of the
+    run (its process group, or the torchrun process alone) would leave the
+    workers running on, writing into the workdir after its lock is gone.
+    """
+    if not sys.platform.startswith("linux"):
+        return
+    import ctypes
+    import signal
+
+    pr_set_pdeathsig = 1
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        if libc.prctl(pr_set_pdeathsig, int(signal.SIGKILL), 0, 0, 0) != 0:
+            return
+    except (OSError, AttributeError):  # no prctl: nothing to arrange
+        return
+    if os.getppid() == 1:  # the parent died before the request: nobody is left to wait for
+        os.kill(os.getpid(), signal.SIGKILL)
 
 
 def shutdown() -> None:

@@ -147,9 +147,7 @@ def acquire(workdir: Path | str, *, inheritable: bool = False) -> WorkdirLock:
     except BaseException:
         lock.release()
         raise
-    if lock.previous is not None:
-        log.info("taking over the lock of %s, which ended without releasing it", describe(lock.previous))
-    return lock
+    return lock  # the caller reports lock.previous, a run that ended without releasing it
 
 
 def held_by_parent(workdir: Path | str) -> bool:

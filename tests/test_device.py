@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -96,3 +97,36 @@ def test_gpu_benchmark_without_cuda_says_so_and_fails():
     assert proc.returncode != 0
     assert "no CUDA device" in proc.stderr, proc.stderr
     assert "card:" not in proc.stdout  # stopped before any benchmark
+
+
+PARENT = """
+import subprocess, sys, time
+child = subprocess.Popen([sys.executable, "-c", "import sys, time; sys.path.insert(0, {repo!r}); "
+                          "from augment import distributed; distributed.die_with_parent(); "
+                          "print('ready', flush=True); time.sleep(120)"],
+                         stdout=subprocess.PIPE, text=True, start_new_session=True)  # as torchrun starts workers
+assert child.stdout.readline().strip() == "ready"
+print(child.pid, flush=True)
+time.sleep(120)
+"""
+
+
+def test_a_worker_dies_with_its_parent(tmp_path):
+    """A torchrun worker is in a session of its own; when its parent is killed
+    it is killed too, instead of writing on into a workdir whose lock is gone."""
+    import signal
+
+    parent = subprocess.Popen([sys.executable, "-c", PARENT.format(repo=str(REPO))], stdout=subprocess.PIPE,
+                              text=True)
+    child_pid = int(parent.stdout.readline())
+    parent.send_signal(signal.SIGKILL)
+    parent.wait(timeout=30)
+    for _ in range(200):  # the kernel delivers the signal at once; allow a loaded machine 10 s
+        try:
+            os.kill(child_pid, 0)
+        except ProcessLookupError:
+            break
+        time.sleep(0.05)
+    else:
+        os.kill(child_pid, signal.SIGKILL)
+        pytest.fail(f"worker {child_pid} outlived its killed parent")

@@ -278,8 +278,11 @@ def test_stage_killed_at_a_random_point_resumes_to_the_clean_outputs(clean_train
     sets = SYNTH_SET if stage == "synth" else ""
     points = KILL_AFTER[stage]
     for attempt in range(3):
-        after = RNG.choice(points)
-        delay = RNG.uniform(0.0, seconds / len(points)) if attempt < 2 else 0.0  # the last try: at once
+        # A point drawn too late lets a fast stage finish first: draw again; the
+        # last try kills as the stage starts, which always lands.
+        after, delay = RNG.choice(points), RNG.uniform(0.0, seconds / len(points))
+        if attempt == 2:
+            after, delay = points[0], 0.0
         why = f"{stage} killed {delay:.2f} s after progress {after} (a clean run took {seconds:.1f} s)"
         entered.unlink(missing_ok=True)
 
@@ -337,11 +340,13 @@ def clean_two(clean_training, tmp_path_factory) -> Path:
 def test_two_process_run_killed_with_its_workers_resumes_to_the_clean_outputs(clean_two, clean_training, tmp_path):
     work = tmp_path / "killed"
     _copy_upstream(clean_training, work, TRAIN_STAGES[: TRAIN_STAGES.index("train_sagan")])
-    for _ in range(3):
+    for attempt in range(3):
         stage = RNG.choice(DIST_STAGES)
         after = RNG.choice(KILL_AFTER[stage])
         seconds = json.loads((clean_two / stage / DONE).read_text())["seconds"]
         delay = RNG.uniform(0.0, seconds / len(KILL_AFTER[stage]))
+        if attempt == 2:  # as the stage starts: always lands
+            after, delay = KILL_AFTER[stage][0], 0.0
         why = f"--nproc 2 run killed in {stage}, {delay:.2f} s after progress {after} (clean: {seconds:.1f} s)"
 
         def trigger() -> bool:
