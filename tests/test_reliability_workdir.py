@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 import pandas as pd
+import pyarrow.parquet as pq
 import pytest
 
 from augment import checkpoint as ckpt
@@ -67,7 +68,9 @@ def assert_nothing_half_written(work: Path) -> None:
             assert mf.file_digest(marker.parent / out["file"]) == out["sha256"], marker
     for p in work.rglob("*.parquet"):
         if not any(part.startswith(".") for part in p.relative_to(work).parts):
-            mf.read(p)
+            pq.read_table(p)  # whole (a stage's own parts, caches)
+    for p in work.glob("*/*.parquet"):  # a stage's manifests under their final names
+        mf.read(p)
     for meta in work.rglob(ckpt.META):
         d = meta.parent
         if not any(part.startswith(".") for part in d.relative_to(work).parts) and d.name.startswith("step_"):
@@ -125,7 +128,7 @@ def small_disk(tmp_path):
         subprocess.run(["umount", "-l", str(disk)], capture_output=True)
 
 
-@pytest.mark.parametrize("fill", [(0.05, 0.4), (0.4, 0.95)], ids=["early", "late"])
+@pytest.mark.parametrize("fill", [(0.05, 0.35), (0.35, 0.65), (0.65, 0.95)], ids=["early", "middle", "late"])
 def test_a_real_full_disk_then_room_made(clean, small_disk, fill):
     """The run stops on the full disk with one line naming the file; nothing
     half-written is left where a rerun would pick it up; after making room the
