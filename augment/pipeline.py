@@ -305,14 +305,39 @@ def _run_stage(runner: Runner, stage: Stage, chash: str) -> None:
     except OSError as e:
         if e.filename is not None or isinstance(e, mf.ManifestError):
             raise
-        # A library's write error that names no file (a full disk under a native
-        # writer): say at least which stage and folder it was writing.
+        # Python's write() errors (a full disk) name no file; the frames that
+        # raised still hold it. Failing that, name the stage and its folder.
+        file = _file_of(e, run_dir)
+        if file is not None:
+            raise OSError(e.errno, e.strerror or str(e), str(file)) from e
         raise PipelineError(f"stage '{stage.name}' could not write in {run_dir}: {e}") from e
     if not dist.is_main():
         dist.barrier()
         return
     _finish(runner, stage, fp, chash, outs, time.perf_counter() - t0, peak_reset)
     dist.barrier()
+
+
+def _file_of(error: BaseException, run_dir: Path) -> Path | None:
+    """The file a failed write was writing: the innermost frame of the error's
+    traceback holding a path inside ``run_dir``, preferring a final name to a
+    hidden temporary (``tmp.write_bytes`` fails in a frame that holds both)."""
+    frames, tb = [], error.__traceback__
+    while tb is not None:
+        frames.append(tb.tb_frame)
+        tb = tb.tb_next
+    root, temporary = run_dir.resolve(), None
+    for frame in reversed(frames):  # innermost first
+        for value in list(frame.f_locals.values()):
+            if not isinstance(value, Path):
+                continue
+            path = value.resolve()
+            if root not in path.parents:
+                continue
+            if not TEMPORARY.match(path.name):
+                return path
+            temporary = temporary or path
+    return temporary
 
 
 def _close_progress_bars() -> None:

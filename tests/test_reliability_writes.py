@@ -205,3 +205,34 @@ def test_leftover_temporaries_are_removed_when_the_stage_next_runs(tmp_path, mon
         assert left == set(KEPT) | {"pc.parquet", ".done.json"}
     else:  # another fingerprint: the folder was cleared before the stage ran
         assert left == {"pc.parquet", ".done.json"}
+
+
+def _write_fails_without_a_file_name(cfg, inputs, run_dir):
+    path = run_dir / "images" / "a.png"
+    tmp = path.with_name(f".{path.name}.tmp")  # noqa: F841 - a frame holds both, as in an atomic write
+    raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))  # what tmp.write_bytes raises on a full disk
+
+
+def _native_write_fails(cfg, inputs, run_dir):
+    raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))  # a native writer's error: no path in any frame
+
+
+def test_a_write_error_without_a_file_name_gets_one(tmp_path, monkeypatch):
+    """Python's write() errors carry no file name; the runner names the file the
+    failing frame was writing (its final name, not the temporary), else the
+    stage and its folder."""
+    from augment.config import load_config
+    from augment.pipeline import PipelineError, run_pipeline
+    from augment.stages import STAGES, Stage
+
+    p = tmp_path / "p.yaml"
+    p.write_text(f"name: t\nworkdir: {tmp_path / 'work'}\nstages: [t]\n")
+    monkeypatch.setitem(STAGES, "t", Stage("t", _write_fails_without_a_file_name, (), (), ("pc",)))
+    with pytest.raises(OSError) as e:
+        run_pipeline(load_config(p, [], check_paths=False))
+    assert (e.value.errno, e.value.filename) == (errno.ENOSPC, str(tmp_path / "work" / "t" / "images" / "a.png"))
+
+    monkeypatch.setitem(STAGES, "t", Stage("t", _native_write_fails, (), (), ("pc",)))
+    with pytest.raises(PipelineError) as e:
+        run_pipeline(load_config(p, [], check_paths=False))
+    assert str(e.value) == f"stage 't' could not write in {tmp_path / 'work' / 't'}: [Errno 28] No space left on device"
