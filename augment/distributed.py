@@ -79,11 +79,14 @@ def decide(requested: str, env: Mapping[str, str], cuda_devices: int) -> Placeme
     cuda = requested == "cuda" or (requested == "auto" and cuda_devices > 0)
     if cuda and cuda_devices == 0:
         raise ConfigError("device 'cuda' was asked for, but torch sees no CUDA device (use --device cpu)")
-    if cuda and local >= cuda_devices:
+    # A scheduler that binds each process to its own GPU (CUDA_VISIBLE_DEVICES per
+    # rank) leaves it one visible device, cuda:0, whatever its LOCAL_RANK.
+    index = 0 if cuda_devices == 1 else local
+    if cuda and index >= cuda_devices:
         raise ConfigError(f"process with LOCAL_RANK {local} needs CUDA device {local}, but torch sees "
                           f"{cuda_devices}; start at most {cuda_devices} process(es) per machine (--nproc)")
     backend = None if world <= 1 else ("nccl" if cuda else "gloo")
-    return Placement(f"cuda:{local}" if cuda else "cpu", rank_, local, world, backend)
+    return Placement(f"cuda:{index}" if cuda else "cpu", rank_, local, world, backend)
 
 
 def placement(requested: str = "auto") -> Placement:
