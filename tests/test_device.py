@@ -39,12 +39,12 @@ def test_second_machine_uses_the_local_rank_not_the_global_one():
     assert (p.device, p.rank, p.local_rank, p.world_size, p.backend) == ("cuda:1", 5, 1, 8, "nccl")
 
 
-@pytest.mark.parametrize("requested,devices", [("auto", 0), ("cpu", 0), ("cpu", 2)])
 def test_one_visible_gpu_per_process_is_cuda_0():
     """Each process bound to its own GPU by the scheduler sees one device."""
     assert dist.decide("auto", _env(3, 3, 4), cuda_devices=1).device == "cuda:0"
 
 
+@pytest.mark.parametrize("requested,devices", [("auto", 0), ("cpu", 0), ("cpu", 2)])
 def test_cpu_runs_use_gloo(requested, devices):
     p = dist.decide(requested, _env(1, 1, 2), cuda_devices=devices)
     assert (p.device, p.backend) == ("cpu", "gloo")
