@@ -23,6 +23,8 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+from augment.runtime import names_file
+
 log = logging.getLogger("augment.checkpoint")
 
 FORMAT_VERSION = 1
@@ -75,14 +77,16 @@ def save(path: Path | str, states: dict[str, Any], meta: dict[str, Any]) -> Path
         shutil.rmtree(tmp)
     tmp.mkdir(parents=True)
     try:
-        save_file(tensors, str(tmp / WEIGHTS))
+        with names_file(path / WEIGHTS):  # a full disk: safetensors' own error names no file
+            save_file(tensors, str(tmp / WEIGHTS))
         full = {
             "format_version": FORMAT_VERSION,
             **meta,
             "structure": structure,
             "complete": True,
         }
-        (tmp / META).write_text(json.dumps(full, indent=1, sort_keys=True))
+        with names_file(path / META):
+            (tmp / META).write_text(json.dumps(full, indent=1, sort_keys=True))
         for f in (tmp / WEIGHTS, tmp / META):  # on disk before the rename makes them visible
             _fsync(f)
         if path.exists():

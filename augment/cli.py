@@ -31,12 +31,13 @@ def friendly_errors(func):
     def wrapper(*args, **kwargs):
         from augment.checkpoint import CheckpointError
         from augment.data.errors import DatasetError
+        from augment.lock import WorkdirBusy
         from augment.manifest import ManifestError
         from augment.pipeline import PipelineError
 
         try:
             return func(*args, **kwargs)
-        except ConfigError as e:
+        except (ConfigError, WorkdirBusy) as e:
             _fail(str(e), 2)
         except (DatasetError, ManifestError, PipelineError, CheckpointError) as e:
             _fail(str(e), 1)
@@ -80,6 +81,9 @@ def run(pipeline: Path, sets, only: str, until, force, device, nproc: int) -> No
     stages = [s.strip() for s in only.split(",") if s.strip()]
     _check_stage_flags(cfg, stages, until, force)
     if nproc > 1 and "WORLD_SIZE" not in os.environ:
+        from augment.lock import acquire
+
+        acquire(cfg.workdir, inheritable=True)  # kept by torchrun across the exec; its workers run under it
         _relaunch_with_torchrun(nproc)
     result = run_pipeline(cfg, only=stages, until=until, force=force)
     from augment import distributed

@@ -10,7 +10,13 @@ and so every stage downstream reruns too.
 While a stage runs, ``.inprogress`` holds the fingerprint it is working
 towards. A killed stage leaves no done marker; the next run with the same
 fingerprint lets the stage resume from whatever partial work it kept in its
-folder, and a run with another fingerprint clears the folder first.
+folder, and a run with another fingerprint clears the folder first. Either
+way the hidden temporaries of writes cut short (``.<name>.tmp-<pid>``,
+``.step_N.old-<pid>/``, ...) are removed before the stage starts.
+
+A run holds the workdir lock (``augment.lock``) from start to end, so no
+second run writes the same stage folders and the temporaries found in a
+stage folder can only be leftovers.
 """
 
 from __future__ import annotations
@@ -19,6 +25,7 @@ import hashlib
 import json
 import logging
 import os
+import re
 import resource
 import shutil
 import sys
@@ -29,14 +36,20 @@ from typing import Iterable
 
 from augment import __version__
 from augment import distributed as dist
+from augment import lock as workdir_lock
 from augment import manifest as mf
 from augment.config import PipelineConfig, dump_yaml, section_json
+from augment.runtime import names_file
 from augment.stages import STAGES, Stage
 
 log = logging.getLogger("augment")
 
 DONE = ".done.json"
 INPROGRESS = ".inprogress"
+# Hidden names of the project's atomic writes before their rename: ".<name>.tmp",
+# ".<name>.tmp-<pid>[.<ext>]" (files and checkpoint folders), ".<name>.old-<pid>"
+# (a checkpoint moved aside while it is overwritten).
+TEMPORARY = re.compile(r"^\..+\.(tmp|old)(-\d+)?(\.\w+)?$")
 
 
 class PipelineError(Exception):
@@ -49,7 +62,12 @@ def config_hash(cfg: PipelineConfig) -> str:
 
 def write_json_atomic(path: Path, data: dict) -> None:
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(json.dumps(data, indent=2, sort_keys=True))
+    try:
+        with names_file(path):
+            tmp.write_text(json.dumps(data, indent=2, sort_keys=True))
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
     os.replace(tmp, path)
 
 
@@ -161,8 +179,12 @@ def run_pipeline(
             raise PipelineError(f"--force {n}: not in this pipeline's stages ({', '.join(cfg.stages)})")
     selected = select_stages(cfg, only, until)
     dist.init(cfg.device)
+    lock = _lock_workdir(runner.workdir)
     handler = _setup_logging(runner.workdir) if dist.is_main() else None
     try:
+        if lock is not None and lock.previous is not None:
+            log.info("taking over the workdir lock of %s, which ended without releasing it",
+                     workdir_lock.describe(lock.previous))
         if dist.is_main():
             (runner.workdir / "config.yaml").write_text(dump_yaml(cfg))
         chash = config_hash(cfg)
@@ -186,6 +208,27 @@ def run_pipeline(
         if handler is not None:
             log.removeHandler(handler)
             handler.close()
+        if lock is not None:
+            lock.release()
+
+
+def _lock_workdir(workdir: Path) -> workdir_lock.WorkdirLock | None:
+    """Rank 0 takes the workdir lock (under ``augment run --nproc`` the launcher,
+    this process's parent, already holds it); when the workdir is busy every
+    rank raises WorkdirBusy."""
+    held, busy = None, None
+    if dist.is_main():
+        try:
+            if dist.world_size() > 1 and workdir_lock.held_by_parent(workdir):
+                held = workdir_lock.WorkdirLock(workdir / workdir_lock.LOCK_NAME, None, borrowed=True)
+            else:
+                held = workdir_lock.acquire(workdir)
+        except workdir_lock.WorkdirBusy as e:
+            busy = e
+    busy = dist.broadcast_object(busy)
+    if busy is not None:
+        raise busy
+    return held
 
 
 def _decide(runner: Runner, stage: Stage, force: set[str]) -> str | PipelineError:
@@ -212,10 +255,25 @@ def _prepare(runner: Runner, stage: Stage, fp: str) -> Path:
         shutil.rmtree(run_dir)
     elif previous == fp:
         log.info("[%s] resuming interrupted work", stage.name)
+    if run_dir.exists():
+        _remove_temporaries(run_dir, stage.name)
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / DONE).unlink(missing_ok=True)
     inprog.write_text(fp)
     return run_dir
+
+
+def _remove_temporaries(run_dir: Path, name: str) -> None:
+    """Delete the hidden temporaries that killed writes left in ``run_dir``. Safe
+    because this run holds the workdir lock: no other process is writing them."""
+    found = [p for p in run_dir.rglob(".*") if TEMPORARY.match(p.name)]
+    for p in sorted(found, key=lambda p: len(p.parts)):  # a folder before anything inside it
+        if p.is_dir() and not p.is_symlink():
+            shutil.rmtree(p, ignore_errors=True)
+        else:
+            p.unlink(missing_ok=True)
+    if found:
+        log.info("[%s] removed %d temporary file(s) left by an interrupted write", name, len(found))
 
 
 def _run_stage(runner: Runner, stage: Stage, chash: str) -> None:
@@ -237,15 +295,58 @@ def _run_stage(runner: Runner, stage: Stage, chash: str) -> None:
     peak_reset = _reset_peak_rss()
     t0 = time.perf_counter()
     try:
-        outs = stage.load()(cfg, inputs, run_dir)
+        try:
+            outs = stage.load()(cfg, inputs, run_dir)
+        finally:
+            _close_progress_bars()
     except KeyboardInterrupt:
         log.info("[%s] interrupted; partial work kept in %s, a rerun resumes it", stage.name, run_dir)
         raise
+    except OSError as e:
+        if e.filename is not None or isinstance(e, mf.ManifestError):
+            raise
+        # Python's write() errors (a full disk) name no file; the frames that
+        # raised still hold it. Failing that, name the stage and its folder.
+        file = _file_of(e, run_dir)
+        if file is not None:
+            raise OSError(e.errno, e.strerror or str(e), str(file)) from e
+        raise PipelineError(f"stage '{stage.name}' could not write in {run_dir}: {e}") from e
     if not dist.is_main():
         dist.barrier()
         return
     _finish(runner, stage, fp, chash, outs, time.perf_counter() - t0, peak_reset)
     dist.barrier()
+
+
+def _file_of(error: BaseException, run_dir: Path) -> Path | None:
+    """The file a failed write was writing: the innermost frame of the error's
+    traceback holding a path inside ``run_dir``, preferring a final name to a
+    hidden temporary (``tmp.write_bytes`` fails in a frame that holds both)."""
+    frames, tb = [], error.__traceback__
+    while tb is not None:
+        frames.append(tb.tb_frame)
+        tb = tb.tb_next
+    root, temporary = run_dir.resolve(), None
+    for frame in reversed(frames):  # innermost first
+        for value in list(frame.f_locals.values()):
+            if not isinstance(value, Path):
+                continue
+            path = value.resolve()
+            if root not in path.parents:
+                continue
+            if not TEMPORARY.match(path.name):
+                return path
+            temporary = temporary or path
+    return temporary
+
+
+def _close_progress_bars() -> None:
+    """Close the progress bars a stage left open (one that failed part-way), so
+    that whatever is printed next, such as the one-line error, starts on a line
+    of its own and no bar is redrawn after it."""
+    tqdm = sys.modules.get("tqdm")
+    for bar in list(getattr(getattr(tqdm, "tqdm", None), "_instances", ())):
+        bar.close()
 
 
 def _reset_peak_rss() -> bool:

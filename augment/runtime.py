@@ -7,8 +7,10 @@ shift anyone else's random stream.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
+import re
 
 
 def derive_seed(seed: int, *names: object) -> int:
@@ -18,16 +20,14 @@ def derive_seed(seed: int, *names: object) -> int:
 
 
 def resolve_device(device: str = "auto"):
-    """``auto`` -> cuda when available, else cpu; ``cuda`` without a GPU is an error."""
+    """This process's torch device, from ``distributed.decide`` (the one place that
+    places processes): ``auto`` -> ``cuda:LOCAL_RANK`` when torch sees a CUDA device,
+    else cpu; ``cuda`` without a GPU is a ConfigError."""
     import torch
 
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if device == "cuda" and not torch.cuda.is_available():
-        from augment.config import ConfigError
+    from augment import distributed
 
-        raise ConfigError("device 'cuda' was asked for, but torch sees no CUDA device (use --device cpu)")
-    return torch.device(device)
+    return torch.device(distributed.placement(device).device)
 
 
 def cpu_count() -> int:
@@ -41,3 +41,24 @@ def cpu_count() -> int:
 def workers(requested: int) -> int:
     """``0`` = all cores; otherwise the number asked for."""
     return cpu_count() if requested <= 0 else requested
+
+
+@contextlib.contextmanager
+def names_file(path):
+    """Give an OSError raised inside the block ``path`` as its file name, when it
+    has none: Python's write() and close() errors (a full disk) name no file,
+    and the one-line error a user sees must say which file could not be written.
+    Errors of native writers that are not OSErrors (safetensors reports
+    ``... (os error 28)``) become OSErrors with their errno."""
+    try:
+        yield
+    except OSError as e:
+        if e.filename is not None:
+            raise
+        raise OSError(e.errno, e.strerror or str(e), str(path)) from e
+    except Exception as e:
+        m = re.search(r"os error (\d+)", str(e))
+        if m is None or type(e).__name__ != "SafetensorError":
+            raise
+        code = int(m.group(1))
+        raise OSError(code, os.strerror(code), str(path)) from e

@@ -12,7 +12,14 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PY:-.venv/bin/python}
-"$PY" -c 'import sys, torch; sys.exit(0 if torch.cuda.is_available() else "benchmarks/gpu.sh: no CUDA device")'
+# Without CUDA, stop at once (a few seconds: one torch import) with a clear message.
+"$PY" -c '
+import os, sys, torch
+if not torch.cuda.is_available():
+    seen = os.environ.get("CUDA_VISIBLE_DEVICES")
+    sys.exit(f"benchmarks/gpu.sh: no CUDA device: torch {torch.__version__} (CUDA build: {torch.version.cuda}) "
+             f"sees none" + (f" with CUDA_VISIBLE_DEVICES={seen!r}" if seen is not None else "")
+             + "; run it on a machine with an NVIDIA GPU")'
 "$PY" -c 'import torch; print("card:", torch.cuda.get_device_name(0))'
 if [ "$#" -eq 0 ]; then set -- edit sagan_step recognition demo; fi
 exec "$PY" -m benchmarks "$@" \

@@ -394,10 +394,7 @@ def run_stage(cfg, inputs: dict, run_dir: Path) -> dict:
     aligned = inputs.get("aligned")
     if aligned is None:
         raise DatasetError("train_recognition needs the align stage's 'aligned' images")
-    dist.init(cfg.device if cfg.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu"))
-    device = resolve_device(cfg.device)
-    if dist.enabled() and device.type == "cuda":
-        device = torch.device("cuda", dist.local_rank())
+    device = resolve_device(cfg.device)  # cuda:LOCAL_RANK under torchrun (distributed.decide)
     if tcfg.repeats < 1:
         raise DatasetError(f"train_recognition.repeats must be at least 1, not {tcfg.repeats}")
     specs = repeated(model_specs(aligned, inputs.get("edits"), tcfg.models, tcfg.splits,

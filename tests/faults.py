@@ -8,7 +8,10 @@ environment:
   (e.g. ``augment.align.stage:CHUNK_ROWS=8``: many resume points in a toy run);
 - ``AUGMENT_FAULT_KILL="module:func:N:when[:text]"`` SIGKILLs the process at the
   Nth call of ``module.func`` (counting only calls whose arguments contain
-  ``text``), ``before`` or ``after`` the call: a machine lost at an exact point.
+  ``text``), ``before`` or ``after`` the call: a machine lost at an exact point;
+- ``AUGMENT_FAULT_MARK="module:func=FILE"`` creates FILE when ``module.func`` is
+  first called (a stage function entered, its imports done), so that a test
+  can time a kill from there.
 
 Imported by the tests, it starts such a child in its own session and kills the
 whole process group (workers included) with SIGKILL once a trigger holds plus
@@ -61,10 +64,25 @@ def _apply_kill(spec: str) -> None:
     setattr(mod, func, wrapper)
 
 
+def _apply_mark(spec: str) -> None:
+    target, file = spec.split("=", 1)
+    module, func = target.split(":")
+    mod = importlib.import_module(module)
+    real = getattr(mod, func)
+
+    def wrapper(*args, **kwargs):
+        Path(file).touch()
+        return real(*args, **kwargs)
+
+    setattr(mod, func, wrapper)
+
+
 def main() -> None:
     _apply_sets(os.environ.get("AUGMENT_FAULT_SET", ""))
     if os.environ.get("AUGMENT_FAULT_KILL"):
         _apply_kill(os.environ["AUGMENT_FAULT_KILL"])
+    if os.environ.get("AUGMENT_FAULT_MARK"):
+        _apply_mark(os.environ["AUGMENT_FAULT_MARK"])
     if sys.argv[1:2] == ["--script"]:  # a test's own Python script instead of the CLI
         runpy.run_path(sys.argv[2], run_name="__main__")
         return
@@ -78,10 +96,11 @@ def main() -> None:
 # --------------------------------------------------------------------------- #
 
 
-def child_env(sets: str = "", kill: str = "") -> dict[str, str]:
+def child_env(sets: str = "", kill: str = "", mark: str = "") -> dict[str, str]:
     # The thread count stays the test process's own: float sums depend on it, and a
     # resumed run is compared bit for bit with a clean run made in this process.
-    env = {**os.environ, "PYTHONUNBUFFERED": "1", "AUGMENT_FAULT_SET": sets, "AUGMENT_FAULT_KILL": kill}
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "AUGMENT_FAULT_SET": sets, "AUGMENT_FAULT_KILL": kill,
+           "AUGMENT_FAULT_MARK": mark}
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH", "")]))
     return env
 

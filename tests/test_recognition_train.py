@@ -332,6 +332,7 @@ from augment import manifest as mf
 from recognition import train as rt
 from tests.recognition_fixtures import tiny_config
 
+dist.init("cpu")  # the pipeline runner's job, done here since the stage runs alone
 tmp = Path({tmp!r})
 aligned, edits = mf.read(tmp / "aligned.parquet"), mf.read(tmp / "edits.parquet")
 out = rt.run_stage(tiny_config(tmp), {{"aligned": aligned, "edits": edits}}, tmp / "train_recognition")

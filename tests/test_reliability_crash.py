@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import random
+import re
 import shutil
 from pathlib import Path
 
@@ -23,7 +24,8 @@ from augment import manifest as mf
 from augment.align import stage as align_stage
 from augment.config import load_config
 from augment.data.images import decode
-from augment.pipeline import DONE, INPROGRESS, run_pipeline
+from augment.pipeline import DONE, INPROGRESS, TEMPORARY, run_pipeline
+from augment.stages import STAGES
 
 from tests.faults import SMOKE, augment_cmd, child_env, run_and_kill, sha256
 
@@ -191,27 +193,44 @@ def test_checkpoint_save_killed_part_way_is_never_picked_up(tmp_path, kill, late
 
 
 # --------------------------------------------------------------------------- #
-# train_sagan, edit, train_recognition: the smoke pipeline, killed mid-stage (slow)
+# Every other stage of the smoke pipeline, killed mid-stage (slow)
 # --------------------------------------------------------------------------- #
 
-TRAIN_STAGES = ["synth", "read", "align", "train_classifier", "train_sagan", "edit", "train_recognition"]
+TRAIN_STAGES = ["synth", "read", "align", "train_classifier", "train_sagan", "eval_sagan", "edit",
+                "train_recognition", "evaluate", "report"]
 TRAIN_SETS = ["stages=" + ",".join(TRAIN_STAGES), "align.workers=1", "edit.chunk_size=16",
-              "train_sagan.checkpoint_every=2"]
-OUTPUT = {"train_sagan": "generators.parquet", "edit": "edits.parquet", "train_recognition": "recognizers.parquet"}
+              "train_sagan.checkpoint_every=2", "train_classifier.checkpoint_every=5"]
+OUTPUT = {"synth": "groundtruth.parquet", "train_classifier": "classifiers.parquet",
+          "train_sagan": "generators.parquet", "eval_sagan": "metrics.json", "edit": "edits.parquet",
+          "train_recognition": "recognizers.parquet", "evaluate": "metrics.json", "report": "report.html"}
+SYNTH_CHUNK = 1  # identities per synth chunk in the killed run: 18 resume points instead of 5
+SYNTH_SET = f"augment.data.synthfaces.dataset:CHUNK={SYNTH_CHUNK}"  # the output does not depend on it
 
 
 def _steps(folder: Path, pattern: str) -> list[int]:
     return [int(d.name.split("_")[1]) for d in folder.glob(pattern) if d.is_dir()]
 
 
-# How far a stage has come, read from the files it keeps for resuming, and
-# where a kill may land: after that much progress (drawn at random).
+def _files(folder: Path, pattern: str) -> int:
+    return sum(1 for p in folder.glob(pattern) if p.is_file() and not p.name.startswith("."))
+
+
+# How far a stage has come, read from the files it keeps (for resuming, or on
+# the way to its outputs), and where a kill may land: after that much progress
+# (drawn at random) plus a random delay.
 PROGRESS = {
+    "synth": lambda d: _files(d, "data/.synth_progress/chunk_*.json"),  # chunks rendered
+    "train_classifier": lambda d: len(_steps(d, "checkpoints/step_*")),  # checkpoints saved
     "train_sagan": lambda d: max(_steps(d, "*/checkpoints/step_*"), default=0),  # generator steps saved
+    "eval_sagan": lambda d: _files(d, "samples/*.png"),  # sample sheets written
     "edit": lambda d: len(list(d.glob("parts/*/[0-9]*.parquet"))),  # chunks written
     "train_recognition": lambda d: len(_steps(d, "models/*/checkpoints/step_*")),  # epochs saved, all models
+    "evaluate": lambda d: _files(d, "embeddings/*/*.parquet"),  # models embedded
+    "report": lambda d: _files(d, "*.png"),  # figures drawn
 }
-KILL_AFTER = {"train_sagan": [0, 2, 4, 6, 8], "edit": [0, 1, 2, 3], "train_recognition": [0, 1, 2, 3]}
+KILL_AFTER = {"synth": [0, 3, 6, 9, 12, 15], "train_classifier": [0, 1, 2, 3, 4], "train_sagan": [0, 2, 4, 6, 8],
+              "eval_sagan": [0], "edit": [0, 1, 2, 3], "train_recognition": [0, 1, 2, 3], "evaluate": [0, 1, 2, 3],
+              "report": [0, 1, 2]}
 
 
 @pytest.fixture(scope="module")
@@ -221,43 +240,149 @@ def clean_training(tmp_path_factory) -> Path:
     return work
 
 
-def _outputs_usable(stage: str, work: Path) -> None:
-    m = mf.read(work / stage / OUTPUT[stage])
+def _same_json(a: Path, b: Path) -> None:
+    assert json.loads(a.read_text()) == json.loads(b.read_text()), f"{b} differs from the clean run's {a}"
+
+
+def _page(html: Path, workdir: Path, timings: bool) -> str:
+    """A report page with the workdir's name replaced; without its timing table
+    and training curves (which plot seconds per step) when ``timings`` is False."""
+    text = html.read_text().replace(str(workdir), "W")
+    if not timings:
+        text = re.sub(r"<table><tr><th>stage</th>.*?</table>", "", text)
+        text = re.sub(r'(<img alt="training curves [^"]*" src=")[^"]*"', r'\1"', text)
+    return text
+
+
+def _outputs_like_clean(stage: str, clean: Path, work: Path, timings: bool = True) -> None:
+    """The stage's output equals the clean run's, and the files it points at are
+    whole. ``timings``: the stages upstream are the clean run's own (copied), so
+    the report's timing table and figures must match as well."""
+    want, got = clean / stage / OUTPUT[stage], work / stage / OUTPUT[stage]
+    if got.suffix == ".parquet":
+        assert_same_manifest(want, got)
+    m = mf.read(got) if got.suffix == ".parquet" else None
     if stage == "edit":
         assert_images_usable(m)
         assert not m.df.duplicated(["parent_id", "attribute", "target_value"]).any()
-    else:
+    elif stage == "synth":  # every image, label file and mask: the clean run's bytes
+        def files(root: Path) -> dict[str, str]:
+            return {p.relative_to(root).as_posix(): sha256(p) for p in root.rglob("*") if p.is_file()}
+
+        assert files(work / "synth" / "data") == files(clean / "synth" / "data")
+    elif stage in ("train_classifier", "train_sagan", "train_recognition"):
         for rel in m.df["path"]:
             ckpt.load(m.abspath(rel))  # whole and loadable
+    elif stage in ("eval_sagan", "evaluate"):
+        _same_json(want, got)
+    else:  # report: the same page, but for the workdir's name
+        assert _page(got, work, timings) == _page(want, clean, timings)
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("stage", ["train_sagan", "edit", "train_recognition"])
-def test_training_stage_killed_at_a_random_point_resumes_to_the_clean_rows(clean_training, tmp_path, stage):
+@pytest.mark.parametrize("stage", ["synth", "train_classifier", "train_sagan", "eval_sagan", "edit",
+                                   "train_recognition", "evaluate", "report"])
+def test_stage_killed_at_a_random_point_resumes_to_the_clean_outputs(clean_training, tmp_path, monkeypatch, stage):
     work = tmp_path / "killed"
     _copy_upstream(clean_training, work, TRAIN_STAGES[: TRAIN_STAGES.index(stage)])
     seconds = json.loads((clean_training / stage / DONE).read_text())["seconds"]
+    entered = tmp_path / "stage-entered"
+    mark = f"{STAGES[stage].target}={entered}"  # the stage function called: its imports are done
+    sets = SYNTH_SET if stage == "synth" else ""
     points = KILL_AFTER[stage]
-    for _ in range(3):
+    for attempt in range(3):
+        # A point drawn too late lets a fast stage finish first: draw again; the
+        # last try kills as the stage starts, which always lands.
         after, delay = RNG.choice(points), RNG.uniform(0.0, seconds / len(points))
+        if attempt == 2:
+            after, delay = points[0], 0.0
         why = f"{stage} killed {delay:.2f} s after progress {after} (a clean run took {seconds:.1f} s)"
+        entered.unlink(missing_ok=True)
 
         def trigger() -> bool:
-            return (work / stage / INPROGRESS).is_file() and PROGRESS[stage](work / stage) >= after
+            return entered.is_file() and PROGRESS[stage](work / stage) >= after
 
-        out = run_and_kill(augment_cmd(*_cli_args(work, TRAIN_SETS, stage)), child_env(), trigger, delay)
+        out = run_and_kill(augment_cmd(*_cli_args(work, TRAIN_SETS, stage)), child_env(sets, mark=mark), trigger,
+                           delay)
         landed = out.killed and not (work / stage / DONE).exists()  # killed while the stage ran
         if landed:
             break
         assert out.killed or out.returncode == 0, out.output[-2000:]
         shutil.rmtree(work / stage)
     assert landed, f"three runs finished the stage before their kill ({why}):\n{out.output[-2000:]}"
+    assert (work / stage / INPROGRESS).is_file(), why
     assert_checkpoints_complete(work / stage)
 
+    if stage == "synth":
+        monkeypatch.setattr("augment.data.synthfaces.dataset.CHUNK", SYNTH_CHUNK)  # resume the same chunks
     result = run_pipeline(_cfg(work, TRAIN_SETS), until=stage)
     assert result[stage] == "ran" and all(v == "skipped" for k, v in result.items() if k != stage), why
-    assert_same_manifest(clean_training / stage / OUTPUT[stage], work / stage / OUTPUT[stage])
-    _outputs_usable(stage, work)
+    _no_hidden_temporaries(work / stage)
+    _outputs_like_clean(stage, clean_training, work)
+    print(f"\n{why}: resumed to the clean outputs")
+
+
+def _no_hidden_temporaries(folder: Path) -> None:
+    left = [p for p in folder.rglob(".*") if TEMPORARY.match(p.name)]
+    assert not left, f"temporaries left after the rerun: {left}"
+
+
+# --------------------------------------------------------------------------- #
+# augment run --nproc 2, killed with its workers (slow)
+# --------------------------------------------------------------------------- #
+
+DIST_STAGES = ["train_sagan", "edit", "train_recognition"]  # the stages every rank runs
+AFTER_DIST = TRAIN_STAGES[TRAIN_STAGES.index("train_sagan"):]
+
+
+def _two_process_cmd(work: Path) -> list[str]:
+    return augment_cmd(*_cli_args(work, TRAIN_SETS, "report"), "--nproc", "2")
+
+
+@pytest.fixture(scope="module")
+def clean_two(clean_training, tmp_path_factory) -> Path:
+    """train_sagan .. report of the clean run made again on 2 processes (DDP
+    sums differ from one process's in the last bits, so this is the reference)."""
+    work = tmp_path_factory.mktemp("clean-two") / "run"
+    _copy_upstream(clean_training, work, TRAIN_STAGES[: TRAIN_STAGES.index("train_sagan")])
+    out = run_and_kill(_two_process_cmd(work), child_env(), lambda: False, 0.0)
+    assert out.returncode == 0, out.output[-3000:]
+    return work
+
+
+@pytest.mark.slow
+def test_two_process_run_killed_with_its_workers_resumes_to_the_clean_outputs(clean_two, clean_training, tmp_path):
+    work = tmp_path / "killed"
+    _copy_upstream(clean_training, work, TRAIN_STAGES[: TRAIN_STAGES.index("train_sagan")])
+    for attempt in range(3):
+        stage = RNG.choice(DIST_STAGES)
+        after = RNG.choice(KILL_AFTER[stage])
+        seconds = json.loads((clean_two / stage / DONE).read_text())["seconds"]
+        delay = RNG.uniform(0.0, seconds / len(KILL_AFTER[stage]))
+        if attempt == 2:  # as the stage starts: always lands
+            after, delay = KILL_AFTER[stage][0], 0.0
+        why = f"--nproc 2 run killed in {stage}, {delay:.2f} s after progress {after} (clean: {seconds:.1f} s)"
+
+        def trigger() -> bool:
+            return (work / stage / INPROGRESS).is_file() and PROGRESS[stage](work / stage) >= after
+
+        out = run_and_kill(_two_process_cmd(work), child_env(), trigger, delay)
+        landed = out.killed and not (work / stage / DONE).exists()
+        if landed:
+            break
+        assert out.killed or out.returncode == 0, out.output[-2000:]
+        for s in AFTER_DIST:
+            shutil.rmtree(work / s, ignore_errors=True)
+    assert landed, f"three runs finished {stage} before their kill ({why}):\n{out.output[-2000:]}"
+    for s in AFTER_DIST:
+        assert_checkpoints_complete(work / s)
+
+    out = run_and_kill(_two_process_cmd(work), child_env(), lambda: False, 0.0)  # the lock is taken over
+    assert out.returncode == 0, f"{why}:\n{out.output[-3000:]}"
+    for s in AFTER_DIST:
+        _no_hidden_temporaries(work / s)
+        _outputs_like_clean(s, clean_two, work, timings=False)  # stages rerun after the kill took other times
+    print(f"\n{why}: resumed to the clean outputs")
 
 
 def test_latest_skips_checkpoints_whose_files_are_cut_short(tmp_path):

@@ -158,3 +158,81 @@ def test_disk_full_while_saving_a_checkpoint_keeps_the_previous_one(tmp_path, mo
     assert ckpt.latest(tmp_path).name == "step_1"
     states, meta = ckpt.load(tmp_path / "step_1")
     assert meta["step"] == 1 and not torch.equal(states["net"]["weight"], net.weight)
+
+
+# --------------------------------------------------------------------------- #
+# Leftover temporaries of writes cut short go when the stage next runs
+# --------------------------------------------------------------------------- #
+
+LEFTOVERS = [".pc.parquet.tmp-4242", ".done.json.tmp-4242", "images/.x.png.tmp", "images/.y.png.tmp-4242.png",
+             "checkpoints/.step_2.tmp-4242/weights.safetensors", "checkpoints/.step_1.old-4242/meta.json"]
+KEPT = ["partial.txt", "images/.hidden-but-not-temporary", "checkpoints/step_1/meta.json"]
+
+
+def _interrupted_stage(cfg, inputs, run_dir):
+    first = run_dir.parent / "interrupted-once"
+    if not first.exists():  # the first run stops part-way, keeping resumable partial work
+        first.write_text("")
+        (run_dir / "partial.txt").write_text("half")
+        raise KeyboardInterrupt
+    return {"pc": mf.Manifest("pairs", mf.frame("pairs", [{"fold": 0, "path_a": "a", "path_b": "b", "same": True}]),
+                              run_dir)}
+
+
+@pytest.mark.parametrize("config", ["same", "changed"])
+def test_leftover_temporaries_are_removed_when_the_stage_next_runs(tmp_path, monkeypatch, config):
+    from augment.config import load_config
+    from augment.pipeline import run_pipeline
+    from augment.stages import STAGES, Stage
+
+    monkeypatch.setitem(STAGES, "t", Stage("t", _interrupted_stage, ("synth",), (), ("pc",)))
+    p = tmp_path / "p.yaml"
+    p.write_text(f"name: t\nworkdir: {tmp_path / 'work'}\nstages: [t]\n")
+    with pytest.raises(KeyboardInterrupt):
+        run_pipeline(load_config(p, [], check_paths=False))
+    stage_dir = tmp_path / "work" / "t"
+    for rel in LEFTOVERS + KEPT[1:]:  # what a kill -9 part-way through those writes leaves
+        (stage_dir / rel).parent.mkdir(parents=True, exist_ok=True)
+        (stage_dir / rel).write_text("x")
+    sets = [] if config == "same" else ["synth.identities=3"]  # resume, or start clean
+    assert run_pipeline(load_config(p, sets, check_paths=False)) == {"t": "ran"}
+    _no_temporaries(stage_dir)
+    for rel in LEFTOVERS:
+        assert not (stage_dir / rel).exists(), rel
+    assert not list(stage_dir.glob("checkpoints/.step_*"))  # the temporary folders too, not just their files
+    left = {q.relative_to(stage_dir).as_posix() for q in stage_dir.rglob("*") if q.is_file()}
+    if config == "same":  # resumed: the partial work and every other file stay
+        assert left == set(KEPT) | {"pc.parquet", ".done.json"}
+    else:  # another fingerprint: the folder was cleared before the stage ran
+        assert left == {"pc.parquet", ".done.json"}
+
+
+def _write_fails_without_a_file_name(cfg, inputs, run_dir):
+    path = run_dir / "images" / "a.png"
+    tmp = path.with_name(f".{path.name}.tmp")  # noqa: F841 - a frame holds both, as in an atomic write
+    raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))  # what tmp.write_bytes raises on a full disk
+
+
+def _native_write_fails(cfg, inputs, run_dir):
+    raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))  # a native writer's error: no path in any frame
+
+
+def test_a_write_error_without_a_file_name_gets_one(tmp_path, monkeypatch):
+    """Python's write() errors carry no file name; the runner names the file the
+    failing frame was writing (its final name, not the temporary), else the
+    stage and its folder."""
+    from augment.config import load_config
+    from augment.pipeline import PipelineError, run_pipeline
+    from augment.stages import STAGES, Stage
+
+    p = tmp_path / "p.yaml"
+    p.write_text(f"name: t\nworkdir: {tmp_path / 'work'}\nstages: [t]\n")
+    monkeypatch.setitem(STAGES, "t", Stage("t", _write_fails_without_a_file_name, (), (), ("pc",)))
+    with pytest.raises(OSError) as e:
+        run_pipeline(load_config(p, [], check_paths=False))
+    assert (e.value.errno, e.value.filename) == (errno.ENOSPC, str(tmp_path / "work" / "t" / "images" / "a.png"))
+
+    monkeypatch.setitem(STAGES, "t", Stage("t", _native_write_fails, (), (), ("pc",)))
+    with pytest.raises(PipelineError) as e:
+        run_pipeline(load_config(p, [], check_paths=False))
+    assert str(e.value) == f"stage 't' could not write in {tmp_path / 'work' / 't'}: [Errno 28] No space left on device"

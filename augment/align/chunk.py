@@ -27,6 +27,7 @@ from augment.align.templates import template
 from augment.align.warp import centre_square, compose, rescale, similarity, warp
 from augment.config import AlignConfig
 from augment.data.images import MAX_PIXELS, ImageDecodeError, decode
+from augment.runtime import names_file
 
 PIXEL_BUDGET = 48_000_000  # decoded pixels held at once by one worker (about 150 MB of RGB)
 
@@ -79,7 +80,8 @@ def encode(img: np.ndarray, fmt: str) -> bytes:
 def write_bytes(path: Path, data: bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_bytes(data)
+    with names_file(path):
+        tmp.write_bytes(data)
     os.replace(tmp, path)
 
 

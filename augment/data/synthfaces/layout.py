@@ -23,7 +23,7 @@ import cv2
 import numpy as np
 
 from augment.data.celeba import CELEBA_ATTRIBUTES
-from augment.runtime import derive_seed
+from augment.runtime import derive_seed, names_file
 
 CELEBA_DIR = "celeba"
 CELEBA_IMAGES = "img_align_celeba"
@@ -85,7 +85,7 @@ class Writer:
         if path.parent not in self._made:
             path.parent.mkdir(parents=True, exist_ok=True)
             self._made.add(path.parent)
-        with open(path, "wb") as fh:
+        with names_file(path), open(path, "wb") as fh:
             fh.write(data)
 
 
