@@ -29,7 +29,6 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from PIL import Image
 from tqdm import tqdm
 
 from augment import manifest as mf
@@ -70,17 +69,11 @@ def perfect_edit(parent: pd.Series, aligned_root: Path, truth: pd.Series | None,
 
 def _write_png(arr: np.ndarray, path: Path) -> str:
     """PNG, written atomically; the sha256 of its bytes. An existing file is kept (resume)."""
-    import io
+    from augment.edit import _encode_png
 
     if path.is_file():
         return hashlib.sha256(path.read_bytes()).hexdigest()
-    buf = io.BytesIO()
-    Image.fromarray(arr).save(buf, format="PNG", compress_level=1)
-    data = buf.getvalue()
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
-    return hashlib.sha256(data).hexdigest()
+    return _encode_png(arr, path)
 
 
 def oracle_edits(edits: mf.Manifest, aligned: mf.Manifest, gt: mf.Manifest, out_dir: Path,

@@ -94,8 +94,14 @@ class Runner:
             return None  # a damaged marker counts as not done
 
     def upstream(self, stage: Stage) -> list[str]:
-        """The stage's declared inputs that this pipeline runs, in pipeline order."""
-        return [s for s in self.cfg.stages if s in stage.inputs]
+        """The stage's declared inputs that this pipeline runs before it, in pipeline order.
+
+        Only earlier stages count: some inputs are optional and used when
+        present (eval_sagan measures identity with the recognizers when
+        train_recognition runs first, and is earlier in other pipelines)."""
+        names = list(self.cfg.stages)
+        before = names[: names.index(stage.name)] if stage.name in names else names
+        return [s for s in before if s in stage.inputs]
 
     def fingerprint(self, name: str) -> str | None:
         """The fingerprint ``name`` would have now; None when an upstream stage is not done."""

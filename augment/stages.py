@@ -85,7 +85,9 @@ STAGES: dict[str, Stage] = {
             "eval_sagan",
             "augment.sagan.evaluate:run_stage",
             ("eval_sagan",),
-            ("synth", "align", "train_classifier", "train_sagan"),
+            # train_recognition and evaluate, when they run before it: identity
+            # preservation with the baseline recognizer at the LFW threshold
+            ("synth", "align", "train_classifier", "train_sagan", "train_recognition", "evaluate"),
             ("sagan_metrics",),
             "edit quality on the test split (success, outside change, mask IoU, PSNR)",
         ),

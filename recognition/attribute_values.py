@@ -37,7 +37,7 @@ def values_for(frame: pd.DataFrame, attribute: str, source: str, *, classifiers:
     """
     if source == "dataset":
         if "attributes" not in frame:
-            raise DatasetError(f"attributes from 'dataset': these images carry no attribute labels; "
+            raise DatasetError("attributes from 'dataset': these images carry no attribute labels; "
                                "give a CSV (image,attribute,value) or use the classifier")
         return from_vectors(frame["attributes"], attribute)
     if source == "classifier":

@@ -274,6 +274,7 @@ def run_stage(cfg: PipelineConfig, inputs: dict, run_dir: Path) -> dict[str, Pat
                                           inputs["aligned"], gt, ecfg.split, ecfg.max_images,
                                           ecfg.batch_size, device)
         result["generator_id"] = row["generator_id"]
+        result.update(_identity(cfg, inputs, gens.root / row["path"], attribute, gt, device))
         metrics[attribute] = result
         log.info("[eval_sagan] %s: %s", attribute, json.dumps(
             {k: (round(v, 4) if isinstance(v, float) else v) for k, v in result.items()
@@ -284,3 +285,24 @@ def run_stage(cfg: PipelineConfig, inputs: dict, run_dir: Path) -> dict[str, Pat
     path = run_dir / "metrics.json"
     write_json_atomic(path, metrics)
     return {"sagan_metrics": path}
+
+
+def _identity(cfg: PipelineConfig, inputs: dict, generator_dir: Path, attribute: str, gt: mf.Manifest | None,
+              device) -> dict:
+    """id_preserved and its oracle twin (augment.sagan.identity), when this pipeline has
+    trained and evaluated a baseline recognizer and SynthFaces' ground truth is there."""
+    if "recognizers" not in inputs or "recognition_metrics" not in inputs or gt is None:
+        return {}
+    from augment.sagan.identity import baseline_recognizer, id_preservation, lfw_threshold
+
+    G, gmeta = load_generator(generator_dir, attribute, device)
+    rec, rsize = baseline_recognizer(inputs["recognizers"], device)
+    aligned = inputs["aligned"]
+    rows = aligned.df[aligned.df["split"] == cfg.eval_sagan.split].reset_index(drop=True)
+    if cfg.eval_sagan.max_images > 0:
+        rows = rows.iloc[: cfg.eval_sagan.max_images]
+    out = id_preservation(G, int(gmeta["image_size"]), attribute, aligned, rows, gt, rec, rsize,
+                          lfw_threshold(inputs["recognition_metrics"]), device, cfg.eval_sagan.batch_size)
+    log.info("[eval_sagan] %s: id_preserved %.3f (oracle %.3f), id_similarity %.3f (oracle %.3f)", attribute,
+             out["id_preserved"], out["id_preserved_oracle"], out["id_similarity"], out["id_similarity_oracle"])
+    return out
