@@ -150,3 +150,13 @@ def test_stage_trains_one_generator_per_attribute(tmp_path):
     states, _ = ckpt.load(gen_dir)
     assert set(states) == {"G"}  # the export holds the generator alone
     assert (run_dir / "samples" / "Eyeglasses" / "step_0000002.png").is_file()
+
+
+def test_warm_up_and_lr_decay_are_off_by_default_and_follow_the_step():
+    paper = TrainSaganConfig(steps=100, lr=1e-3)
+    assert all(T.rec_weight_scale(s, paper) == 1.0 and T.learning_rate(s, paper) == 1e-3 for s in range(100))
+    tcfg = TrainSaganConfig(steps=100, lr=1e-3, rec_warmup=10, lr_decay_from=0.5)
+    assert T.rec_weight_scale(0, tcfg) == pytest.approx(0.1) and T.rec_weight_scale(9, tcfg) == 1.0
+    assert T.rec_weight_scale(50, tcfg) == 1.0
+    assert T.learning_rate(49, tcfg) == 1e-3 and T.learning_rate(50, tcfg) == pytest.approx(1e-3)
+    assert T.learning_rate(75, tcfg) == pytest.approx(0.5e-3) and T.learning_rate(99, tcfg) == pytest.approx(0.02e-3)

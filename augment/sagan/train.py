@@ -99,21 +99,44 @@ def d_step(G, D, opt_D: torch.optim.Optimizer, x_real: torch.Tensor, c_org: torc
 
 
 def g_step(G, D, opt_G: torch.optim.Optimizer, x_real: torch.Tensor, c_org: torch.Tensor,
-           tcfg: TrainSaganConfig) -> dict[str, float]:
+           tcfg: TrainSaganConfig, rec_scale: float = 1.0) -> dict[str, float]:
     """One generator update towards the flipped labels. ``G`` may be DDP-wrapped;
-    ``D`` is used bare and frozen (its gradients are not needed)."""
+    ``D`` is used bare and frozen (its gradients are not needed). ``rec_scale``
+    multiplies lambda1 and lambda2 (the warm-up, ``rec_weight_scale``)."""
     D = dist.unwrap(D)
     D.requires_grad_(False)
     try:
         with _autocast(x_real.device):
             loss, parts = g_loss(G, D, x_real, c_org, 1 - c_org, lambda_cls=tcfg.lambda_cls,
-                                 lambda1=tcfg.lambda1, lambda2=tcfg.lambda2, lambda_mask=tcfg.lambda_mask)
+                                 lambda1=tcfg.lambda1 * rec_scale, lambda2=tcfg.lambda2 * rec_scale,
+                                 lambda_mask=tcfg.lambda_mask, detach_mask_identity=tcfg.detach_mask_identity,
+                                 lambda_area=tcfg.lambda_area, mask_area=(tcfg.mask_area_min, tcfg.mask_area_max),
+                                 lambda_tv=tcfg.lambda_tv, lambda_bin=tcfg.lambda_bin)
         opt_G.zero_grad(set_to_none=True)
         loss.backward()
         opt_G.step()
     finally:
         D.requires_grad_(True)
     return parts
+
+
+def rec_weight_scale(step: int, tcfg: TrainSaganConfig) -> float:
+    """Factor on lambda1 and lambda2 at generator step ``step`` (0-based): a linear
+    ramp from 1/rec_warmup to 1 over the first ``rec_warmup`` steps (beyond the
+    paper: the edit can appear before reconstruction pins G to the identity); 1 without."""
+    if tcfg.rec_warmup <= 0:
+        return 1.0
+    return min(1.0, (step + 1) / tcfg.rec_warmup)
+
+
+def learning_rate(step: int, tcfg: TrainSaganConfig) -> float:
+    """lr at generator step ``step`` (0-based): constant (the paper), or with
+    ``lr_decay_from`` < 1 falling linearly to 0 over the last part of ``tcfg.steps``
+    (as StarGAN does; beyond the paper). A function of the step only, so resumes are exact."""
+    start = tcfg.lr_decay_from * tcfg.steps
+    if tcfg.lr_decay_from >= 1.0 or step < start:
+        return tcfg.lr
+    return tcfg.lr * max(0.0, (tcfg.steps - step) / max(tcfg.steps - start, 1.0))
 
 
 # --------------------------------------------------------------------------- #
@@ -306,6 +329,10 @@ def train(
         torch.use_deterministic_algorithms(True)
     try:
         while step < steps:
+            lr = learning_rate(step, tcfg)
+            for opt in (opt_G, opt_D):
+                for group in opt.param_groups:
+                    group["lr"] = lr
             for _ in range(tcfg.n_critic):
                 x_real, c_org = next(batches)
                 x_real = x_real.to(device, non_blocking=True, memory_format=memory_format)
@@ -314,7 +341,8 @@ def train(
                 for k, v in d_step(G_train, D_train, opt_D, x_real, c_org, alpha, tcfg).items():
                     sums[k] = sums.get(k, 0.0) + v
                     counts[k] = counts.get(k, 0) + 1
-            for k, v in g_step(G_train, D_train, opt_G, x_real, c_org, tcfg).items():
+            for k, v in g_step(G_train, D_train, opt_G, x_real, c_org, tcfg,
+                               rec_weight_scale(step, tcfg)).items():
                 sums[k] = sums.get(k, 0.0) + v
                 counts[k] = counts.get(k, 0) + 1
             step += 1
