@@ -126,6 +126,10 @@ class TrainClassifierConfig:
     checkpoint_every: int = 200
     workers: int = 0  # DataLoader worker processes; 0 = decode in the training process
     threads: int = 0  # torch CPU threads while training; 0 = torch's default (all cores)
+    # Beyond the AttGAN/STGAN protocol (real images only), both off by default,
+    # for a judge that a failed edit cannot fool (augment/sagan/classifier.py):
+    smudge_fraction: float = 0.0  # share of each batch given a dark patch where the attribute sits, labels kept
+    counterfactuals: bool = False  # add SynthFaces' training counterfactuals with the attribute's label flipped
 
 
 @dataclass(frozen=True)

@@ -38,7 +38,7 @@ from augment.config import PipelineConfig, TrainClassifierConfig
 from augment.data.errors import DatasetError
 from augment.pipeline import write_json_atomic
 from augment.runtime import derive_seed, resolve_device
-from augment.sagan.data import ImageDataset, ShuffledBatchSampler, attribute_labels
+from augment.sagan.data import ImageDataset, ShuffledBatchSampler, attribute_labels, save_png
 from augment.sagan.train import torch_threads
 
 log = logging.getLogger("augment.train_classifier")
@@ -136,6 +136,70 @@ def augment_batch(x: torch.Tensor, seed: int) -> torch.Tensor:
     return torch.where(flip.reshape(-1, 1, 1, 1).to(x.device), x.flip(-1), x)
 
 
+# Where a failed edit of each attribute leaves its dark patch, from the 5
+# aligned landmarks (left eye, right eye, nose, left and right mouth corner):
+# blob centres as ((point weights), (down-shift in eye distances)) and the
+# blob's half-axes in eye distances (x, y).
+SMUDGE_REGIONS: dict[str, tuple[list[tuple[tuple[float, ...], float]], tuple[float, float]]] = {
+    "Eyeglasses": ([((1, 0, 0, 0, 0), 0.0), ((0, 1, 0, 0, 0), 0.0)], (0.45, 0.3)),
+    "Mouth_Slightly_Open": ([((0, 0, 0, 0.5, 0.5), 0.0)], (0.5, 0.25)),
+    "Smiling": ([((0, 0, 0, 0.5, 0.5), 0.0)], (0.5, 0.25)),
+    "No_Beard": ([((0, 0, 0, 0.5, 0.5), 0.45)], (0.8, 0.45)),
+}
+
+
+def smudge_blobs(landmarks: np.ndarray, attributes: Sequence[str]) -> np.ndarray:
+    """(5,2) aligned landmarks in model pixels -> (B,4) blobs (cx, cy, rx, ry) covering
+    where a failed edit of any of ``attributes`` would sit; (0,4) when none is known."""
+    lm = np.asarray(landmarks, np.float64).reshape(5, 2)
+    eye = float(np.linalg.norm(lm[1] - lm[0]))
+    blobs = []
+    for attr in attributes:
+        if attr not in SMUDGE_REGIONS:
+            continue
+        centres, (rx, ry) = SMUDGE_REGIONS[attr]
+        for weights, down in centres:
+            c = np.asarray(weights, np.float64) @ lm
+            blobs.append((c[0], c[1] + down * eye, rx * eye, ry * eye))
+    return np.asarray(blobs, np.float32).reshape(-1, 4)
+
+
+def smudge_batch(x: torch.Tensor, blobs: Sequence[np.ndarray], fraction: float, seed: int) -> torch.Tensor:
+    """Darken soft elliptical patches over ``fraction`` of the images, drawn from ``seed``.
+
+    ``x`` (N,3,S,S) in [-1,1]; ``blobs[i]`` (B,4) as ``smudge_blobs`` gives (an
+    image without blobs is left alone). A chosen image has every one of its blobs
+    scaled by 0.7-1.4 and shifted by up to 0.15 of its size, softened by a
+    Gaussian edge, and is multiplied by 1 - d * patch with d in [0.3, 0.8]: the
+    dark smudge a generator makes when it finds the region but paints nothing.
+    Labels stay as they were, so the judge learns that such a patch is not the
+    attribute (beyond the AttGAN/STGAN protocol, which trains on real images only).
+    """
+    if fraction <= 0:
+        return x
+    g = torch.Generator().manual_seed(seed)
+    n, _, h, w = x.shape
+    pick = torch.rand(n, generator=g) < fraction
+    out = x.clone()
+    ys = torch.arange(h, dtype=torch.float32).reshape(h, 1) + 0.5
+    xs = torch.arange(w, dtype=torch.float32).reshape(1, w) + 0.5
+    for i in range(n):
+        b = torch.from_numpy(np.asarray(blobs[i], np.float32)).reshape(-1, 4)
+        scale = 0.7 + 0.7 * torch.rand(1, generator=g)
+        shift = (torch.rand(2, generator=g) - 0.5) * 0.3
+        darkness = 0.3 + 0.5 * torch.rand(1, generator=g)
+        if not pick[i] or len(b) == 0:
+            continue
+        patch = torch.zeros(h, w)
+        for cx, cy, rx, ry in b.tolist():
+            rx, ry = rx * float(scale), ry * float(scale)
+            cx, cy = cx + float(shift[0]) * rx, cy + float(shift[1]) * ry
+            r2 = ((xs - cx) / max(rx, 1e-3)) ** 2 + ((ys - cy) / max(ry, 1e-3)) ** 2
+            patch = torch.maximum(patch, torch.exp(-0.5 * (r2 / 0.6) ** 2))  # flat top, soft edge
+        out[i] = (x[i] + 1) * (1 - float(darkness) * patch.to(x.device)) - 1
+    return out
+
+
 def masked_bce(logits: torch.Tensor, labels: torch.Tensor, pos_weight: torch.Tensor) -> torch.Tensor:
     """BCE over known labels only (labels -1 are ignored); positives weighted by ``pos_weight`` (K,)."""
     known = labels >= 0
@@ -170,8 +234,11 @@ def evaluate(model: AttributeClassifier, dataset: ImageDataset, batch_size: int 
 
 
 def train_classifier(dataset: ImageDataset, ccfg: ClassifierConfig, tcfg: TrainClassifierConfig, out_dir: Path,
-                     *, seed: int, device: torch.device | str = "cpu") -> tuple[AttributeClassifier, int]:
-    """Train (or resume) on ``dataset`` (labels (N,K) in {1,0,-1}); returns (model, step)."""
+                     *, seed: int, device: torch.device | str = "cpu",
+                     blobs: Sequence[np.ndarray] | None = None) -> tuple[AttributeClassifier, int]:
+    """Train (or resume) on ``dataset`` (labels (N,K) in {1,0,-1}); returns (model, step).
+
+    ``blobs[i]`` (B,4): where ``smudge_batch`` may darken image i (``tcfg.smudge_fraction``)."""
     device = torch.device(device)
     ckpt_dir = Path(out_dir) / "checkpoints"
     with torch.random.fork_rng(devices=[]):
@@ -208,6 +275,10 @@ def train_classifier(dataset: ImageDataset, ccfg: ClassifierConfig, tcfg: TrainC
             # per step, so the weights depend on (seed, step) only, resumes included.
             torch.manual_seed(derive_seed(seed, "train_classifier", "dropout", step) % 2**63)
             x, labels = next(batches)
+            if tcfg.smudge_fraction > 0 and blobs is not None:
+                # before the flip, so a patch sits on the landmarks it was drawn for
+                x = smudge_batch(x, [blobs[i] for i in sampler.batch(step)], tcfg.smudge_fraction,
+                                 derive_seed(seed, "train_classifier", "smudge", step))
             x = augment_batch(x, derive_seed(seed, "train_classifier", "augment", step)).to(device)
             loss = masked_bce(model(x), labels.reshape(len(x), -1).to(device), pos_weight)
             opt.zero_grad(set_to_none=True)
@@ -223,6 +294,61 @@ def train_classifier(dataset: ImageDataset, ccfg: ClassifierConfig, tcfg: TrainC
                           {"kind": KIND + "_training", "model_config": ccfg.to_dict(), "step": step, "seed": seed})
     model.eval()
     return model, step
+
+
+def aligned_blobs(row, attributes: Sequence[str], size: int) -> np.ndarray:
+    """An aligned row -> its smudge blobs (B,4) at ``size`` px: the row's source
+    landmarks mapped by its 2x3 ``transform``; (0,4) without landmarks."""
+    lm, tr = row.get("landmarks"), row.get("transform")
+    if lm is None or tr is None or len(lm) != 10 or len(tr) != 6:
+        return np.zeros((0, 4), np.float32)
+    pts = np.asarray(lm, np.float64).reshape(5, 2)
+    pts = pts @ np.asarray(tr, np.float64).reshape(2, 3)[:, :2].T + np.asarray(tr, np.float64).reshape(2, 3)[:, 2]
+    width = float(row["width"]) if row.get("width") is not None and np.isfinite(row.get("width")) else size
+    return smudge_blobs(pts * (size / width), attributes)
+
+
+def with_counterfactuals(train_set: ImageDataset, train_df, aligned: mf.Manifest, gt: mf.Manifest | None,
+                         attributes: Sequence[str], out: Path):
+    """The training set plus, for every training image with a ground-truth
+    counterfactual of a classified attribute (SynthFaces), that counterfactual
+    aligned by the row's own transform, with the attribute's label flipped and
+    the others kept: pairs that differ in the attribute alone, so the judge
+    learns the attribute and not what happens to come with it. Written once to
+    ``out`` as PNGs. Returns (dataset, rows in dataset order)."""
+    import pandas as pd
+
+    from augment.sagan.evaluate import groundtruth_index, truth_for  # evaluate imports this module
+
+    if gt is None:
+        log.info("[train_classifier] counterfactuals: no ground truth in this pipeline (no synth stage)")
+        return train_set, train_df
+    paths, labels, rows = list(train_set.paths), [train_set.labels], [train_df]
+    y = label_matrix(train_df, attributes)
+    for k, attr in enumerate(attributes):
+        index = groundtruth_index(gt, attr, set(train_df["source"]))
+        extra, extra_y, extra_rows = [], [], []
+        for i, row in train_df.iterrows():
+            g = index.get(row["sample_id"])
+            if g is None or y[i, k] < 0:
+                continue
+            size = int(row["width"])
+            path = out / f"{row['sample_id']}_{attr}.png"
+            if not path.is_file():
+                cf, _ = truth_for(g, gt.root, row["transform"], size, size)
+                save_png((cf * 255).round().astype(np.uint8), path)
+            extra.append(path)
+            flipped = y[i].copy()
+            flipped[k] = 1 - flipped[k]
+            extra_y.append(flipped)
+            extra_rows.append(row)
+        log.info("[train_classifier] %s: %d training counterfactuals added", attr, len(extra))
+        if extra:
+            paths += extra
+            labels.append(np.stack(extra_y))
+            rows.append(pd.DataFrame(extra_rows))
+    return (ImageDataset(paths, train_set.size, np.concatenate(labels)),
+            pd.concat(rows, ignore_index=True))
 
 
 def run_stage(cfg: PipelineConfig, inputs: dict, run_dir: Path) -> dict[str, mf.Manifest]:
@@ -246,8 +372,18 @@ def run_stage(cfg: PipelineConfig, inputs: dict, run_dir: Path) -> dict[str, mf.
     if len(train_set) == 0:
         raise DatasetError(f"{aligned.file or aligned.root}: no training image has a label for {list(attrs)}")
     log.info("[train_classifier] %d labelled training images", len(train_set))
+    train_df = aligned.df[aligned.df["split"] == "train"].reset_index(drop=True)
+    train_df = train_df[(label_matrix(train_df, attrs) >= 0).any(axis=1)].reset_index(drop=True)
+    if tcfg.counterfactuals:
+        train_set, train_df = with_counterfactuals(train_set, train_df, aligned, inputs.get("groundtruth"), attrs,
+                                                   run_dir / "counterfactuals")
+    blobs = None
+    if tcfg.smudge_fraction > 0:
+        blobs = [aligned_blobs(row, attrs, tcfg.image_size) for _, row in train_df.iterrows()]
+        log.info("[train_classifier] smudged negatives on %.0f%% of each batch (%d of %d images have landmarks)",
+                 100 * tcfg.smudge_fraction, sum(len(b) > 0 for b in blobs), len(blobs))
     with torch_threads(tcfg.threads):
-        model, step = train_classifier(train_set, ccfg, tcfg, run_dir, seed=cfg.seed, device=device)
+        model, step = train_classifier(train_set, ccfg, tcfg, run_dir, seed=cfg.seed, device=device, blobs=blobs)
 
     split = "val"
     held = labelled(split)
