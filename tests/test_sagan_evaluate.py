@@ -75,10 +75,16 @@ def test_smudge_darkens_the_true_region_only():
     x = np.full((4, 4, 3), 0.8, np.float32)
     cov = np.zeros((4, 4), np.float32)
     cov[1, 1], cov[2, 2] = 1.0, 0.5
-    s = E.smudge(x, cov)
+    s = E.smudge(x, cov, blur=0.0)
     assert s[1, 1] == pytest.approx([0.4] * 3) and s[2, 2] == pytest.approx([0.6] * 3)
     untouched = cov == 0
     assert np.array_equal(s[untouched], x[untouched])
+    # blurred: the darkest point is still at half, the patch spreads past the region's edge
+    big = np.zeros((48, 48), np.float32)
+    big[20:24, 10:38] = 1.0
+    xb = np.full((48, 48, 3), 0.8, np.float32)
+    sb = E.smudge(xb, big)
+    assert sb.min() == pytest.approx(0.4, abs=1e-3) and sb[17, 24, 0] < 0.75 and sb[0, 0, 0] == pytest.approx(0.8)
 
 
 def test_summarise_means_and_counts():
@@ -145,6 +151,7 @@ def test_stage_writes_metrics_per_attribute_and_direction(tmp_path):
     # the smudge check is made on the images the edit adds the attribute to, and only there
     assert m["smudge_accept"] == m["add"]["smudge_accept"] and 0 <= m["smudge_accept"] <= 1
     assert m["remove"]["smudge_accept"] is None
+    assert m["darken_accept"] == m["add"]["darken_accept"] and 0 <= m["darken_accept"] <= 1
     assert 0 <= m["edit_success"] <= 1 and 0 <= m["mask_iou"] <= 1 and 0 <= m["outside_change"] <= 1
     assert m["generator_id"] == gens.df.iloc[0]["generator_id"] and m["image_size"] == 16
     assert (dirs["eval_sagan"] / "samples" / "Eyeglasses.png").is_file()

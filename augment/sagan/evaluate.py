@@ -30,9 +30,11 @@ changed region it covers:
 - ``truth_success``: the classifier's agreement with the target on the true
   counterfactuals, i.e. the ``edit_success`` a perfect edit would get;
 - ``smudge_accept``: on the images the edit must add the attribute to, how
-  often the classifier takes the input with its true region darkened to half
-  its brightness (``smudge``) for one with the attribute. A judge that accepts
-  such a patch cannot tell a failed edit from a real one (want ~0).
+  often the classifier takes the input with its true region, blurred, darkened
+  to half its brightness (``smudge``) for one with the attribute. A judge that
+  accepts such a patch cannot tell a failed edit from a real one (want ~0).
+  ``darken_accept``: the same with the region darkened as it is, unblurred
+  (for Eyeglasses that is a pair of dark glasses, so a good judge accepts it).
 
 Writes ``<run_dir>/metrics.json`` ({"<Attribute>": {...}}) and one grid per
 attribute in ``<run_dir>/samples/``: input | edit | truth | mask | true region,
@@ -65,7 +67,8 @@ from augment.sagan.train import load_generator
 log = logging.getLogger("augment.eval_sagan")
 
 GRID_IMAGES = 8
-SMUDGE_DARKEN = 0.5  # smudge_accept: the true region at half its brightness
+SMUDGE_DARKEN = 0.5  # smudge_accept: the (blurred) true region at half its brightness
+SMUDGE_BLUR = 1 / 12  # Gaussian sigma of the smudge, a fraction of the image side (4 px at 48 px)
 
 
 # --------------------------------------------------------------------------- #
@@ -173,11 +176,20 @@ def image_metrics(x: np.ndarray, edit: np.ndarray, mask: np.ndarray, cf: np.ndar
     return out
 
 
-def smudge(x: np.ndarray, cov: np.ndarray, darken: float = SMUDGE_DARKEN) -> np.ndarray:
+def smudge(x: np.ndarray, cov: np.ndarray, darken: float = SMUDGE_DARKEN, blur: float = SMUDGE_BLUR) -> np.ndarray:
     """The input with its true changed region darkened: x (S,S,3) in [0,1], cov (S,S) in [0,1]
-    -> (S,S,3) in [0,1], x * (1 - darken * cov). What a generator that found the
-    region but paints no attribute there produces (a dark patch, e.g. over the eyes)."""
-    return (x * (1.0 - darken * cov[..., None])).astype(np.float32)
+    -> (S,S,3) in [0,1], x * (1 - darken * r), r = cov blurred by a Gaussian of
+    sigma ``blur`` * S and rescaled to a maximum of 1 (``blur`` 0: r = cov).
+
+    Blurred, it is what a generator that found the region but paints no
+    attribute there produces: a dark patch over the eyes without the shape of a
+    frame. Unblurred, the region of a pair of glasses darkened is a pair of dark
+    glasses (SynthFaces has tinted lenses), which a good judge should accept."""
+    r = cov.astype(np.float32)
+    if blur > 0:
+        r = cv2.GaussianBlur(r, (0, 0), blur * cov.shape[0])
+        r = r / r.max() if r.max() > 0 else r
+    return (x * (1.0 - darken * r[..., None])).astype(np.float32)
 
 
 def _iou(pred: np.ndarray, true: np.ndarray) -> float:
@@ -194,7 +206,7 @@ def summarise(records: list[dict]) -> dict:
         out[k] = float(np.mean(vals)) if vals else None
     out["groundtruth_images"] = sum(1 for r in records if r.get("mask_iou") is not None)
     for k in ("mask_iou", "outside_change", "psnr_vs_truth", "psnr_region_vs_truth", "psnr_region_input_vs_truth",
-              "smudge_accept"):
+              "smudge_accept", "darken_accept"):
         out.setdefault(k, None)
     if out["psnr_region_vs_truth"] is not None and out["psnr_region_input_vs_truth"] is not None:
         # how much closer to the truth the edit is than the input, where it matters
@@ -244,7 +256,7 @@ def evaluate_attribute(attribute: str, generator_dir: Path, classifiers: mf.Mani
         e01 = (edit.clamp(-1, 1).permute(0, 2, 3, 1).cpu().numpy() + 1) / 2
         m01 = mask[:, 0].cpu().numpy()
         truths: list[tuple[int, int, np.ndarray]] = []  # (record index, target, counterfactual)
-        smudges: list[tuple[int, np.ndarray]] = []  # (add record index, darkened input)
+        smudges: list[tuple[int, np.ndarray, np.ndarray]] = []  # (add record index, smudge, plain darkening)
         for i, (_, row) in enumerate(rows.iterrows()):
             g = gt_index.get(row["sample_id"])
             cf = cov = None
@@ -259,7 +271,7 @@ def evaluate_attribute(attribute: str, generator_dir: Path, classifiers: mf.Mani
             if cf is not None:
                 truths.append((len(records["add" if target == 1 else "remove"]), target, cf))
                 if target == 1:
-                    smudges.append((len(records["add"]), smudge(x01[i], cov)))
+                    smudges.append((len(records["add"]), smudge(x01[i], cov), smudge(x01[i], cov, blur=0.0)))
             direction = "add" if target == 1 else "remove"
             if len(grid_rows[direction]) < GRID_IMAGES // 2:
                 blank = np.zeros_like(x01[i])
@@ -274,10 +286,11 @@ def evaluate_attribute(attribute: str, generator_dir: Path, classifiers: mf.Mani
             for (k, target, _), p in zip(truths, p_truth):
                 records["add" if target == 1 else "remove"][k]["truth_success"] = float((p > 0.5) == (target == 1))
         if smudges:  # would the judge take a dark smudge on the true region for the attribute?
-            sm = torch.from_numpy(np.stack([t[1] for t in smudges])).permute(0, 3, 1, 2).float().mul(2).sub(1)
-            p_smudge = clf.attribute_probability(sm.to(device), attribute).cpu().numpy()
-            for (k, _), p in zip(smudges, p_smudge):
-                records["add"][k]["smudge_accept"] = float(p > 0.5)
+            for j, key in ((1, "smudge_accept"), (2, "darken_accept")):
+                sm = torch.from_numpy(np.stack([t[j] for t in smudges])).permute(0, 3, 1, 2).float().mul(2).sub(1)
+                p_smudge = clf.attribute_probability(sm.to(device), attribute).cpu().numpy()
+                for t, p in zip(smudges, p_smudge):
+                    records["add"][t[0]][key] = float(p > 0.5)
 
     result = summarise(records["add"] + records["remove"])
     result.update({
