@@ -164,6 +164,9 @@ class TrainSaganConfig:
     lambda_bin: float = 0.0  # mean b(1-b): a mask of 0s and 1s rather than a faint blend
     rec_warmup: int = 0  # generator steps over which lambda1 and lambda2 ramp linearly from 0 to full
     lr_decay_from: float = 1.0  # fraction of the steps after which both lrs fall linearly to 0; 1 = constant
+    # share of each critic batch also shown to D_cls with a dark patch over the
+    # attribute's landmarks, true labels kept: a smudge no longer fools D_cls
+    d_smudge_fraction: float = 0.0
     checkpoint_every: int = 250
     sample_every: int = 250
     sample_images: int = 8  # rows of each sample grid (half with, half without the attribute)

@@ -12,6 +12,7 @@ from augment import checkpoint as ckpt
 from augment import manifest as mf
 from augment.config import PipelineConfig, TrainClassifierConfig
 from augment.sagan import classifier as C
+from augment.sagan import smudge as S
 from tests.sagan_fixtures import make_dataset
 
 
@@ -100,31 +101,31 @@ def test_weights_do_not_depend_on_the_global_random_state(tmp_path):
 
 def test_smudge_blobs_sit_on_the_attributes_landmarks():
     lm = np.array([[20, 24], [44, 24], [32, 34], [24, 46], [40, 46]], np.float32)  # eyes 24 px apart
-    eyes = C.smudge_blobs(lm, ["Eyeglasses"])
+    eyes = S.smudge_blobs(lm, ["Eyeglasses"])
     assert eyes.shape == (2, 4)
     assert np.allclose(eyes[:, :2], [[20, 24], [44, 24]]) and np.allclose(eyes[:, 2:], [[0.45 * 24, 0.3 * 24]] * 2)
-    mouth = C.smudge_blobs(lm, ["Smiling"])
+    mouth = S.smudge_blobs(lm, ["Smiling"])
     assert np.allclose(mouth[0, :2], [32, 46])
-    assert C.smudge_blobs(lm, ["Eyeglasses", "No_Beard"]).shape == (3, 4)
-    assert C.smudge_blobs(lm, ["Bangs"]).shape == (0, 4)  # no known region: no smudge
+    assert S.smudge_blobs(lm, ["Eyeglasses", "No_Beard"]).shape == (3, 4)
+    assert S.smudge_blobs(lm, ["Bangs"]).shape == (0, 4)  # no known region: no smudge
     # an aligned row: source landmarks mapped by its transform, scaled to the model's size
     row = {"landmarks": (lm - [4, 2]).reshape(-1), "transform": np.array([1, 0, 4, 0, 1, 2], np.float32),
            "width": 64}
-    assert np.allclose(C.aligned_blobs(row, ["Eyeglasses"], 32)[:, :2], eyes[:, :2] / 2)
-    assert C.aligned_blobs({"landmarks": None, "transform": None}, ["Eyeglasses"], 32).shape == (0, 4)
+    assert np.allclose(S.aligned_blobs(row, ["Eyeglasses"], 32)[:, :2], eyes[:, :2] / 2)
+    assert S.aligned_blobs({"landmarks": None, "transform": None}, ["Eyeglasses"], 32).shape == (0, 4)
 
 
 def test_smudge_batch_darkens_the_blobs_of_the_chosen_images_only():
     x = torch.full((6, 3, 32, 32), 0.6)
     blobs = [np.array([[10, 10, 4, 3]], np.float32)] * 5 + [np.zeros((0, 4), np.float32)]
-    out = C.smudge_batch(x, blobs, 1.0, seed=1)
-    assert torch.equal(out, C.smudge_batch(x, blobs, 1.0, seed=1))
+    out = S.smudge_batch(x, blobs, 1.0, seed=1)
+    assert torch.equal(out, S.smudge_batch(x, blobs, 1.0, seed=1))
     assert torch.equal(out[5], x[5])  # no blob, no smudge
     assert (out[:5, :, 10, 10] < 0.6 - 0.3 * 1.6 + 1e-4).all()  # at least 30% darker at the centre, in [0,1]
     assert torch.allclose(out[:5, :, 28, 28], x[:5, :, 28, 28])  # far away: untouched
-    assert torch.equal(C.smudge_batch(x, blobs, 0.0, seed=1), x)
+    assert torch.equal(S.smudge_batch(x, blobs, 0.0, seed=1), x)
     many = torch.full((200, 3, 32, 32), 0.6)
-    some = C.smudge_batch(many, [blobs[0]] * 200, 0.5, seed=3)
+    some = S.smudge_batch(many, [blobs[0]] * 200, 0.5, seed=3)
     changed = sum(not torch.equal(some[i], many[i]) for i in range(200))
     assert 70 < changed < 130  # about half, drawn from the seed
 

@@ -169,3 +169,20 @@ def test_detached_identity_term_has_the_same_value_but_trains_f_m_only():
     adv = san_grad_adv_only()  # F_a's gradient from the adversarial term alone
     assert san_grad(True) == pytest.approx(adv, rel=1e-5)  # the identity term adds nothing to F_a's gradient
     assert san_grad(False) != pytest.approx(adv, rel=1e-3)  # in the paper's loss it does
+
+
+def test_smudged_images_add_a_d_cls_term_with_their_own_labels():
+    torch.manual_seed(0)
+    D = SaGANDiscriminator(TINY)
+    x_real, c = _batch()
+    x_fake, _ = _batch(seed=3)
+    alpha = torch.rand(4)
+    x_s, _ = _batch(seed=4)
+    c_s = torch.tensor([1.0, 0.0])
+    loss, parts = d_loss(D, x_real, x_fake, c, alpha)
+    loss_s, parts_s = d_loss(D, x_real, x_fake, c, alpha, lambda_cls=1.0, x_smudge=x_s[:2], c_smudge=c_s)
+    _, logit = D(x_s[:2])
+    assert parts_s["d_cls_smudge"] == pytest.approx(attribute_loss(logit, c_s).item(), rel=1e-5)
+    assert parts_s["d_real"] == pytest.approx(parts["d_real"], rel=1e-5)  # the critic does not see them
+    assert parts_s["d_fake"] == pytest.approx(parts["d_fake"], rel=1e-5)
+    assert "d_cls_smudge" not in parts

@@ -69,17 +69,25 @@ def d_loss(
     *,
     lambda_gp: float = 10.0,
     lambda_cls: float = 1.0,
+    x_smudge: Tensor | None = None,
+    c_smudge: Tensor | None = None,
 ) -> tuple[Tensor, dict[str, float]]:
     """The critic's loss. ``x_fake`` are edits of ``x_real`` (detached here),
     ``c_org`` the true labels of ``x_real``, ``alpha`` (N,) the interpolation weights.
+
+    ``x_smudge`` (M,3,H,W) (beyond the paper; None there): real images with dark
+    patches over the attribute's region (``augment.sagan.smudge``), which D_cls
+    must give their true labels ``c_smudge`` (M,); so a generator cannot satisfy D_cls with a
+    smudge, and has to paint the attribute. Only D_cls learns from them.
 
     Real and fake go through D as one batch (D has no normalisation, so images
     do not interact); the interpolates go separately so the penalty's double
     backward runs on them only.
     """
     n = x_real.shape[0]
-    critic, logit = D(torch.cat([x_real, x_fake.detach()]))
-    critic_real, critic_fake = critic[:n].float(), critic[n:].float()
+    parts_in = [x_real, x_fake.detach()] + ([x_smudge] if x_smudge is not None else [])
+    critic, logit = D(torch.cat(parts_in))
+    critic_real, critic_fake = critic[:n].float(), critic[n:2 * n].float()
     logit_real = logit[:n]
     x_hat = interpolate(x_real, x_fake, alpha)
     critic_hat, _ = D(x_hat)
@@ -87,9 +95,15 @@ def d_loss(
     d_adv = critic_fake.mean() - critic_real.mean()
     d_cls = attribute_loss(logit_real, c_org)
     loss = d_adv + lambda_gp * gp + lambda_cls * d_cls
+    extra: dict[str, float] = {}
+    if x_smudge is not None:
+        d_cls_smudge = attribute_loss(logit[2 * n:], c_smudge)
+        loss = loss + lambda_cls * d_cls_smudge
+        extra["d_cls_smudge"] = d_cls_smudge.item()
     with torch.no_grad():
         acc = ((logit_real.float() > 0).float() == c_org.float()).float().mean()
     parts = {
+        **extra,
         "d_loss": loss.item(),
         "d_real": critic_real.mean().item(),
         "d_fake": critic_fake.mean().item(),
