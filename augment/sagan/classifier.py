@@ -12,6 +12,13 @@ unknown label are masked out and positives are weighted by n_neg / n_pos
 (so a rare attribute such as Eyeglasses is not ignored), random horizontal
 flips (drawn from (seed, step), so a resumed run is exact).
 
+Beyond that protocol, both off by default (``train_classifier`` keys): with
+``smudge_fraction`` a share of each batch gets a dark patch over the
+attribute's landmarks with its labels kept (``augment.sagan.smudge``), so the
+judge does not take a failed edit's smudge for the attribute; with
+``counterfactuals`` SynthFaces' exact counterfactuals of training images join
+the set with the attribute's label flipped (pairs that differ in it alone).
+
 The ``train_classifier`` stage writes ``<run_dir>/classifier/`` (the model),
 ``<run_dir>/metrics.json`` (held-out accuracy) and the ``classifiers`` manifest.
 """
@@ -26,6 +33,7 @@ from pathlib import Path
 from typing import Sequence
 
 import numpy as np
+import pandas as pd
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -241,8 +249,6 @@ def with_counterfactuals(train_set: ImageDataset, train_df, aligned: mf.Manifest
     the others kept: pairs that differ in the attribute alone, so the judge
     learns the attribute and not what happens to come with it. Written once to
     ``out`` as PNGs. Returns (dataset, rows in dataset order)."""
-    import pandas as pd
-
     from augment.sagan.evaluate import groundtruth_index, truth_for  # evaluate imports this module
 
     if gt is None:
