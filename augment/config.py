@@ -147,6 +147,10 @@ class TrainClassifierConfig:
     checkpoint_every: int = 200
     workers: int = 0  # DataLoader worker processes; 0 = decode in the training process
     threads: int = 0  # torch CPU threads while training; 0 = torch's default (all cores)
+    # Beyond the AttGAN/STGAN protocol (real images only), both off by default,
+    # for a judge that a failed edit cannot fool (augment/sagan/classifier.py):
+    smudge_fraction: float = 0.0  # share of each batch given a dark patch where the attribute sits, labels kept
+    counterfactuals: bool = False  # add SynthFaces' training counterfactuals with the attribute's label flipped
 
 
 @dataclass(frozen=True)
@@ -170,6 +174,20 @@ class TrainSaganConfig:
     lambda1: float = 20.0  # dual reconstruction |I - G(G(I, c), c_g)|
     lambda2: float = 100.0  # identity reconstruction |I - G(I, c_g)|
     lambda_mask: float = 0.0  # mean-mask (L1) penalty; not in the paper, keep 0 for it
+    # Beyond the paper, all off here (= the paper's training); they keep the mask
+    # from vanishing or staying faint on a short CPU run (augment/sagan/losses.py,
+    # docs/sagan_ablation.md for what each one does to the edits):
+    detach_mask_identity: bool = False  # identity term trains F_m only, never shrinks the mask
+    lambda_area: float = 0.0  # weight of the mask-area prior: each image's mean mask kept in [min, max]
+    mask_area_min: float = 0.0
+    mask_area_max: float = 1.0
+    lambda_tv: float = 0.0  # total variation of the mask (one compact region)
+    lambda_bin: float = 0.0  # mean b(1-b): a mask of 0s and 1s rather than a faint blend
+    rec_warmup: int = 0  # generator steps over which lambda1 and lambda2 ramp linearly from 0 to full
+    lr_decay_from: float = 1.0  # fraction of the steps after which both lrs fall linearly to 0; 1 = constant
+    # share of each critic batch also shown to D_cls with a dark patch over the
+    # attribute's landmarks, true labels kept: a smudge no longer fools D_cls
+    d_smudge_fraction: float = 0.0
     checkpoint_every: int = 250
     sample_every: int = 250
     sample_images: int = 8  # rows of each sample grid (half with, half without the attribute)

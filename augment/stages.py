@@ -68,7 +68,7 @@ STAGES: dict[str, Stage] = {
             "train_classifier",
             "augment.sagan.classifier:run_stage",
             ("train_classifier",),
-            ("align",),
+            ("synth", "align"),
             ("classifiers",),
             "train the independent attribute classifier that judges edits",
         ),

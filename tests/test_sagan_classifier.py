@@ -12,6 +12,7 @@ from augment import checkpoint as ckpt
 from augment import manifest as mf
 from augment.config import PipelineConfig, TrainClassifierConfig
 from augment.sagan import classifier as C
+from augment.sagan import smudge as S
 from tests.sagan_fixtures import make_dataset
 
 
@@ -96,3 +97,53 @@ def test_weights_do_not_depend_on_the_global_random_state(tmp_path):
         model, _ = C.train_classifier(ds, ccfg, tcfg, tmp_path / f"o{k}", seed=5)
         weights.append(torch.cat([p.detach().flatten() for p in model.parameters()]))
     assert torch.equal(weights[0], weights[1])
+
+
+def test_smudge_blobs_sit_on_the_attributes_landmarks():
+    lm = np.array([[20, 24], [44, 24], [32, 34], [24, 46], [40, 46]], np.float32)  # eyes 24 px apart
+    eyes = S.smudge_blobs(lm, ["Eyeglasses"])
+    assert eyes.shape == (2, 4)
+    assert np.allclose(eyes[:, :2], [[20, 24], [44, 24]]) and np.allclose(eyes[:, 2:], [[0.45 * 24, 0.3 * 24]] * 2)
+    mouth = S.smudge_blobs(lm, ["Smiling"])
+    assert np.allclose(mouth[0, :2], [32, 46])
+    assert S.smudge_blobs(lm, ["Eyeglasses", "No_Beard"]).shape == (3, 4)
+    assert S.smudge_blobs(lm, ["Bangs"]).shape == (0, 4)  # no known region: no smudge
+    # an aligned row: source landmarks mapped by its transform, scaled to the model's size
+    row = {"landmarks": (lm - [4, 2]).reshape(-1), "transform": np.array([1, 0, 4, 0, 1, 2], np.float32),
+           "width": 64}
+    assert np.allclose(S.aligned_blobs(row, ["Eyeglasses"], 32)[:, :2], eyes[:, :2] / 2)
+    assert S.aligned_blobs({"landmarks": None, "transform": None}, ["Eyeglasses"], 32).shape == (0, 4)
+
+
+def test_smudge_batch_darkens_the_blobs_of_the_chosen_images_only():
+    x = torch.full((6, 3, 32, 32), 0.6)
+    blobs = [np.array([[10, 10, 4, 3]], np.float32)] * 5 + [np.zeros((0, 4), np.float32)]
+    out = S.smudge_batch(x, blobs, 1.0, seed=1)
+    assert torch.equal(out, S.smudge_batch(x, blobs, 1.0, seed=1))
+    assert torch.equal(out[5], x[5])  # no blob, no smudge
+    assert (out[:5, :, 10, 10] < 0.6 - 0.3 * 1.6 + 1e-4).all()  # at least 30% darker at the centre, in [0,1]
+    assert torch.allclose(out[:5, :, 28, 28], x[:5, :, 28, 28])  # far away: untouched
+    assert torch.equal(S.smudge_batch(x, blobs, 0.0, seed=1), x)
+    many = torch.full((200, 3, 32, 32), 0.6)
+    some = S.smudge_batch(many, [blobs[0]] * 200, 0.5, seed=3)
+    changed = sum(not torch.equal(some[i], many[i]) for i in range(200))
+    assert 70 < changed < 130  # about half, drawn from the seed
+
+
+def test_counterfactuals_join_the_training_set_with_the_label_flipped(tmp_path):
+    aligned, gt = make_dataset(tmp_path / "data", n=30)
+    attrs = ("Eyeglasses",)
+    # the fixture's ground truth covers its test faces: stand them in for training ones
+    df = aligned.df[aligned.df["split"] == "test"].reset_index(drop=True)
+    df = df[(C.label_matrix(df, attrs) >= 0).any(axis=1)].reset_index(drop=True)
+    base = C.ImageDataset([aligned.root / p for p in df["path"]], 16, C.label_matrix(df, attrs))
+    ds, rows = C.with_counterfactuals(base, df, aligned, gt, attrs, tmp_path / "cf")
+    n = len(base)
+    assert n > 0 and len(ds) == 2 * n == len(rows)
+    assert np.array_equal(ds.labels[n:], 1 - ds.labels[:n])
+    assert list(rows["sample_id"][n:]) == list(df["sample_id"])
+    for i in range(n):  # the pair differs where the bar is (and the truth says so)
+        diff = np.abs(ds.image(i).astype(int) - ds.image(n + i).astype(int)).mean(axis=2)
+        assert diff[4:8, :].mean() > 20 and diff[12:, :].mean() < 8
+    same, _ = C.with_counterfactuals(base, df, aligned, None, attrs, tmp_path / "cf2")
+    assert same is base  # no ground truth: nothing added

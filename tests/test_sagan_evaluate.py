@@ -47,9 +47,44 @@ def test_image_metrics_by_hand():
     assert m["outside_change"] == pytest.approx(0.2 / 11)  # 11 pixels with no true change
     assert m["psnr_vs_truth"] == pytest.approx(10 * math.log10(1 / (0.2**2 * 3 / 48)))
     assert m["psnr_input_vs_truth"] == pytest.approx(10 * math.log10(1 / (0.25 * 12 / 48)))
+    # inside the true region (4 pixels) the edit is exact and the input off by 0.5
+    assert m["psnr_region_vs_truth"] == 100.0
+    assert m["psnr_region_input_vs_truth"] == pytest.approx(10 * math.log10(1 / 0.25))
+    half = x.copy()
+    half[0:2, 0:2] = 0.25  # half way there: off by 0.25 inside, exact outside
+    h = E.image_metrics(x, half, mask, cf, cov)
+    assert h["psnr_region_vs_truth"] == pytest.approx(10 * math.log10(1 / 0.25**2))
+    assert h["psnr_region_vs_truth"] - h["psnr_region_input_vs_truth"] == pytest.approx(20 * math.log10(2))
+    assert E.image_metrics(x, edit, mask, cf, np.zeros_like(cov))["psnr_region_vs_truth"] is None
     perfect = E.image_metrics(x, cf, cov, cf, cov)
     assert perfect["mask_iou"] == 1.0 and perfect["outside_change"] == 0.0 and perfect["psnr_vs_truth"] == 100.0
     assert "mask_iou" not in E.image_metrics(x, edit, mask)
+
+
+def test_region_psnr_gain_is_the_difference_of_the_means():
+    recs = [{"psnr_region_vs_truth": 30.0, "psnr_region_input_vs_truth": 20.0},
+            {"psnr_region_vs_truth": 24.0, "psnr_region_input_vs_truth": 22.0},
+            {"psnr_region_vs_truth": None, "psnr_region_input_vs_truth": None}]  # no true region
+    s = E.summarise(recs)
+    assert s["psnr_region_vs_truth"] == 27.0 and s["psnr_region_input_vs_truth"] == 21.0
+    assert s["psnr_region_gain"] == 6.0
+    assert E.summarise([])["psnr_region_gain"] is None
+
+
+def test_smudge_darkens_the_true_region_only():
+    x = np.full((4, 4, 3), 0.8, np.float32)
+    cov = np.zeros((4, 4), np.float32)
+    cov[1, 1], cov[2, 2] = 1.0, 0.5
+    s = E.smudge(x, cov, blur=0.0)
+    assert s[1, 1] == pytest.approx([0.4] * 3) and s[2, 2] == pytest.approx([0.6] * 3)
+    untouched = cov == 0
+    assert np.array_equal(s[untouched], x[untouched])
+    # blurred: the darkest point is still at half, the patch spreads past the region's edge
+    big = np.zeros((48, 48), np.float32)
+    big[20:24, 10:38] = 1.0
+    xb = np.full((48, 48, 3), 0.8, np.float32)
+    sb = E.smudge(xb, big)
+    assert sb.min() == pytest.approx(0.4, abs=1e-3) and sb[17, 24, 0] < 0.75 and sb[0, 0, 0] == pytest.approx(0.8)
 
 
 def test_summarise_means_and_counts():
@@ -106,8 +141,17 @@ def test_stage_writes_metrics_per_attribute_and_direction(tmp_path):
     assert m["add"]["images"] + m["remove"]["images"] == n_test
     assert m["add"]["images"] > 0 and m["remove"]["images"] > 0
     for key in ("edit_success", "outside_change", "mask_iou", "psnr_vs_truth", "classifier_accuracy",
-                "mask_area", "outside_change_mask", "psnr_input_vs_truth", "truth_success"):
+                "mask_area", "outside_change_mask", "psnr_input_vs_truth", "truth_success",
+                "psnr_region_vs_truth", "psnr_region_input_vs_truth", "psnr_region_gain"):
         assert m[key] is not None and np.isfinite(m[key]), key
+    for key in ("edit_success", "psnr_region_vs_truth", "psnr_region_input_vs_truth", "psnr_region_gain"):
+        for direction in ("add", "remove"):
+            assert m[direction][key] is not None and np.isfinite(m[direction][key]), (direction, key)
+    assert m["psnr_region_gain"] == pytest.approx(m["psnr_region_vs_truth"] - m["psnr_region_input_vs_truth"])
+    # the smudge check is made on the images the edit adds the attribute to, and only there
+    assert m["smudge_accept"] == m["add"]["smudge_accept"] and 0 <= m["smudge_accept"] <= 1
+    assert m["remove"]["smudge_accept"] is None
+    assert m["darken_accept"] == m["add"]["darken_accept"] and 0 <= m["darken_accept"] <= 1
     assert 0 <= m["edit_success"] <= 1 and 0 <= m["mask_iou"] <= 1 and 0 <= m["outside_change"] <= 1
     assert m["generator_id"] == gens.df.iloc[0]["generator_id"] and m["image_size"] == 16
     assert (dirs["eval_sagan"] / "samples" / "Eyeglasses.png").is_file()
@@ -115,4 +159,5 @@ def test_stage_writes_metrics_per_attribute_and_direction(tmp_path):
     out2 = E.run_stage(cfg, {k: v for k, v in inputs.items() if k != "groundtruth"}, dirs["eval_sagan"])
     m2 = json.loads(out2["sagan_metrics"].read_text())["Eyeglasses"]
     assert m2["mask_iou"] is None and m2["outside_change"] is None and m2["groundtruth_images"] == 0
+    assert m2["psnr_region_vs_truth"] is None and m2["psnr_region_gain"] is None and m2["smudge_accept"] is None
     assert m2["edit_success"] == m["edit_success"] and m2["mask_area"] == pytest.approx(m["mask_area"])

@@ -122,3 +122,67 @@ def test_one_d_step_and_one_g_step_update_only_their_network():
     assert any(not torch.equal(a, b) for a, b in zip(g0, G.parameters()))
     assert all(torch.equal(a, b) for a, b in zip(d1, D.parameters()))
     assert all(p.requires_grad for p in D.parameters())  # unfrozen again after the G step
+
+
+def test_mask_terms_beyond_the_paper_add_their_parts():
+    torch.manual_seed(0)
+    G, D = SaGANGenerator(TINY), SaGANDiscriminator(TINY)
+    x, c = _batch()
+    loss, parts = g_loss(G, D, x, c, 1 - c)
+    with torch.no_grad():
+        _, mask = G(x, 1 - c)
+    area = mask.mean(dim=(1, 2, 3))
+    lo, hi = float(area.mean()) + 0.1, 1.0  # every image below the floor by a known amount
+    loss_e, parts_e = g_loss(G, D, x, c, 1 - c, lambda_area=2.0, mask_area=(lo, hi), lambda_tv=3.0, lambda_bin=4.0)
+    assert parts_e["g_mask_area"] == pytest.approx(float((lo - area).clamp(min=0).mean()), rel=1e-5)
+    tv = (mask[..., 1:, :] - mask[..., :-1, :]).abs().mean() + (mask[..., :, 1:] - mask[..., :, :-1]).abs().mean()
+    assert parts_e["g_mask_tv"] == pytest.approx(tv.item(), rel=1e-5)
+    assert parts_e["g_mask_bin"] == pytest.approx((mask * (1 - mask)).mean().item(), rel=1e-5)
+    extra = 2 * parts_e["g_mask_area"] + 3 * parts_e["g_mask_tv"] + 4 * parts_e["g_mask_bin"]
+    assert loss_e.item() == pytest.approx(loss.item() + extra, rel=1e-5)
+    assert "g_mask_area" not in parts  # off by default (the paper's loss)
+    # inside [lo, hi] the area prior costs nothing
+    _, inside = g_loss(G, D, x, c, 1 - c, lambda_area=2.0, mask_area=(0.0, 1.0))
+    assert inside["g_mask_area"] == 0.0
+
+
+def test_detached_identity_term_has_the_same_value_but_trains_f_m_only():
+    torch.manual_seed(0)
+    G, D = SaGANGenerator(TINY), SaGANDiscriminator(TINY)
+    x, c = _batch()
+    _, plain = g_loss(G, D, x, c, 1 - c)
+    _, detached = g_loss(G, D, x, c, 1 - c, detach_mask_identity=True)
+    assert detached["g_rec_id"] == pytest.approx(plain["g_rec_id"], rel=1e-5)
+
+    def san_grad(detach: bool) -> float:
+        G.zero_grad()
+        loss, _ = g_loss(G, D, x, c, 1 - c, lambda_cls=0.0, lambda1=0.0, lambda2=1.0, detach_mask_identity=detach)
+        loss.backward()
+        return sum(p.grad.abs().sum().item() for p in G.san.parameters())
+
+    def san_grad_adv_only() -> float:
+        G.zero_grad()
+        loss, _ = g_loss(G, D, x, c, 1 - c, lambda_cls=0.0, lambda1=0.0, lambda2=0.0)
+        loss.backward()
+        return sum(p.grad.abs().sum().item() for p in G.san.parameters())
+
+    adv = san_grad_adv_only()  # F_a's gradient from the adversarial term alone
+    assert san_grad(True) == pytest.approx(adv, rel=1e-5)  # the identity term adds nothing to F_a's gradient
+    assert san_grad(False) != pytest.approx(adv, rel=1e-3)  # in the paper's loss it does
+
+
+def test_smudged_images_add_a_d_cls_term_with_their_own_labels():
+    torch.manual_seed(0)
+    D = SaGANDiscriminator(TINY)
+    x_real, c = _batch()
+    x_fake, _ = _batch(seed=3)
+    alpha = torch.rand(4)
+    x_s, _ = _batch(seed=4)
+    c_s = torch.tensor([1.0, 0.0])
+    loss, parts = d_loss(D, x_real, x_fake, c, alpha)
+    loss_s, parts_s = d_loss(D, x_real, x_fake, c, alpha, lambda_cls=1.0, x_smudge=x_s[:2], c_smudge=c_s)
+    _, logit = D(x_s[:2])
+    assert parts_s["d_cls_smudge"] == pytest.approx(attribute_loss(logit, c_s).item(), rel=1e-5)
+    assert parts_s["d_real"] == pytest.approx(parts["d_real"], rel=1e-5)  # the critic does not see them
+    assert parts_s["d_fake"] == pytest.approx(parts["d_fake"], rel=1e-5)
+    assert "d_cls_smudge" not in parts

@@ -150,3 +150,34 @@ def test_stage_trains_one_generator_per_attribute(tmp_path):
     states, _ = ckpt.load(gen_dir)
     assert set(states) == {"G"}  # the export holds the generator alone
     assert (run_dir / "samples" / "Eyeglasses" / "step_0000002.png").is_file()
+
+
+def test_warm_up_and_lr_decay_are_off_by_default_and_follow_the_step():
+    paper = TrainSaganConfig(steps=100, lr=1e-3)
+    assert all(T.rec_weight_scale(s, paper) == 1.0 and T.learning_rate(s, paper) == 1e-3 for s in range(100))
+    tcfg = TrainSaganConfig(steps=100, lr=1e-3, rec_warmup=10, lr_decay_from=0.5)
+    assert T.rec_weight_scale(0, tcfg) == pytest.approx(0.1) and T.rec_weight_scale(9, tcfg) == 1.0
+    assert T.rec_weight_scale(50, tcfg) == 1.0
+    assert T.learning_rate(49, tcfg) == 1e-3 and T.learning_rate(50, tcfg) == pytest.approx(1e-3)
+    assert T.learning_rate(75, tcfg) == pytest.approx(0.5e-3) and T.learning_rate(99, tcfg) == pytest.approx(0.02e-3)
+
+
+def test_all_terms_beyond_the_paper_train_and_resume_exactly(tmp_path, tiny_set):
+    """Every extra key on at once: the loop runs, logs the extra terms, and a resumed
+    run (lr schedule, warm-up and smudges are functions of the step) matches."""
+    tcfg = TrainSaganConfig(steps=12, batch_size=4, checkpoint_every=6, sample_every=1000, log_every=6,
+                            deterministic=True, detach_mask_identity=True, lambda_area=5.0, mask_area_min=0.1,
+                            mask_area_max=0.3, lambda_tv=1.0, lambda_bin=1.0, rec_warmup=4, lr_decay_from=0.5,
+                            d_smudge_fraction=0.5)
+    blobs = [np.array([[8, 6, 3, 2]], np.float32)] * len(tiny_set)
+    straight = T.train("Eyeglasses", tiny_set, TINY, tcfg, tmp_path / "a", seed=5, blobs=blobs)
+    T.train("Eyeglasses", tiny_set, TINY, tcfg, tmp_path / "b", seed=5, steps=6, blobs=blobs)
+    resumed = T.train("Eyeglasses", tiny_set, TINY, tcfg, tmp_path / "b", seed=5, blobs=blobs)
+    a, b = _weights(straight), _weights(resumed)
+    assert max((a[k] - b[k]).abs().max().item() for k in a) <= 1e-6
+    last = json.loads((tmp_path / "a" / "metrics.jsonl").read_text().splitlines()[-1])
+    for key in ("d_cls_smudge", "g_mask_area", "g_mask_tv", "g_mask_bin"):
+        assert np.isfinite(last[key]), key
+    # without blobs the smudge term is absent (no landmarks: nothing to smudge)
+    T.train("Eyeglasses", tiny_set, TINY, tcfg, tmp_path / "c", seed=5, steps=6)
+    assert "d_cls_smudge" not in json.loads((tmp_path / "c" / "metrics.jsonl").read_text().splitlines()[-1])

@@ -12,6 +12,13 @@ unknown label are masked out and positives are weighted by n_neg / n_pos
 (so a rare attribute such as Eyeglasses is not ignored), random horizontal
 flips (drawn from (seed, step), so a resumed run is exact).
 
+Beyond that protocol, both off by default (``train_classifier`` keys): with
+``smudge_fraction`` a share of each batch gets a dark patch over the
+attribute's landmarks with its labels kept (``augment.sagan.smudge``), so the
+judge does not take a failed edit's smudge for the attribute; with
+``counterfactuals`` SynthFaces' exact counterfactuals of training images join
+the set with the attribute's label flipped (pairs that differ in it alone).
+
 The ``train_classifier`` stage writes ``<run_dir>/classifier/`` (the model),
 ``<run_dir>/metrics.json`` (held-out accuracy) and the ``classifiers`` manifest.
 """
@@ -26,6 +33,7 @@ from pathlib import Path
 from typing import Sequence
 
 import numpy as np
+import pandas as pd
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -38,7 +46,8 @@ from augment.config import PipelineConfig, TrainClassifierConfig
 from augment.data.errors import DatasetError
 from augment.pipeline import write_json_atomic
 from augment.runtime import derive_seed, resolve_device
-from augment.sagan.data import ImageDataset, ShuffledBatchSampler, attribute_labels
+from augment.sagan.data import ImageDataset, ShuffledBatchSampler, attribute_labels, save_png
+from augment.sagan.smudge import aligned_blobs, smudge_batch
 from augment.sagan.train import torch_threads
 
 log = logging.getLogger("augment.train_classifier")
@@ -170,8 +179,11 @@ def evaluate(model: AttributeClassifier, dataset: ImageDataset, batch_size: int 
 
 
 def train_classifier(dataset: ImageDataset, ccfg: ClassifierConfig, tcfg: TrainClassifierConfig, out_dir: Path,
-                     *, seed: int, device: torch.device | str = "cpu") -> tuple[AttributeClassifier, int]:
-    """Train (or resume) on ``dataset`` (labels (N,K) in {1,0,-1}); returns (model, step)."""
+                     *, seed: int, device: torch.device | str = "cpu",
+                     blobs: Sequence[np.ndarray] | None = None) -> tuple[AttributeClassifier, int]:
+    """Train (or resume) on ``dataset`` (labels (N,K) in {1,0,-1}); returns (model, step).
+
+    ``blobs[i]`` (B,4): where ``smudge_batch`` may darken image i (``tcfg.smudge_fraction``)."""
     device = torch.device(device)
     ckpt_dir = Path(out_dir) / "checkpoints"
     with torch.random.fork_rng(devices=[]):
@@ -208,6 +220,10 @@ def train_classifier(dataset: ImageDataset, ccfg: ClassifierConfig, tcfg: TrainC
             # per step, so the weights depend on (seed, step) only, resumes included.
             torch.manual_seed(derive_seed(seed, "train_classifier", "dropout", step) % 2**63)
             x, labels = next(batches)
+            if tcfg.smudge_fraction > 0 and blobs is not None:
+                # before the flip, so a patch sits on the landmarks it was drawn for
+                x = smudge_batch(x, [blobs[i] for i in sampler.batch(step)], tcfg.smudge_fraction,
+                                 derive_seed(seed, "train_classifier", "smudge", step))
             x = augment_batch(x, derive_seed(seed, "train_classifier", "augment", step)).to(device)
             loss = masked_bce(model(x), labels.reshape(len(x), -1).to(device), pos_weight)
             opt.zero_grad(set_to_none=True)
@@ -223,6 +239,47 @@ def train_classifier(dataset: ImageDataset, ccfg: ClassifierConfig, tcfg: TrainC
                           {"kind": KIND + "_training", "model_config": ccfg.to_dict(), "step": step, "seed": seed})
     model.eval()
     return model, step
+
+
+def with_counterfactuals(train_set: ImageDataset, train_df, aligned: mf.Manifest, gt: mf.Manifest | None,
+                         attributes: Sequence[str], out: Path):
+    """The training set plus, for every training image with a ground-truth
+    counterfactual of a classified attribute (SynthFaces), that counterfactual
+    aligned by the row's own transform, with the attribute's label flipped and
+    the others kept: pairs that differ in the attribute alone, so the judge
+    learns the attribute and not what happens to come with it. Written once to
+    ``out`` as PNGs. Returns (dataset, rows in dataset order)."""
+    from augment.sagan.evaluate import groundtruth_index, truth_for  # evaluate imports this module
+
+    if gt is None:
+        log.info("[train_classifier] counterfactuals: no ground truth in this pipeline (no synth stage)")
+        return train_set, train_df
+    paths, labels, rows = list(train_set.paths), [train_set.labels], [train_df]
+    y = label_matrix(train_df, attributes)
+    for k, attr in enumerate(attributes):
+        index = groundtruth_index(gt, attr, set(train_df["source"]))
+        extra, extra_y, extra_rows = [], [], []
+        for i, row in train_df.iterrows():
+            g = index.get(row["sample_id"])
+            if g is None or y[i, k] < 0:
+                continue
+            size = int(row["width"])
+            path = out / f"{row['sample_id']}_{attr}.png"
+            if not path.is_file():
+                cf, _ = truth_for(g, gt.root, row["transform"], size, size)
+                save_png((cf * 255).round().astype(np.uint8), path)
+            extra.append(path)
+            flipped = y[i].copy()
+            flipped[k] = 1 - flipped[k]
+            extra_y.append(flipped)
+            extra_rows.append(row)
+        log.info("[train_classifier] %s: %d training counterfactuals added", attr, len(extra))
+        if extra:
+            paths += extra
+            labels.append(np.stack(extra_y))
+            rows.append(pd.DataFrame(extra_rows))
+    return (ImageDataset(paths, train_set.size, np.concatenate(labels)),
+            pd.concat(rows, ignore_index=True))
 
 
 def run_stage(cfg: PipelineConfig, inputs: dict, run_dir: Path) -> dict[str, mf.Manifest]:
@@ -246,8 +303,18 @@ def run_stage(cfg: PipelineConfig, inputs: dict, run_dir: Path) -> dict[str, mf.
     if len(train_set) == 0:
         raise DatasetError(f"{aligned.file or aligned.root}: no training image has a label for {list(attrs)}")
     log.info("[train_classifier] %d labelled training images", len(train_set))
+    train_df = aligned.df[aligned.df["split"] == "train"].reset_index(drop=True)
+    train_df = train_df[(label_matrix(train_df, attrs) >= 0).any(axis=1)].reset_index(drop=True)
+    if tcfg.counterfactuals:
+        train_set, train_df = with_counterfactuals(train_set, train_df, aligned, inputs.get("groundtruth"), attrs,
+                                                   run_dir / "counterfactuals")
+    blobs = None
+    if tcfg.smudge_fraction > 0:
+        blobs = [aligned_blobs(row, attrs, tcfg.image_size) for _, row in train_df.iterrows()]
+        log.info("[train_classifier] smudged negatives on %.0f%% of each batch (%d of %d images have landmarks)",
+                 100 * tcfg.smudge_fraction, sum(len(b) > 0 for b in blobs), len(blobs))
     with torch_threads(tcfg.threads):
-        model, step = train_classifier(train_set, ccfg, tcfg, run_dir, seed=cfg.seed, device=device)
+        model, step = train_classifier(train_set, ccfg, tcfg, run_dir, seed=cfg.seed, device=device, blobs=blobs)
 
     split = "val"
     held = labelled(split)

@@ -23,11 +23,22 @@ changed region it covers:
   in truth), the change the edit should not have made;
 - ``psnr_vs_truth``: PSNR of the edit against the true counterfactual, and for
   reference ``psnr_input_vs_truth``, the unedited input against it;
+- ``psnr_region_vs_truth`` / ``psnr_region_input_vs_truth``: the same two over
+  the pixels of the true changed region only (c > 0.5), the mean over images;
+  ``psnr_region_gain`` is their difference (> 0: the edit moved the region
+  towards the truth; a copy of the input scores 0);
 - ``truth_success``: the classifier's agreement with the target on the true
-  counterfactuals, i.e. the ``edit_success`` a perfect edit would get.
+  counterfactuals, i.e. the ``edit_success`` a perfect edit would get;
+- ``smudge_accept``: on the images the edit must add the attribute to, how
+  often the classifier takes the input with its true region, blurred, darkened
+  to half its brightness (``smudge``) for one with the attribute. A judge that
+  accepts such a patch cannot tell a failed edit from a real one (want ~0).
+  ``darken_accept``: the same with the region darkened as it is, unblurred
+  (for Eyeglasses that is a pair of dark glasses, so a good judge accepts it).
 
 Writes ``<run_dir>/metrics.json`` ({"<Attribute>": {...}}) and one grid per
-attribute in ``<run_dir>/samples/``: input | edit | truth | mask | true region.
+attribute in ``<run_dir>/samples/``: input | edit | truth | mask | true region,
+the first rows adding the attribute, the rest removing it.
 """
 
 from __future__ import annotations
@@ -56,6 +67,8 @@ from augment.sagan.train import load_generator
 log = logging.getLogger("augment.eval_sagan")
 
 GRID_IMAGES = 8
+SMUDGE_DARKEN = 0.5  # smudge_accept: the (blurred) true region at half its brightness
+SMUDGE_BLUR = 1 / 12  # Gaussian sigma of the smudge, a fraction of the image side (4 px at 48 px)
 
 
 # --------------------------------------------------------------------------- #
@@ -153,9 +166,30 @@ def image_metrics(x: np.ndarray, edit: np.ndarray, mask: np.ndarray, cf: np.ndar
             "outside_change": float(change[untouched].mean()) if untouched.any() else 0.0,
             "psnr_vs_truth": psnr(edit, cf),
             "psnr_input_vs_truth": psnr(x, cf),
+            # the same inside the true changed region only, where the edit has
+            # to do its work (the whole-image PSNR is dominated by the pixels
+            # that both leave alone); None when the image has no such pixel
+            "psnr_region_vs_truth": psnr(edit[true], cf[true]) if true.any() else None,
+            "psnr_region_input_vs_truth": psnr(x[true], cf[true]) if true.any() else None,
             "true_area": float(cov.mean()),
         })
     return out
+
+
+def smudge(x: np.ndarray, cov: np.ndarray, darken: float = SMUDGE_DARKEN, blur: float = SMUDGE_BLUR) -> np.ndarray:
+    """The input with its true changed region darkened: x (S,S,3) in [0,1], cov (S,S) in [0,1]
+    -> (S,S,3) in [0,1], x * (1 - darken * r), r = cov blurred by a Gaussian of
+    sigma ``blur`` * S and rescaled to a maximum of 1 (``blur`` 0: r = cov).
+
+    Blurred, it is what a generator that found the region but paints no
+    attribute there produces: a dark patch over the eyes without the shape of a
+    frame. Unblurred, the region of a pair of glasses darkened is a pair of dark
+    glasses (SynthFaces has tinted lenses), which a good judge should accept."""
+    r = cov.astype(np.float32)
+    if blur > 0:
+        r = cv2.GaussianBlur(r, (0, 0), blur * cov.shape[0])
+        r = r / r.max() if r.max() > 0 else r
+    return (x * (1.0 - darken * r[..., None])).astype(np.float32)
 
 
 def _iou(pred: np.ndarray, true: np.ndarray) -> float:
@@ -171,8 +205,14 @@ def summarise(records: list[dict]) -> dict:
         vals = [r[k] for r in records if r.get(k) is not None]
         out[k] = float(np.mean(vals)) if vals else None
     out["groundtruth_images"] = sum(1 for r in records if r.get("mask_iou") is not None)
-    for k in ("mask_iou", "outside_change", "psnr_vs_truth"):
+    for k in ("mask_iou", "outside_change", "psnr_vs_truth", "psnr_region_vs_truth", "psnr_region_input_vs_truth",
+              "smudge_accept", "darken_accept"):
         out.setdefault(k, None)
+    if out["psnr_region_vs_truth"] is not None and out["psnr_region_input_vs_truth"] is not None:
+        # how much closer to the truth the edit is than the input, where it matters
+        out["psnr_region_gain"] = out["psnr_region_vs_truth"] - out["psnr_region_input_vs_truth"]
+    else:
+        out["psnr_region_gain"] = None
     return out
 
 
@@ -200,7 +240,8 @@ def evaluate_attribute(attribute: str, generator_dir: Path, classifiers: mf.Mani
 
     records: dict[str, list[dict]] = {"add": [], "remove": []}
     correct_orig: list[bool] = []
-    grid_cols: list[list[np.ndarray]] = [[] for _ in range(5)]
+    # the first GRID_IMAGES / 2 images of each direction: input | edit | truth | mask | true region
+    grid_rows: dict[str, list[list[np.ndarray]]] = {"add": [], "remove": []}
     for start in tqdm(range(0, len(df), batch_size), desc=f"eval_sagan {attribute}", unit="batch"):
         rows = df.iloc[start : start + batch_size]
         y = labels[start : start + batch_size]
@@ -215,6 +256,7 @@ def evaluate_attribute(attribute: str, generator_dir: Path, classifiers: mf.Mani
         e01 = (edit.clamp(-1, 1).permute(0, 2, 3, 1).cpu().numpy() + 1) / 2
         m01 = mask[:, 0].cpu().numpy()
         truths: list[tuple[int, int, np.ndarray]] = []  # (record index, target, counterfactual)
+        smudges: list[tuple[int, np.ndarray, np.ndarray]] = []  # (add record index, smudge, plain darkening)
         for i, (_, row) in enumerate(rows.iterrows()):
             g = gt_index.get(row["sample_id"])
             cf = cov = None
@@ -228,18 +270,27 @@ def evaluate_attribute(attribute: str, generator_dir: Path, classifiers: mf.Mani
             rec["attr_prob"] = float(p_edit[i])
             if cf is not None:
                 truths.append((len(records["add" if target == 1 else "remove"]), target, cf))
-            records["add" if target == 1 else "remove"].append(rec)
+                if target == 1:
+                    smudges.append((len(records["add"]), smudge(x01[i], cov), smudge(x01[i], cov, blur=0.0)))
+            direction = "add" if target == 1 else "remove"
+            if len(grid_rows[direction]) < GRID_IMAGES // 2:
+                blank = np.zeros_like(x01[i])
+                grid_rows[direction].append([
+                    (arr * 255).round().astype(np.uint8) for arr in (
+                        x01[i], e01[i], cf if cf is not None else blank, np.repeat(m01[i][..., None], 3, 2),
+                        np.repeat(cov[..., None], 3, 2) if cov is not None else blank)])
+            records[direction].append(rec)
         if truths:  # the judge on the true counterfactuals: how far a perfect edit would score
             cf_t = torch.from_numpy(np.stack([t[2] for t in truths])).permute(0, 3, 1, 2).float().mul(2).sub(1)
             p_truth = clf.attribute_probability(cf_t.to(device), attribute).cpu().numpy()
             for (k, target, _), p in zip(truths, p_truth):
                 records["add" if target == 1 else "remove"][k]["truth_success"] = float((p > 0.5) == (target == 1))
-            if len(grid_cols[0]) < GRID_IMAGES:
-                blank = np.zeros_like(x01[i])
-                for col, arr in zip(grid_cols, (x01[i], e01[i], cf if cf is not None else blank,
-                                                np.repeat(m01[i][..., None], 3, 2),
-                                                np.repeat(cov[..., None], 3, 2) if cov is not None else blank)):
-                    col.append((arr * 255).round().astype(np.uint8))
+        if smudges:  # would the judge take a dark smudge on the true region for the attribute?
+            for j, key in ((1, "smudge_accept"), (2, "darken_accept")):
+                sm = torch.from_numpy(np.stack([t[j] for t in smudges])).permute(0, 3, 1, 2).float().mul(2).sub(1)
+                p_smudge = clf.attribute_probability(sm.to(device), attribute).cpu().numpy()
+                for t, p in zip(smudges, p_smudge):
+                    records["add"][t[0]][key] = float(p > 0.5)
 
     result = summarise(records["add"] + records["remove"])
     result.update({
@@ -251,7 +302,8 @@ def evaluate_attribute(attribute: str, generator_dir: Path, classifiers: mf.Mani
         "image_size": size,
         "generator_step": int(gmeta["step"]),
     })
-    grid = _grid([np.stack(c) for c in grid_cols]) if grid_cols[0] else None
+    rows_all = grid_rows["add"] + grid_rows["remove"]
+    grid = _grid([np.stack(c) for c in zip(*rows_all)]) if rows_all else None
     return result, grid
 
 
@@ -278,7 +330,8 @@ def run_stage(cfg: PipelineConfig, inputs: dict, run_dir: Path) -> dict[str, Pat
         metrics[attribute] = result
         log.info("[eval_sagan] %s: %s", attribute, json.dumps(
             {k: (round(v, 4) if isinstance(v, float) else v) for k, v in result.items()
-             if k in ("edit_success", "outside_change", "mask_iou", "psnr_vs_truth", "classifier_accuracy",
+             if k in ("edit_success", "outside_change", "mask_iou", "psnr_vs_truth", "psnr_region_gain",
+                      "smudge_accept", "classifier_accuracy",
                       "mask_area", "images")}))
         if grid is not None:
             save_png(grid, run_dir / "samples" / f"{attribute}.png")

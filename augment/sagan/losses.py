@@ -8,6 +8,20 @@
 - Generator: -E[D_src(I^)] + lambda_cls * BCE(D_cls(I^), c)
   + lambda1 * |I - G(G(I, c), c_g)| + lambda2 * |I - G(I, c_g)|
   (+ lambda_mask * mean(b), a mask regulariser that is NOT in the paper; 0 there).
+
+Beyond the paper (all off by default, i.e. in the paper's setting), for
+masks that neither vanish nor stay soft (see docs/sagan_ablation.md):
+
+- ``detach_mask_identity``: the identity term becomes |b.detach() * (I - F_m(I, c_g))|,
+  the same value, but it trains F_m alone. In the paper's loss the cheapest
+  way to make G(I, c_g) = I is b -> 0, so with a large lambda2 the mask shrinks
+  wherever F_m is not yet an exact copy, and the edit with it.
+- ``lambda_area`` * mean_i(relu(lo - a_i) + relu(a_i - hi)), a_i = mean(b_i): an
+  area prior keeping each image's mask area in [lo, hi] = ``mask_area``.
+- ``lambda_tv`` * total variation of b (mean |horizontal| + |vertical| neighbour
+  difference): one compact region rather than speckle (GANimation's term).
+- ``lambda_bin`` * mean(b (1 - b)): pushes b towards 0 or 1, so the edit is a
+  replacement where b is on and the input where it is off, not a faint blend.
 """
 
 from __future__ import annotations
@@ -55,17 +69,25 @@ def d_loss(
     *,
     lambda_gp: float = 10.0,
     lambda_cls: float = 1.0,
+    x_smudge: Tensor | None = None,
+    c_smudge: Tensor | None = None,
 ) -> tuple[Tensor, dict[str, float]]:
     """The critic's loss. ``x_fake`` are edits of ``x_real`` (detached here),
     ``c_org`` the true labels of ``x_real``, ``alpha`` (N,) the interpolation weights.
+
+    ``x_smudge`` (M,3,H,W) (beyond the paper; None there): real images with dark
+    patches over the attribute's region (``augment.sagan.smudge``), which D_cls
+    must give their true labels ``c_smudge`` (M,); so a generator cannot satisfy D_cls with a
+    smudge, and has to paint the attribute. Only D_cls learns from them.
 
     Real and fake go through D as one batch (D has no normalisation, so images
     do not interact); the interpolates go separately so the penalty's double
     backward runs on them only.
     """
     n = x_real.shape[0]
-    critic, logit = D(torch.cat([x_real, x_fake.detach()]))
-    critic_real, critic_fake = critic[:n].float(), critic[n:].float()
+    parts_in = [x_real, x_fake.detach()] + ([x_smudge] if x_smudge is not None else [])
+    critic, logit = D(torch.cat(parts_in))
+    critic_real, critic_fake = critic[:n].float(), critic[n:2 * n].float()
     logit_real = logit[:n]
     x_hat = interpolate(x_real, x_fake, alpha)
     critic_hat, _ = D(x_hat)
@@ -73,9 +95,15 @@ def d_loss(
     d_adv = critic_fake.mean() - critic_real.mean()
     d_cls = attribute_loss(logit_real, c_org)
     loss = d_adv + lambda_gp * gp + lambda_cls * d_cls
+    extra: dict[str, float] = {}
+    if x_smudge is not None:
+        d_cls_smudge = attribute_loss(logit[2 * n:], c_smudge)
+        loss = loss + lambda_cls * d_cls_smudge
+        extra["d_cls_smudge"] = d_cls_smudge.item()
     with torch.no_grad():
         acc = ((logit_real.float() > 0).float() == c_org.float()).float().mean()
     parts = {
+        **extra,
         "d_loss": loss.item(),
         "d_real": critic_real.mean().item(),
         "d_fake": critic_fake.mean().item(),
@@ -98,26 +126,51 @@ def g_loss(
     lambda1: float = 20.0,
     lambda2: float = 100.0,
     lambda_mask: float = 0.0,
+    detach_mask_identity: bool = False,
+    lambda_area: float = 0.0,
+    mask_area: tuple[float, float] = (0.0, 1.0),
+    lambda_tv: float = 0.0,
+    lambda_bin: float = 0.0,
 ) -> tuple[Tensor, dict[str, float]]:
-    """The generator's loss (``G(x, c) -> (x_edit, mask)``).
+    """The generator's loss (``G(x, c) -> (x_edit, mask)``); the terms beyond the
+    paper are in the module docstring.
 
     The edit G(I, c) and the identity edit G(I, c_g) share one batched forward;
     the dual reconstruction G(G(I, c), c_g) needs the edit first.
     """
     n = x_real.shape[0]
-    x_both, mask_both = G(torch.cat([x_real, x_real]), torch.cat([c_trg, c_org]))
-    x_fake, x_id = x_both[:n], x_both[n:]
+    if detach_mask_identity:
+        x_both, mask_both, x_a_both = G(torch.cat([x_real, x_real]), torch.cat([c_trg, c_org]),
+                                        with_manipulation=True)
+        # I - G(I, c_g) = b * (I - F_m(I, c_g)); with b detached only F_m learns from it
+        rec_id = (mask_both[n:].detach() * (x_real - x_a_both[n:])).abs().float().mean()
+    else:
+        x_both, mask_both = G(torch.cat([x_real, x_real]), torch.cat([c_trg, c_org]))
+        rec_id = (x_real - x_both[n:]).abs().float().mean()
+    x_fake = x_both[:n]
     mask = mask_both[:n]
     x_rec, _ = G(x_fake, c_org)
     critic_fake, logit_fake = D(x_fake)
     g_adv = -critic_fake.float().mean()
     g_cls = attribute_loss(logit_fake, c_trg)
     rec_dual = (x_real - x_rec).abs().float().mean()
-    rec_id = (x_real - x_id).abs().float().mean()
-    mask_mean = mask.float().mean()
+    m = mask.float()
+    mask_mean = m.mean()
     loss = g_adv + lambda_cls * g_cls + lambda1 * rec_dual + lambda2 * rec_id
     if lambda_mask:
         loss = loss + lambda_mask * mask_mean
+    extra: dict[str, Tensor] = {}
+    if lambda_area:
+        area = m.mean(dim=(1, 2, 3))
+        extra["g_mask_area"] = (F.relu(mask_area[0] - area) + F.relu(area - mask_area[1])).mean()
+        loss = loss + lambda_area * extra["g_mask_area"]
+    if lambda_tv:
+        extra["g_mask_tv"] = ((m[..., 1:, :] - m[..., :-1, :]).abs().mean()
+                              + (m[..., :, 1:] - m[..., :, :-1]).abs().mean())
+        loss = loss + lambda_tv * extra["g_mask_tv"]
+    if lambda_bin:
+        extra["g_mask_bin"] = (m * (1 - m)).mean()
+        loss = loss + lambda_bin * extra["g_mask_bin"]
     with torch.no_grad():
         acc = ((logit_fake.float() > 0).float() == c_trg.float()).float().mean()
     parts = {
@@ -128,5 +181,6 @@ def g_loss(
         "g_rec_id": rec_id.item(),
         "mask_mean": mask_mean.item(),
         "g_acc_fake": acc.item(),
+        **{k: v.item() for k, v in extra.items()},
     }
     return loss, parts

@@ -42,9 +42,10 @@ from augment import distributed as dist
 from augment import manifest as mf
 from augment.config import PipelineConfig, TrainSaganConfig, section_json
 from augment.runtime import derive_seed, resolve_device
-from augment.sagan.data import BalancedBatchSampler, ImageDataset, attribute_rows, save_png, to_uint8
+from augment.sagan.data import BalancedBatchSampler, ImageDataset, attribute_labels, attribute_rows, save_png, to_uint8
 from augment.sagan.losses import d_loss, g_loss
 from augment.sagan.model import SaganModelConfig, SaGANDiscriminator, SaGANGenerator, model_config
+from augment.sagan.smudge import aligned_blobs, smudge_batch
 
 log = logging.getLogger("augment.train_sagan")
 
@@ -83,15 +84,19 @@ def _autocast(device: torch.device):
 
 
 def d_step(G, D, opt_D: torch.optim.Optimizer, x_real: torch.Tensor, c_org: torch.Tensor,
-           alpha: torch.Tensor, tcfg: TrainSaganConfig) -> dict[str, float]:
+           alpha: torch.Tensor, tcfg: TrainSaganConfig,
+           smudged: tuple[torch.Tensor, torch.Tensor] | None = None) -> dict[str, float]:
     """One critic update. ``x_real`` (N,3,H,W) in [-1,1], ``c_org`` (N,) in {0,1},
-    ``alpha`` (N,) in [0,1]. ``G`` edits without gradients; ``D`` may be DDP-wrapped."""
+    ``alpha`` (N,) in [0,1]; ``smudged`` optional (images (M,3,H,W), labels (M,)):
+    real images smudged for D_cls (``d_smudge_fraction``). ``G`` edits without gradients; ``D`` may be DDP-wrapped."""
     device = x_real.device
     with torch.no_grad(), _autocast(device):
         x_fake, _ = dist.unwrap(G)(x_real, 1 - c_org)
     with _autocast(device):
         loss, parts = d_loss(D, x_real, x_fake.to(x_real.dtype), c_org, alpha,
-                             lambda_gp=tcfg.lambda_gp, lambda_cls=tcfg.lambda_cls)
+                             lambda_gp=tcfg.lambda_gp, lambda_cls=tcfg.lambda_cls,
+                             x_smudge=None if smudged is None else smudged[0],
+                             c_smudge=None if smudged is None else smudged[1])
     opt_D.zero_grad(set_to_none=True)
     loss.backward()
     opt_D.step()
@@ -99,21 +104,44 @@ def d_step(G, D, opt_D: torch.optim.Optimizer, x_real: torch.Tensor, c_org: torc
 
 
 def g_step(G, D, opt_G: torch.optim.Optimizer, x_real: torch.Tensor, c_org: torch.Tensor,
-           tcfg: TrainSaganConfig) -> dict[str, float]:
+           tcfg: TrainSaganConfig, rec_scale: float = 1.0) -> dict[str, float]:
     """One generator update towards the flipped labels. ``G`` may be DDP-wrapped;
-    ``D`` is used bare and frozen (its gradients are not needed)."""
+    ``D`` is used bare and frozen (its gradients are not needed). ``rec_scale``
+    multiplies lambda1 and lambda2 (the warm-up, ``rec_weight_scale``)."""
     D = dist.unwrap(D)
     D.requires_grad_(False)
     try:
         with _autocast(x_real.device):
             loss, parts = g_loss(G, D, x_real, c_org, 1 - c_org, lambda_cls=tcfg.lambda_cls,
-                                 lambda1=tcfg.lambda1, lambda2=tcfg.lambda2, lambda_mask=tcfg.lambda_mask)
+                                 lambda1=tcfg.lambda1 * rec_scale, lambda2=tcfg.lambda2 * rec_scale,
+                                 lambda_mask=tcfg.lambda_mask, detach_mask_identity=tcfg.detach_mask_identity,
+                                 lambda_area=tcfg.lambda_area, mask_area=(tcfg.mask_area_min, tcfg.mask_area_max),
+                                 lambda_tv=tcfg.lambda_tv, lambda_bin=tcfg.lambda_bin)
         opt_G.zero_grad(set_to_none=True)
         loss.backward()
         opt_G.step()
     finally:
         D.requires_grad_(True)
     return parts
+
+
+def rec_weight_scale(step: int, tcfg: TrainSaganConfig) -> float:
+    """Factor on lambda1 and lambda2 at generator step ``step`` (0-based): a linear
+    ramp from 1/rec_warmup to 1 over the first ``rec_warmup`` steps (beyond the
+    paper: the edit can appear before reconstruction pins G to the identity); 1 without."""
+    if tcfg.rec_warmup <= 0:
+        return 1.0
+    return min(1.0, (step + 1) / tcfg.rec_warmup)
+
+
+def learning_rate(step: int, tcfg: TrainSaganConfig) -> float:
+    """lr at generator step ``step`` (0-based): constant (the paper), or with
+    ``lr_decay_from`` < 1 falling linearly to 0 over the last part of ``tcfg.steps``
+    (as StarGAN does; beyond the paper). A function of the step only, so resumes are exact."""
+    start = tcfg.lr_decay_from * tcfg.steps
+    if tcfg.lr_decay_from >= 1.0 or step < start:
+        return tcfg.lr
+    return tcfg.lr * max(0.0, (tcfg.steps - step) / max(tcfg.steps - start, 1.0))
 
 
 # --------------------------------------------------------------------------- #
@@ -230,12 +258,14 @@ def train(
     config_hash: str = "",
     samples_dir: Path | None = None,
     steps: int | None = None,
+    blobs: list[np.ndarray] | None = None,
 ) -> Path:
     """Train (or resume) one attribute's SaGAN; returns the checkpoint folder of the last step.
 
     ``dataset`` yields (image (3,S,S) in [-1,1], label in {0,1}); S must be
     ``mcfg.image_size``. ``steps`` (default ``tcfg.steps``) lets a caller stop
     early; a later call with more steps continues from the latest checkpoint.
+    ``blobs[i]`` (B,4): where image i may be smudged for D_cls (``d_smudge_fraction``).
     """
     device = torch.device(device)
     steps = tcfg.steps if steps is None else steps
@@ -306,15 +336,31 @@ def train(
         torch.use_deterministic_algorithms(True)
     try:
         while step < steps:
-            for _ in range(tcfg.n_critic):
+            lr = learning_rate(step, tcfg)
+            for opt in (opt_G, opt_D):
+                for group in opt.param_groups:
+                    group["lr"] = lr
+            for k in range(tcfg.n_critic):
                 x_real, c_org = next(batches)
+                smudged = None
+                if tcfg.d_smudge_fraction > 0 and blobs is not None:
+                    b = (step * tcfg.n_critic + k) * dist.world_size() + dist.rank()  # this batch's number
+                    # evenly spread over the batch, so both classes (positives come first) get some
+                    sel = np.unique(np.round(np.linspace(0, len(x_real) - 1,
+                                                         max(1, round(tcfg.d_smudge_fraction * len(x_real))))))
+                    sel = torch.from_numpy(sel.astype(np.int64))
+                    idx = sampler.batch(b)
+                    x_s = smudge_batch(x_real[sel], [blobs[idx[i]] for i in sel.tolist()], 1.0,
+                                       derive_seed(seed, "train_sagan", attribute, "smudge", b))
+                    smudged = (x_s.to(device, memory_format=memory_format), c_org[sel].to(device))
                 x_real = x_real.to(device, non_blocking=True, memory_format=memory_format)
                 c_org = c_org.to(device, non_blocking=True)
                 alpha = torch.rand(len(x_real), generator=alpha_rng).to(device)
-                for k, v in d_step(G_train, D_train, opt_D, x_real, c_org, alpha, tcfg).items():
-                    sums[k] = sums.get(k, 0.0) + v
-                    counts[k] = counts.get(k, 0) + 1
-            for k, v in g_step(G_train, D_train, opt_G, x_real, c_org, tcfg).items():
+                for name, v in d_step(G_train, D_train, opt_D, x_real, c_org, alpha, tcfg, smudged).items():
+                    sums[name] = sums.get(name, 0.0) + v
+                    counts[name] = counts.get(name, 0) + 1
+            for k, v in g_step(G_train, D_train, opt_G, x_real, c_org, tcfg,
+                               rec_weight_scale(step, tcfg)).items():
                 sums[k] = sums.get(k, 0.0) + v
                 counts[k] = counts.get(k, 0) + 1
             step += 1
@@ -388,10 +434,17 @@ def run_stage(cfg: PipelineConfig, inputs: dict, run_dir: Path) -> dict[str, mf.
         log.info("[train_sagan] %s: %d training images with a known label (%d with, %d without)",
                  attribute, len(labels), n_pos, len(labels) - n_pos)
         dataset = ImageDataset(paths, mcfg.image_size, labels)
+        blobs = None
+        if tcfg.d_smudge_fraction > 0:
+            df = aligned.df[aligned.df["split"] == "train"].reset_index(drop=True)
+            df = df[attribute_labels(df, attribute) >= 0]  # the rows of ``dataset``, in order
+            blobs = [aligned_blobs(row, [attribute], mcfg.image_size) for _, row in df.iterrows()]
+            log.info("[train_sagan] %s: D_cls sees %.0f%% of each batch smudged (%d of %d images have landmarks)",
+                     attribute, 100 * tcfg.d_smudge_fraction, sum(len(b) > 0 for b in blobs), len(blobs))
         out_dir = run_dir / attribute
         with torch_threads(tcfg.threads):
             last = train(attribute, dataset, mcfg, tcfg, out_dir, seed=cfg.seed, device=device,
-                         config_hash=chash, samples_dir=run_dir / "samples" / attribute)
+                         config_hash=chash, samples_dir=run_dir / "samples" / attribute, blobs=blobs)
         gen_dir = out_dir / "generator"
         if dist.is_main():
             export_generator(last, gen_dir, training_alignment(aligned))
