@@ -172,7 +172,8 @@ def _edit_quality_section(doc: Doc, metrics_path: Path | None) -> None:
     metrics = json.loads(Path(metrics_path).read_text())
     doc.h2("Edit quality (test split)")
     cols = ["edit_success", "outside_change", "mask_area", "mask_iou", "mask_iou_relative", "psnr_vs_truth",
-            "psnr_input_vs_truth", "classifier_accuracy"]
+            "psnr_input_vs_truth", "psnr_region_gain", "smudge_accept", "id_preserved", "id_preserved_oracle",
+            "id_similarity", "id_similarity_oracle", "classifier_accuracy"]
     present = [c for c in cols if any(isinstance(v, dict) and c in v for v in metrics.values())]
     rows = []
     for attr, v in metrics.items():
@@ -186,7 +187,11 @@ def _edit_quality_section(doc: Doc, metrics_path: Path | None) -> None:
           "true region (images on a [0,1] scale); mask_iou: IoU of mask > 0.5 with the true region, "
           "mask_iou_relative: of mask > half its maximum (where the mask looks, whatever its strength); "
           "psnr_vs_truth: the edit against the exact counterfactual (psnr_input_vs_truth: the unedited input "
-          "against it). The last four need SynthFaces' ground truth.", muted=True)
+          "against it); psnr_region_gain: PSNR inside the true region, edit vs truth minus input vs truth; smudge_accept: how "
+          "often the judge takes a blurred dark patch on the true region for the attribute; id_preserved: the fraction "
+          "of edits the baseline recognizer verifies as the same person at its LFW threshold (id_similarity: mean "
+          "cosine), _oracle: the same for the exact counterfactuals, the ceiling. Mask and PSNR columns need "
+          "SynthFaces' ground truth.", muted=True)
 
 
 def _recognition_section(doc: Doc, metrics_path: Path | None, out_dir: Path | None = None) -> None:
