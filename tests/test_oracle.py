@@ -104,3 +104,35 @@ def test_oracle_without_training_counterfactuals_says_which_key(tmp_path):
     aligned, gt = _run(tmp_path, splits=("test",))
     with pytest.raises(DatasetError, match=r"synth.groundtruth_splits"):
         oracle_edits(_edits(aligned), aligned, gt, tmp_path / "oracle", progress=False)
+
+
+class _KeepGenerator:
+    """A generator whose attention is 0 everywhere: every edit is its input."""
+
+    def attention(self, x):
+        import torch
+
+        return torch.zeros_like(x[:, :1])
+
+    def manipulate(self, x, c):
+        return -x
+
+    def blend(self, x, x_a, mask):
+        return x_a * mask + x * (1 - mask)
+
+
+def test_id_preservation_of_an_editor_that_changes_nothing(tmp_path):
+    import torch
+
+    from augment.sagan.identity import id_preservation
+
+    aligned, gt = _run(tmp_path)
+    rows = aligned.df[aligned.df["split"] == "test"].reset_index(drop=True)
+    torch.manual_seed(0)
+    recognizer = torch.nn.Sequential(torch.nn.AvgPool2d(4), torch.nn.Flatten(), torch.nn.Linear(3 * 16, 16)).eval()
+    out = id_preservation(_KeepGenerator(), 32, "Eyeglasses", aligned, rows, gt, recognizer, 16, threshold=0.5)
+    assert out["id_images"] == len(rows)
+    assert out["id_similarity"] == pytest.approx(1.0, abs=1e-5) and out["id_preserved"] == 1.0
+    assert out["id_similarity_oracle"] < 1.0  # the perfect edit does change the face
+    strict = id_preservation(_KeepGenerator(), 32, "Eyeglasses", aligned, rows, gt, recognizer, 16, threshold=1.01)
+    assert strict["id_preserved"] == 0.0 and strict["id_preserved_oracle"] == 0.0
