@@ -33,6 +33,7 @@ from tqdm import tqdm
 
 from augment import manifest as mf
 from augment.data.attributes import from_vectors
+from augment.data.celeba import attribute_index
 from augment.data.errors import DatasetError
 
 log = logging.getLogger("augment.oracle")
@@ -43,12 +44,6 @@ GENERATOR_ID = "oracle"
 def oracle_id(parent_id: str, attribute: str, value: int) -> str:
     """Sample id of an oracle edit (distinct from the SaGAN edit of the same row)."""
     return hashlib.sha1(f"oracle:{parent_id}:{attribute}:{value}".encode()).hexdigest()[:16]
-
-
-def _truth_rows(gt: mf.Manifest, aligned: pd.DataFrame, attribute: str) -> dict[str, pd.Series]:
-    from augment.sagan.evaluate import groundtruth_index
-
-    return groundtruth_index(gt, attribute, set(aligned["source"].dropna()))
 
 
 def perfect_edit(parent: pd.Series, aligned_root: Path, truth: pd.Series | None, gt_root: Path, value: int,
@@ -85,7 +80,10 @@ def oracle_edits(edits: mf.Manifest, aligned: mf.Manifest, gt: mf.Manifest, out_
     if missing_parent:
         raise DatasetError(f"{edits.file or edits.root}: {len(missing_parent)} edit(s) have a parent that is not in "
                            f"{aligned.file or aligned.root} (e.g. {missing_parent[0]})")
-    truths = {a: _truth_rows(gt, aligned.df, a) for a in sorted(e["attribute"].unique())}
+    from augment.sagan.evaluate import groundtruth_index
+
+    sources = set(aligned.df["source"].dropna())
+    truths = {a: groundtruth_index(gt, a, sources) for a in sorted(e["attribute"].unique())}
     parents = by_id.loc[e["parent_id"]].reset_index(drop=True)
     current = np.empty(len(e), dtype=np.int8)
     for a in truths:
@@ -114,7 +112,7 @@ def oracle_edits(edits: mf.Manifest, aligned: mf.Manifest, gt: mf.Manifest, out_
         path = out_dir / rel
         path.parent.mkdir(parents=True, exist_ok=True)
         attrs = np.array(parent["attributes"], dtype=np.int8)
-        attrs[_attr_index(attribute)] = 1 if value == 1 else -1
+        attrs[attribute_index(attribute)] = 1 if value == 1 else -1
         return {
             "sample_id": sid, "path": rel, "identity": int(parent["identity"]),
             "identity_name": parent["identity_name"], "split": parent["split"], "source": "oracle",
@@ -130,12 +128,6 @@ def oracle_edits(edits: mf.Manifest, aligned: mf.Manifest, gt: mf.Manifest, out_
     changed = int(need.sum())
     extra = {"changed": changed, "copies": len(e) - changed, "edits": str(edits.file or "")}
     return mf.Manifest("images", mf.frame("images", rows), out_dir, {"extra": extra})
-
-
-def _attr_index(attribute: str) -> int:
-    from augment.data.celeba import attribute_index
-
-    return attribute_index(attribute)
 
 
 def run_stage(cfg, inputs: dict, run_dir: Path) -> dict[str, mf.Manifest]:

@@ -21,9 +21,6 @@ from augment import manifest as mf
 from augment.data.attributes import AttributeTable, from_vectors
 from augment.data.errors import DatasetError
 
-SOURCES = ("dataset", "classifier")  # or a path to a CSV
-
-
 def kind_of(source: str) -> str:
     return {"dataset": "dataset", "classifier": "predicted"}.get(source, "csv")
 

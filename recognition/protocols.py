@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from itertools import zip_longest
 from pathlib import Path
 from typing import Sequence
 
@@ -69,8 +70,6 @@ def pairs_protocol(pairs: pd.DataFrame, name: str = "lfw", info: dict | None = N
         same=pairs["same"].to_numpy(bool), folds=pairs["fold"].to_numpy(np.int64), info=dict(info or {}),
     )  # fmt: skip
 
-
-lfw_protocol = pairs_protocol
 
 
 def ident_protocol(keys: Sequence[str], identities: Sequence, seed: int) -> Protocol:
@@ -148,7 +147,7 @@ def _fold_pools(by_person: dict[str, pd.DataFrame], people: list[str], n_max: in
     take[0] = min(avail[0], n_max - take[1])
     take[1] = min(avail[1], n_max - take[0])  # the other value fills what one lacks
     drawn = {v: _draw_impostors(by_value[v], take[v], avail[v], rng) for v in (1, 0)}
-    impostor = [pair for duo in _zip_longest(drawn[1], drawn[0]) for pair in duo if pair is not None]
+    impostor = [pair for duo in zip_longest(drawn[1], drawn[0]) for pair in duo if pair is not None]
     return _shuffle(rng, genuine), impostor
 
 
@@ -182,10 +181,6 @@ def _draw_impostors(people: list[tuple[str, list[str]]], k: int, available: int,
 def _shuffle(rng: np.random.Generator, pool: list) -> list:
     return [pool[int(i)] for i in rng.permutation(len(pool))]
 
-
-def _zip_longest(a: list, b: list):
-    for k in range(max(len(a), len(b))):
-        yield (a[k] if k < len(a) else None, b[k] if k < len(b) else None)
 
 
 _LFW_NAME = re.compile(r"^(?P<name>[^/]+)/(?P=name)_(?P<index>\d+)\.[A-Za-z0-9]+$")

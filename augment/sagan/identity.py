@@ -52,6 +52,7 @@ def id_preservation(generator, generator_size: int, attribute: str, aligned: mf.
     """``id_preserved`` (fraction of edits with cosine > ``threshold``), ``id_similarity``
     (mean cosine) and their ``_oracle`` twins over the ``rows`` of ``aligned`` that have a
     label and an exact counterfactual; each edit flips the image's attribute."""
+    from augment.data.images import load_rgb
     from augment.edit import EditModels, edit_batch
     from augment.oracle import perfect_edit
     from augment.sagan.evaluate import groundtruth_index
@@ -80,17 +81,16 @@ def id_preservation(generator, generator_size: int, attribute: str, aligned: mf.
             row = rows.iloc[i]
             target = 1 - int(labels[i])
             cf, _ = perfect_edit(row, Path(aligned.root), truth, Path(gt.root), target, int(labels[i]))
-            srcs.append(_read(Path(aligned.root) / row["path"]))
+            srcs.append(load_rgb(Path(aligned.root) / row["path"]))
             cfs.append(cf)
             targets.append(target)
         x = tensor(srcs)
         e_src = embed(x)
-        edited = torch.empty_like(x)
         t = torch.tensor(targets, device=x.device)
-        for v in (0, 1):  # one pass per target value; each image keeps the edit to its own target
-            if (t == v).any():
-                _, out = edit_batch(models, x, [v])
-                edited[t == v] = out[v][t == v].clamp(-1, 1)
+        _, out = edit_batch(models, x, sorted(set(targets)))  # one attention pass for every target value
+        edited = torch.empty_like(x)
+        for v, xe in out.items():  # each image keeps the edit to its own target
+            edited[t == v] = xe[t == v].clamp(-1, 1)
         sim.append((embed(edited) * e_src).sum(1).cpu().numpy())
         sim_oracle.append((embed(tensor(cfs)) * e_src).sum(1).cpu().numpy())
     s, so = np.concatenate(sim), np.concatenate(sim_oracle)
@@ -100,8 +100,3 @@ def id_preservation(generator, generator_size: int, attribute: str, aligned: mf.
         "id_threshold": threshold, "id_images": int(s.size),
     }  # fmt: skip
 
-
-def _read(path: Path) -> np.ndarray:
-    from augment.data.images import load_rgb
-
-    return load_rgb(path)
