@@ -357,7 +357,9 @@ def inspect_cmd(manifest: Path) -> None:
 @click.option("--bootstrap", type=click.IntRange(min=0), default=1000, show_default=True,
               help="Paired bootstrap resamples for the deltas' confidence intervals (0 = none).")
 @click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--split", default="test", show_default=True, help="celeba-ident: the manifest split to use.")
+@click.option("--split", default=None,
+              help="Only the --images manifest's rows of this split (train, val, test); default: every image for "
+                   "lfw, the test rows for celeba-ident.")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
 @click.option("--batch-size", type=click.IntRange(min=1), default=128, show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Print metrics.json instead of the table.")

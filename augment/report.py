@@ -29,7 +29,7 @@ log = logging.getLogger("augment.report")
 CSS = """
 body{font-family:system-ui,-apple-system,Segoe UI,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}
 h1{font-size:1.6em} h2{font-size:1.25em;border-bottom:1px solid #ddd;padding-bottom:.2em;margin-top:1.8em}
-table{border-collapse:collapse;margin:.6em 0} td,th{border:1px solid #ccc;padding:.25em .6em;text-align:right}
+.scroll{overflow-x:auto;margin:.6em 0} table{border-collapse:collapse;font-size:.9em} td,th{border:1px solid #ccc;padding:.25em .6em;text-align:right}
 th{background:#f4f4f4} td:first-child,th:first-child{text-align:left}
 img{max-width:100%} .muted{color:#777;font-size:.9em} pre{background:#f7f7f7;padding:.6em;overflow:auto}
 """
@@ -61,7 +61,8 @@ class Doc:
         rows = [[_fmt(c) for c in r] for r in rows]
         h = "".join(f"<th>{html.escape(c)}</th>" for c in header)
         body = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in r) + "</tr>" for r in rows)
-        self.html.append(f"<table><tr>{h}</tr>{body}</table>")
+        # wide tables (the edit-quality one has 17 columns) scroll inside the page
+        self.html.append(f'<div class="scroll"><table><tr>{h}</tr>{body}</table></div>')
         esc = [lambda s: s.replace("|", "\\|")][0]
         self.md += ["| " + " | ".join(esc(c) for c in header) + " |", "|" + "---|" * len(header)]
         self.md += ["| " + " | ".join(esc(c) for c in r) + " |" for r in rows]
@@ -125,10 +126,23 @@ def _config_section(doc: Doc, cfg: PipelineConfig) -> None:
     doc.h2("Configuration")
     d = to_dict(cfg)
     rows = [["name", cfg.name], ["seed", cfg.seed], ["device", cfg.device], ["stages", ", ".join(cfg.stages)]]
-    for section in ("data", "align", "train_sagan", "edit", "train_recognition"):
-        if section in d:
-            rows.append([section, json.dumps(d[section], sort_keys=True)])
+    # every key of the sections this pipeline's stages read (the read stage's section is data)
+    for section in ("synth", "data", "align", "train_classifier", "train_sagan", "edit", "train_recognition",
+                    "evaluate"):
+        if ("read" if section == "data" else section) in cfg.stages:
+            rows += [[key, value] for key, value in _flat(d[section], section)]
     doc.table(["key", "value"], rows)
+
+
+def _flat(value: Any, key: str) -> list[tuple[str, Any]]:
+    """A config section as (dotted key, value) rows; lists joined by commas."""
+    if isinstance(value, dict):
+        if not value:
+            return [(key, "{}")]
+        return [row for k, v in value.items() for row in _flat(v, f"{key}.{k}")]
+    if isinstance(value, list):
+        return [(key, ", ".join(str(v) for v in value))]
+    return [(key, value)]
 
 
 def _counts_section(doc: Doc, inputs: dict) -> None:

@@ -194,24 +194,41 @@ def _explain_rejects(pairs: pd.DataFrame, images: ImageIndex, rejects: mf.Manife
 
 
 def cli_protocol(
-    protocol: str, pairs: Path | None, images: ImageIndex | None, models: Sequence[Model], split: str, seed: int
+    protocol: str, pairs: Path | None, images: ImageIndex | None, models: Sequence[Model], split: str | None,
+    seed: int,
 ) -> tuple[Protocol, ImageIndex | None]:
     """The protocol of ``augment evaluate``: lfw from --pairs; celeba-ident from
-    --images (its ``split`` rows when it is a manifest) or the first embeddings file."""
+    --images or the first embeddings file. ``split`` keeps only the images of that
+    split (a manifest's ``split`` column) for either protocol; None: every image
+    for lfw, the ``test`` rows (when there are any) for celeba-ident."""
+    if split is not None:
+        images = _split_rows(images, split)
     if protocol == "lfw":
         if pairs is None:
             raise DatasetError("--protocol lfw needs --pairs (an LFW pairs file or a pairs manifest)")
         return pairs_protocol(load_pairs(pairs)), images
     if images is not None:
         frame = images.frame
-        if "split" in frame and (frame["split"] == split).any():
-            frame = frame[frame["split"] == split]
+        if split is None and "split" in frame and (frame["split"] == "test").any():
+            frame = frame[frame["split"] == "test"]
         return ident_protocol(frame["path"].tolist(), frame["identity"].to_numpy(), seed), images
     table = next((m.table for m in models if m.table is not None), None)
     if table is None:
         raise DatasetError("--protocol celeba-ident needs --images (aligned test images) or an embeddings file")
     frame, _ = read_embedding_table(table)
     return ident_protocol(frame["path"].tolist(), frame["identity"].to_numpy(), seed), images
+
+
+def _split_rows(images: ImageIndex | None, split: str) -> ImageIndex:
+    """The index restricted to one split; an error where the images carry no splits."""
+    if images is None or "split" not in images.frame:
+        raise DatasetError(f"--split {split}: needs --images as an images manifest (its 'split' column); "
+                           "a folder of images has no splits")
+    frame = images.frame[images.frame["split"] == split]
+    if frame.empty:
+        have = sorted(images.frame["split"].dropna().unique())
+        raise DatasetError(f"--split {split}: {images.where} has no images in that split (it has {have})")
+    return ImageIndex(frame, images.where, images.root)
 
 
 def evaluate_command(
@@ -223,7 +240,7 @@ def evaluate_command(
     out: Path = Path("runs/evaluate"),
     bootstrap: int = 1000,
     seed: int = 0,
-    split: str = "test",
+    split: str | None = None,
     device: str = "auto",
     batch_size: int = 128,
 ) -> dict:

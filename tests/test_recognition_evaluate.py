@@ -189,3 +189,21 @@ def test_reference_names():
     assert reference_name("+A@2", "baseline", names) == "baseline"  # no same-seed baseline: the main one
     assert reference_name("baseline@1", "baseline", names) == "baseline@1"
     assert reference_name("baseline", "baseline", names) == "baseline"
+
+
+def test_split_keeps_only_that_splits_images():
+    from augment.data.errors import DatasetError
+    from recognition.evaluate import cli_protocol
+
+    frame = pd.DataFrame({"path": [f"{i}.png" for i in range(6)], "file": ["x"] * 6, "identity": [0, 0, 1, 1, 2, 2],
+                          "split": ["train", "train", "test", "test", "val", "val"]})
+    idx = ImageIndex(frame, "aligned.parquet")
+    proto, _ = cli_protocol("celeba-ident", None, idx, [], None, seed=0)
+    assert proto.keys == ["2.png", "3.png"]  # default: the test rows
+    proto, _ = cli_protocol("celeba-ident", None, idx, [], "val", seed=0)
+    assert proto.keys == ["4.png", "5.png"]
+    with pytest.raises(DatasetError, match=r"--split nope: .* has no images in that split"):
+        cli_protocol("celeba-ident", None, idx, [], "nope", seed=0)
+    tree = ImageIndex(frame.drop(columns="split"), "faces/")
+    with pytest.raises(DatasetError, match="a folder of images has no splits"):
+        cli_protocol("celeba-ident", None, tree, [], "test", seed=0)
