@@ -379,7 +379,6 @@ def _curves_section(doc: Doc, run_dir: Path, generators: mf.Manifest | None) -> 
 
 def build(cfg: PipelineConfig, inputs: dict, run_dir: Path, grids: dict[str, Image.Image] | None = None) -> Doc:
     doc = Doc(f"augment report: {cfg.name}")
-    _config_section(doc, cfg)
     _counts_section(doc, inputs)
     _timings_section(doc, cfg)
     if grids:
@@ -393,6 +392,7 @@ def build(cfg: PipelineConfig, inputs: dict, run_dir: Path, grids: dict[str, Ima
     _curves_section(doc, run_dir, gens if isinstance(gens, mf.Manifest) else None)
     _edit_quality_section(doc, inputs.get("sagan_metrics"))
     _recognition_section(doc, inputs.get("recognition_metrics"), run_dir)
+    _config_section(doc, cfg)  # last: every key, one row each
     return doc
 
 
