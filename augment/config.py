@@ -188,6 +188,10 @@ class TrainSaganConfig:
     # share of each critic batch also shown to D_cls with a dark patch over the
     # attribute's landmarks, true labels kept: a smudge no longer fools D_cls
     d_smudge_fraction: float = 0.0
+    # comma-separated differentiable augmentations of every image D sees
+    # (color, translation, cutout; augment/sagan/diffaug.py): D on few images
+    # otherwise memorises them and its attribute head is fooled cheaply
+    diffaugment: str = ""
     checkpoint_every: int = 250
     sample_every: int = 250
     sample_images: int = 8  # rows of each sample grid (half with, half without the attribute)
@@ -195,6 +199,11 @@ class TrainSaganConfig:
     deterministic: bool = False  # torch.use_deterministic_algorithms while training
     workers: int = 0  # DataLoader worker processes; 0 = decode in the training process
     threads: int = 0  # torch CPU threads while training; 0 = torch's default (all cores)
+    # torch.compile the generator for training (Inductor; the critic stays eager:
+    # its gradient penalty needs a double backward). Measured on a 2-core CPU
+    # (benchmarks/RESULTS.md): the paper preset's step 1.2x faster after ~100 s
+    # of compiling; no gain on the fast preset. Same math, not the same bits.
+    compile: bool = False
 
 
 @dataclass(frozen=True)
@@ -561,6 +570,7 @@ def load_config(
             raise ConfigError(f"{source}: key 'stages[{i}]' names an unknown stage '{name}'{hint}")
     _check_evaluate(cfg, source)
     _check_edit_models(cfg, source)
+    _check_diffaugment(cfg, source)
     if check_paths:
         _check_paths(cfg, "", source)
         _check_datasets(cfg, source)
@@ -591,6 +601,15 @@ def _check_evaluate(cfg: PipelineConfig, source: str) -> None:
     if src not in ("dataset", "classifier") and not src.endswith(".csv"):
         raise ConfigError(f"{source}: key 'evaluate.attributes_from' must be dataset, classifier or a .csv file, "
                           f"got {src!r}")
+
+
+def _check_diffaugment(cfg: PipelineConfig, source: str) -> None:
+    from augment.sagan import diffaug
+
+    try:
+        diffaug.parse(cfg.train_sagan.diffaugment)
+    except ValueError as e:
+        raise ConfigError(f"{source}: key 'train_sagan.diffaugment': {e}") from None
 
 
 def _check_generators_alignment(cfg: PipelineConfig, source: str) -> None:

@@ -202,5 +202,6 @@ def wrap_ddp(model, device):
 
 
 def unwrap(model):
-    """The bare module inside a DDP wrapper (for checkpoints)."""
+    """The bare module inside a torch.compile and/or DDP wrapper (for checkpoints)."""
+    model = getattr(model, "_orig_mod", model)
     return getattr(model, "module", model)

@@ -3,19 +3,26 @@
 One step = ``n_critic`` (3) critic updates + 1 generator update, on random
 images and labels, both sides starting from the same weights:
 
-- ours: ``d_step`` / ``g_step`` as the ``train_sagan`` stage calls them
-  (real and fake images through D as one batch; the edit and the identity
-  edit through G as one batch; on CUDA channels_last and bf16 autocast);
+- ours: ``train_step`` as the ``train_sagan`` stage calls it (real and fake
+  images through D as one batch; the edit and the identity edit through G as
+  one call sharing one attention pass; the last critic update reuses the
+  generator update's edits instead of a separate no-grad pass; loss terms
+  stay on the device; on CUDA channels_last and bf16 autocast);
 - plain: the same losses written the way a straightforward port writes
   them, in stock PyTorch modules (``nn.InstanceNorm2d``): D on the real and
   on the fake images separately, G called separately for the edit, the
-  identity edit and the dual reconstruction, fp32, default memory format.
+  identity edit and the dual reconstruction, a no-grad G pass for every
+  critic update's fakes, ``.item()`` per term, fp32, default memory format.
 
 Reported per preset: seconds per step (median, min, max), the ratio, the
 achieved GFLOP/s (FLOPs of one step counted by ``torch.utils.flop_counter``:
 convolutions and matmuls, forward, backward and the gradient penalty's double
 backward) and ``first_step_loss_diff``: the largest difference between the
 two sides' loss terms on the first critic and generator updates (same math).
+The paper preset is also timed with the generator under ``torch.compile``
+(``train_sagan.compile: true``): ``compiled`` holds its ratio to the same plain
+step, the compile time and ``output_max_abs_diff``, the largest difference
+between the compiled and eager generator's outputs on one batch.
 """
 
 from __future__ import annotations
@@ -23,7 +30,7 @@ from __future__ import annotations
 import copy
 import time
 
-from benchmarks.common import Options, comparison, summary, sync
+from benchmarks.common import Options, comparison, matmul_gflops, summary, sync
 
 
 def plain_d_step(G, D, opt_D, x_real, c_org, alpha, tcfg) -> dict[str, float]:
@@ -102,12 +109,12 @@ def _plain_modules(module):
     return module
 
 
-def measure(preset: str, batch: int, runs: int, opts: Options) -> dict:
+def measure(preset: str, batch: int, runs: int, opts: Options, compiled: bool = False) -> dict:
     import torch
 
     from augment.config import TrainSaganConfig
     from augment.sagan.model import model_config
-    from augment.sagan.train import build, d_step, g_step
+    from augment.sagan.train import build, train_step
 
     device = torch.device(opts.device)
     mcfg = model_config(preset)
@@ -127,9 +134,17 @@ def measure(preset: str, batch: int, runs: int, opts: Options) -> dict:
 
     def ours_step() -> dict:
         parts = {}
-        for x, c, a in batches:
-            parts.update(d_step(G, D, opt_D, x, c, a, tcfg))
-        parts.update(g_step(G, D, opt_G, x, c, tcfg))
+        for p in train_step(G, D, opt_G, opt_D, [(x, c, a, None) for x, c, a in batches], tcfg):
+            parts.update({k: float(v) for k, v in p.items()})
+        sync(opts.device)
+        return parts
+
+    G_compiled = torch.compile(G) if compiled else None
+
+    def compiled_step() -> dict:
+        parts = {}
+        for p in train_step(G_compiled, D, opt_G, opt_D, [(x, c, a, None) for x, c, a in batches], tcfg):
+            parts.update({k: float(v) for k, v in p.items()})
         sync(opts.device)
         return parts
 
@@ -145,23 +160,53 @@ def measure(preset: str, batch: int, runs: int, opts: Options) -> dict:
     o, p = ours_step(), plain_step()
     loss_diff = max(abs(o[k] - p[k]) for k in p)
     flops = count_flops(ours_step)
+    ref_flops = count_flops(plain_step)
 
-    ours, ref = [], []
+    if compiled:
+        t0 = time.perf_counter()
+        c0 = compiled_step()  # compiles
+        compile_seconds = time.perf_counter() - t0
+        compiled_step()  # the first step's recompilations, if any
+        with torch.no_grad():
+            x0, c0_ = batches[0][0], batches[0][1]
+            eager_out = G(x0, (1 - c0_, c0_), with_manipulation=True)
+            compiled_out = G_compiled(x0, (1 - c0_, c0_), with_manipulation=True)
+            output_diff = max((a - b).abs().max().item() for a, b in zip(eager_out, compiled_out))
+    ours, ref, comp = [], [], []
     for _ in range(runs):
         t0 = time.perf_counter()
         ours_step()
         ours.append(time.perf_counter() - t0)
+        if compiled:
+            t0 = time.perf_counter()
+            compiled_step()
+            comp.append(time.perf_counter() - t0)
         t0 = time.perf_counter()
         plain_step()
         ref.append(time.perf_counter() - t0)
     result = comparison(ours, ref, "s/step", higher_is_better=False)
+    if compiled:
+        # train_sagan.compile: true; its first step ran on weights two steps on,
+        # so its losses are not compared with the plain step's
+        result["compiled"] = {**comparison(comp, ref, "s/step", higher_is_better=False),
+                              "compile_seconds": compile_seconds, "output_max_abs_diff": output_diff,
+                              "gflops": summary([flops / t / 1e9 for t in comp], "GFLOP/s"),
+                              "finite_losses": all(v == v and abs(v) < float("inf") for v in c0.values())}
     result["ours_gflops"] = summary([flops / t / 1e9 for t in ours], "GFLOP/s")
-    result["reference_gflops"] = summary([flops / t / 1e9 for t in ref], "GFLOP/s")
-    result.update(gflop_per_step=flops / 1e9, batch=batch, n_critic=tcfg.n_critic, image_size=s,
+    result["reference_gflops"] = summary([ref_flops / t / 1e9 for t in ref], "GFLOP/s")
+    # The roofline: a step cannot run faster than its FLOPs at the fp32 matmul rate.
+    matmul = summary(matmul_gflops(2048, runs), "GFLOP/s")
+    result.update(gflop_per_step=flops / 1e9, reference_gflop_per_step=ref_flops / 1e9,
+                  flop_ratio=ref_flops / flops, matmul_gflops=matmul,
+                  ratio_at_matmul_peak=result["reference"]["median"] / (flops / 1e9 / matmul["median"]),
+                  batch=batch, n_critic=tcfg.n_critic, image_size=s,
                   model_config=mcfg.to_dict(), first_step_loss_diff=loss_diff)
     print(f"sagan_step {preset} ({s} px, batch {batch}): ours {result['ours']['median']:.2f} s/step, "
           f"plain {result['reference']['median']:.2f} s/step, ratio {result['ratio']:.2f}x, "
-          f"{result['ours_gflops']['median']:.1f} GFLOP/s; first-step loss diff {loss_diff:.1e}", flush=True)
+          f"{result['ours_gflops']['median']:.1f} GFLOP/s ({result['flop_ratio']:.3f}x fewer FLOPs; "
+          f"{result['ratio_at_matmul_peak']:.2f}x at the matmul peak); first-step loss diff {loss_diff:.1e}"
+          + (f"; compiled {result['compiled']['ours']['median']:.2f} s/step, ratio {result['compiled']['ratio']:.2f}x"
+             if compiled else ""), flush=True)
     return result
 
 
@@ -170,5 +215,5 @@ def main(opts: Options, runs: int = 3, paper_batch: int = 16, fast_batch: int = 
 
     out = {"threads": torch.get_num_threads(), "device": opts.device}
     out["fast"] = measure("fast", opts.batch or fast_batch, runs, opts)
-    out["paper"] = measure("paper", opts.batch or paper_batch, runs, opts)
+    out["paper"] = measure("paper", opts.batch or paper_batch, runs, opts, compiled=True)
     return out

@@ -10,7 +10,10 @@ from pathlib import Path
 
 import pytest
 
+import torch
+
 from augment import checkpoint as ckpt
+from augment import distributed as dist
 from augment import manifest as mf
 from tests.sagan_fixtures import make_dataset
 
@@ -57,8 +60,7 @@ g = torch.Generator().manual_seed(100 + dist.rank())  # different data on each r
 for _ in range(3):
     x = torch.rand(4, 3, 16, 16, generator=g) * 2 - 1
     c = (torch.rand(4, generator=g) > 0.5).float()
-    T.d_step(G_ddp, D_ddp, opt_D, x, c, torch.rand(4, generator=g), t)
-    T.g_step(G_ddp, D_ddp, opt_G, x, c, t)
+    T.train_step(G_ddp, D_ddp, opt_G, opt_D, [(x, c, torch.rand(4, generator=g), None)], t)
 sums = [sum(float(p.double().sum()) for p in net.parameters()) for net in (G, D)]
 Path({tmp!r}, f"live{{dist.rank()}}.json").write_text(json.dumps(dist.all_gather_object(sums)))
 dist.shutdown()
@@ -95,8 +97,15 @@ def test_train_sagan_stage_under_torchrun(tmp_path):
     gens = mf.read(tmp_path / "train_sagan" / "generators.parquet", "generators").df
     assert list(gens["attribute"]) == ["Eyeglasses"] and gens.iloc[0]["step"] == 4
     states, meta = ckpt.load(tmp_path / "train_sagan" / "Eyeglasses" / "checkpoints" / "step_0000004")
-    assert set(states["rng"]) == {"alpha_0", "alpha_1"}  # each rank's interpolation RNG, for exact resume
+    assert set(states["rng"]) == {"alpha_0", "alpha_1", "diffaugment_0", "diffaugment_1"}  # each rank's RNGs, for exact resume
     r0 = json.loads((tmp_path / "rank0.json").read_text())
     assert r0["world"] == 2
     lines = (tmp_path / "train_sagan" / "Eyeglasses" / "metrics.jsonl").read_text().splitlines()
     assert [json.loads(ln)["step"] for ln in lines] == [2, 4]  # rank 0 alone logs
+
+
+def test_unwrap_finds_the_module_inside_compile_and_ddp_wrappers():
+    net = torch.nn.Linear(2, 2)
+    compiled = torch.compile(net)  # lazy: nothing compiles until it is called
+    assert dist.unwrap(compiled) is net
+    assert dist.unwrap(net) is net

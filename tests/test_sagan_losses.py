@@ -23,6 +23,23 @@ def _one_thread():
     torch.set_num_threads(before)
 
 
+def _floats(parts: dict) -> dict[str, float]:
+    return {k: float(v) for k, v in parts.items()}
+
+
+def _g_loss(*args, **kwargs):
+    """g_loss with its logged parts as floats (they are 0-dim tensors)."""
+    loss, parts = g_loss(*args, **kwargs)
+    assert all(isinstance(v, torch.Tensor) and v.dim() == 0 and not v.requires_grad for v in parts.values())
+    return loss, _floats(parts)
+
+
+def _d_loss(*args, **kwargs):
+    loss, parts = d_loss(*args, **kwargs)
+    assert all(isinstance(v, torch.Tensor) and v.dim() == 0 and not v.requires_grad for v in parts.values())
+    return loss, _floats(parts)
+
+
 def _batch(n=4, s=16, seed=0):
     g = torch.Generator().manual_seed(seed)
     x = torch.rand(n, 3, s, s, generator=g) * 2 - 1
@@ -75,7 +92,7 @@ def test_d_loss_is_the_sum_of_its_parts():
     D = SaGANDiscriminator(TINY)
     x_real, c = _batch()
     x_fake, _ = _batch(seed=3)
-    loss, parts = d_loss(D, x_real, x_fake, c, torch.rand(4), lambda_gp=10.0, lambda_cls=1.0)
+    loss, parts = _d_loss(D, x_real, x_fake, c, torch.rand(4), lambda_gp=10.0, lambda_cls=1.0)
     assert torch.isfinite(loss)
     recomposed = parts["d_fake"] - parts["d_real"] + 10 * parts["d_gp"] + parts["d_cls"]
     assert loss.item() == pytest.approx(recomposed, rel=1e-5, abs=1e-6)
@@ -90,7 +107,7 @@ def test_g_loss_is_the_sum_of_its_parts_and_uses_the_target():
     torch.manual_seed(0)
     G, D = SaGANGenerator(TINY), SaGANDiscriminator(TINY)
     x, c = _batch()
-    loss, parts = g_loss(G, D, x, c, 1 - c, lambda_cls=1.0, lambda1=20.0, lambda2=100.0)
+    loss, parts = _g_loss(G, D, x, c, 1 - c, lambda_cls=1.0, lambda1=20.0, lambda2=100.0)
     assert torch.isfinite(loss)
     recomposed = parts["g_adv"] + parts["g_cls"] + 20 * parts["g_rec_dual"] + 100 * parts["g_rec_id"]
     assert loss.item() == pytest.approx(recomposed, rel=1e-5)
@@ -102,7 +119,7 @@ def test_g_loss_is_the_sum_of_its_parts_and_uses_the_target():
     _, logit = D(x_fake)
     assert parts["g_cls"] == pytest.approx(attribute_loss(logit, 1 - c).item(), rel=1e-5)
     # the (non-paper) mask penalty adds lambda_mask * mean(mask), and only when asked for
-    loss_m, parts_m = g_loss(G, D, x, c, 1 - c, lambda_mask=0.5)
+    loss_m, parts_m = _g_loss(G, D, x, c, 1 - c, lambda_mask=0.5)
     assert loss_m.item() == pytest.approx(loss.item() + 0.5 * parts["mask_mean"], rel=1e-5)
 
 
@@ -128,12 +145,12 @@ def test_mask_terms_beyond_the_paper_add_their_parts():
     torch.manual_seed(0)
     G, D = SaGANGenerator(TINY), SaGANDiscriminator(TINY)
     x, c = _batch()
-    loss, parts = g_loss(G, D, x, c, 1 - c)
+    loss, parts = _g_loss(G, D, x, c, 1 - c)
     with torch.no_grad():
         _, mask = G(x, 1 - c)
     area = mask.mean(dim=(1, 2, 3))
     lo, hi = float(area.mean()) + 0.1, 1.0  # every image below the floor by a known amount
-    loss_e, parts_e = g_loss(G, D, x, c, 1 - c, lambda_area=2.0, mask_area=(lo, hi), lambda_tv=3.0, lambda_bin=4.0)
+    loss_e, parts_e = _g_loss(G, D, x, c, 1 - c, lambda_area=2.0, mask_area=(lo, hi), lambda_tv=3.0, lambda_bin=4.0)
     assert parts_e["g_mask_area"] == pytest.approx(float((lo - area).clamp(min=0).mean()), rel=1e-5)
     tv = (mask[..., 1:, :] - mask[..., :-1, :]).abs().mean() + (mask[..., :, 1:] - mask[..., :, :-1]).abs().mean()
     assert parts_e["g_mask_tv"] == pytest.approx(tv.item(), rel=1e-5)
@@ -142,7 +159,7 @@ def test_mask_terms_beyond_the_paper_add_their_parts():
     assert loss_e.item() == pytest.approx(loss.item() + extra, rel=1e-5)
     assert "g_mask_area" not in parts  # off by default (the paper's loss)
     # inside [lo, hi] the area prior costs nothing
-    _, inside = g_loss(G, D, x, c, 1 - c, lambda_area=2.0, mask_area=(0.0, 1.0))
+    _, inside = _g_loss(G, D, x, c, 1 - c, lambda_area=2.0, mask_area=(0.0, 1.0))
     assert inside["g_mask_area"] == 0.0
 
 
@@ -150,19 +167,19 @@ def test_detached_identity_term_has_the_same_value_but_trains_f_m_only():
     torch.manual_seed(0)
     G, D = SaGANGenerator(TINY), SaGANDiscriminator(TINY)
     x, c = _batch()
-    _, plain = g_loss(G, D, x, c, 1 - c)
-    _, detached = g_loss(G, D, x, c, 1 - c, detach_mask_identity=True)
+    _, plain = _g_loss(G, D, x, c, 1 - c)
+    _, detached = _g_loss(G, D, x, c, 1 - c, detach_mask_identity=True)
     assert detached["g_rec_id"] == pytest.approx(plain["g_rec_id"], rel=1e-5)
 
     def san_grad(detach: bool) -> float:
         G.zero_grad()
-        loss, _ = g_loss(G, D, x, c, 1 - c, lambda_cls=0.0, lambda1=0.0, lambda2=1.0, detach_mask_identity=detach)
+        loss, _ = _g_loss(G, D, x, c, 1 - c, lambda_cls=0.0, lambda1=0.0, lambda2=1.0, detach_mask_identity=detach)
         loss.backward()
         return sum(p.grad.abs().sum().item() for p in G.san.parameters())
 
     def san_grad_adv_only() -> float:
         G.zero_grad()
-        loss, _ = g_loss(G, D, x, c, 1 - c, lambda_cls=0.0, lambda1=0.0, lambda2=0.0)
+        loss, _ = _g_loss(G, D, x, c, 1 - c, lambda_cls=0.0, lambda1=0.0, lambda2=0.0)
         loss.backward()
         return sum(p.grad.abs().sum().item() for p in G.san.parameters())
 
@@ -179,10 +196,72 @@ def test_smudged_images_add_a_d_cls_term_with_their_own_labels():
     alpha = torch.rand(4)
     x_s, _ = _batch(seed=4)
     c_s = torch.tensor([1.0, 0.0])
-    loss, parts = d_loss(D, x_real, x_fake, c, alpha)
-    loss_s, parts_s = d_loss(D, x_real, x_fake, c, alpha, lambda_cls=1.0, x_smudge=x_s[:2], c_smudge=c_s)
+    loss, parts = _d_loss(D, x_real, x_fake, c, alpha)
+    loss_s, parts_s = _d_loss(D, x_real, x_fake, c, alpha, lambda_cls=1.0, x_smudge=x_s[:2], c_smudge=c_s)
     _, logit = D(x_s[:2])
     assert parts_s["d_cls_smudge"] == pytest.approx(attribute_loss(logit, c_s).item(), rel=1e-5)
     assert parts_s["d_real"] == pytest.approx(parts["d_real"], rel=1e-5)  # the critic does not see them
     assert parts_s["d_fake"] == pytest.approx(parts["d_fake"], rel=1e-5)
     assert "d_cls_smudge" not in parts
+
+
+def test_a_pair_of_labels_shares_one_attention_pass_and_matches_two_calls():
+    torch.manual_seed(0)
+    G = SaGANGenerator(TINY)
+    x, c = _batch()
+    both, mask, x_a = G(x, (1 - c, c), with_manipulation=True)
+    one, mask_one, x_a_one = G(x, 1 - c, with_manipulation=True)
+    other, _, _ = G(x, c, with_manipulation=True)
+    assert torch.allclose(both, torch.cat([one, other]), atol=1e-6)
+    assert torch.allclose(mask, torch.cat([mask_one, mask_one]), atol=1e-6)
+    assert torch.allclose(x_a[:4], x_a_one, atol=1e-6)
+    calls = []
+    G.san.register_forward_hook(lambda *a: calls.append(1))
+    G(x, (1 - c, c))
+    assert len(calls) == 1
+
+
+def _old_train_step(G, D, opt_G, opt_D, batches, tcfg):
+    """The step as it was: a no-grad G pass per critic update, then a fresh
+    G forward on the doubled batch for the generator update."""
+    for x, c, a in batches:
+        with torch.no_grad():
+            x_fake, _ = G(x, 1 - c)
+        loss, _ = d_loss(D, x, x_fake, c, a, lambda_gp=tcfg.lambda_gp, lambda_cls=tcfg.lambda_cls)
+        opt_D.zero_grad()
+        loss.backward()
+        opt_D.step()
+    D.requires_grad_(False)
+    n = len(x)
+    x_both, _ = G(torch.cat([x, x]), torch.cat([1 - c, c]))
+    x_rec, _ = G(x_both[:n], c)
+    critic, logit = D(x_both[:n])
+    loss = (-critic.mean() + tcfg.lambda_cls * attribute_loss(logit, 1 - c)
+            + tcfg.lambda1 * (x - x_rec).abs().mean() + tcfg.lambda2 * (x - x_both[n:]).abs().mean())
+    opt_G.zero_grad()
+    loss.backward()
+    opt_G.step()
+    D.requires_grad_(True)
+
+
+def test_train_step_reusing_the_edits_gives_the_weights_of_the_plain_step():
+    tcfg = TrainSaganConfig(batch_size=4)
+    def nets():
+        # SGD, so that the weights differ as much as the gradients do (Adam's
+        # first steps move every weight by ~lr whatever its gradient's size)
+        G, D, _, _ = T.build(TINY, tcfg, seed=0, device=torch.device("cpu"))
+        return G, D, torch.optim.SGD(G.parameters(), lr=0.1), torch.optim.SGD(D.parameters(), lr=0.1)
+
+    ours, plain = nets(), nets()
+    for step in range(2):
+        batches = [(*_batch(seed=10 * step + k), torch.rand(4, generator=torch.Generator().manual_seed(k)))
+                   for k in range(tcfg.n_critic)]
+        parts = T.train_step(ours[0], ours[1], ours[2], ours[3], [(x, c, a, None) for x, c, a in batches], tcfg)
+        _old_train_step(*plain, batches, tcfg)
+        assert len(parts) == tcfg.n_critic + 1 and "g_loss" in parts[-1] and "d_loss" in parts[0]
+    for net_ours, net_plain in zip(ours[:2], plain[:2]):
+        worst = max((a - b).abs().max().item() for a, b in zip(net_ours.parameters(), net_plain.parameters()))
+        assert worst < 1e-5
+    moved = max((a - b).abs().max().item() for a, b in
+                zip(ours[0].parameters(), nets()[0].parameters()))
+    assert moved > 1e-4  # the comparison is not between two untouched networks

@@ -168,7 +168,7 @@ def test_all_terms_beyond_the_paper_train_and_resume_exactly(tmp_path, tiny_set)
     tcfg = TrainSaganConfig(steps=12, batch_size=4, checkpoint_every=6, sample_every=1000, log_every=6,
                             deterministic=True, detach_mask_identity=True, lambda_area=5.0, mask_area_min=0.1,
                             mask_area_max=0.3, lambda_tv=1.0, lambda_bin=1.0, rec_warmup=4, lr_decay_from=0.5,
-                            d_smudge_fraction=0.5)
+                            d_smudge_fraction=0.5, diffaugment="color,translation,cutout")
     blobs = [np.array([[8, 6, 3, 2]], np.float32)] * len(tiny_set)
     straight = T.train("Eyeglasses", tiny_set, TINY, tcfg, tmp_path / "a", seed=5, blobs=blobs)
     T.train("Eyeglasses", tiny_set, TINY, tcfg, tmp_path / "b", seed=5, steps=6, blobs=blobs)

@@ -236,12 +236,20 @@ class SaGANGenerator(nn.Module):
         """x_a * mask + x * (1 - mask): pixels where mask == 0 are x exactly."""
         return x_a * mask + x * (1 - mask)
 
-    def forward(self, x: torch.Tensor, c: torch.Tensor, with_manipulation: bool = False
+    def forward(self, x: torch.Tensor, c: torch.Tensor | tuple[torch.Tensor, ...], with_manipulation: bool = False
                 ) -> tuple[torch.Tensor, ...]:
         """(x (N,3,H,W) in [-1,1], c (N,) in {0,1}) -> (x_edit (N,3,H,W) in [-1,1], mask (N,1,H,W) in [0,1]),
         and I_a = F_m(x, c) as a third element when ``with_manipulation`` (for losses
-        that treat F_m and the mask apart; one forward, so DDP sees every parameter)."""
+        that treat F_m and the mask apart; one forward, so DDP sees every parameter).
+
+        ``c`` may be a tuple of K label tensors (N,): x is then edited to each,
+        with one SAN pass for all K (b does not depend on c), and every output
+        comes back stacked in that order, (K*N, ...), the mask repeated.
+        """
         mask = self.attention(x)
+        if isinstance(c, tuple):
+            k = len(c)
+            x, mask, c = torch.cat([x] * k), torch.cat([mask] * k), torch.cat(c)
         x_a = self.manipulate(x, c)
         x_edit = self.blend(x, x_a, mask)
         return (x_edit, mask, x_a) if with_manipulation else (x_edit, mask)

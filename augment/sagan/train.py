@@ -43,7 +43,8 @@ from augment import manifest as mf
 from augment.config import PipelineConfig, TrainSaganConfig, section_json
 from augment.runtime import derive_seed, resolve_device
 from augment.sagan.data import BalancedBatchSampler, ImageDataset, attribute_labels, attribute_rows, save_png, to_uint8
-from augment.sagan.losses import d_loss, g_loss
+from augment.sagan import diffaug
+from augment.sagan.losses import d_loss, g_forward, g_loss
 from augment.sagan.model import SaganModelConfig, SaGANDiscriminator, SaGANGenerator, model_config
 from augment.sagan.smudge import aligned_blobs, smudge_batch
 
@@ -83,17 +84,32 @@ def _autocast(device: torch.device):
     return contextlib.nullcontext()
 
 
+def _seen_by(D, tcfg: TrainSaganConfig, aug_rng: torch.Generator | None):
+    """D, or D behind ``tcfg.diffaugment`` (beyond the paper) when it is set."""
+    policies = diffaug.parse(tcfg.diffaugment)
+    if policies and aug_rng is None:
+        raise ValueError("train_sagan.diffaugment is set: the step needs its aug_rng")
+    return diffaug.augmented(D, policies, aug_rng)
+
+
 def d_step(G, D, opt_D: torch.optim.Optimizer, x_real: torch.Tensor, c_org: torch.Tensor,
            alpha: torch.Tensor, tcfg: TrainSaganConfig,
-           smudged: tuple[torch.Tensor, torch.Tensor] | None = None) -> dict[str, float]:
+           smudged: tuple[torch.Tensor, torch.Tensor] | None = None,
+           x_fake: torch.Tensor | None = None,
+           aug_rng: torch.Generator | None = None) -> dict[str, torch.Tensor]:
     """One critic update. ``x_real`` (N,3,H,W) in [-1,1], ``c_org`` (N,) in {0,1},
     ``alpha`` (N,) in [0,1]; ``smudged`` optional (images (M,3,H,W), labels (M,)):
-    real images smudged for D_cls (``d_smudge_fraction``). ``G`` edits without gradients; ``D`` may be DDP-wrapped."""
+    real images smudged for D_cls (``d_smudge_fraction``). ``x_fake``: the edits
+    G(x_real, 1 - c_org) if the caller has them (``train_step``), else ``G``
+    makes them without gradients. ``D`` may be DDP-wrapped; with
+    ``tcfg.diffaugment`` it sees every image through the augmentation, drawn
+    from ``aug_rng``. Returns detached 0-dim loss terms."""
     device = x_real.device
-    with torch.no_grad(), _autocast(device):
-        x_fake, _ = dist.unwrap(G)(x_real, 1 - c_org)
+    if x_fake is None:
+        with torch.no_grad(), _autocast(device):
+            x_fake, _ = dist.unwrap(G)(x_real, 1 - c_org)
     with _autocast(device):
-        loss, parts = d_loss(D, x_real, x_fake.to(x_real.dtype), c_org, alpha,
+        loss, parts = d_loss(_seen_by(D, tcfg, aug_rng), x_real, x_fake.detach().to(x_real.dtype), c_org, alpha,
                              lambda_gp=tcfg.lambda_gp, lambda_cls=tcfg.lambda_cls,
                              x_smudge=None if smudged is None else smudged[0],
                              c_smudge=None if smudged is None else smudged[1])
@@ -104,24 +120,53 @@ def d_step(G, D, opt_D: torch.optim.Optimizer, x_real: torch.Tensor, c_org: torc
 
 
 def g_step(G, D, opt_G: torch.optim.Optimizer, x_real: torch.Tensor, c_org: torch.Tensor,
-           tcfg: TrainSaganConfig, rec_scale: float = 1.0) -> dict[str, float]:
+           tcfg: TrainSaganConfig, rec_scale: float = 1.0,
+           forward: tuple[torch.Tensor, ...] | None = None,
+           aug_rng: torch.Generator | None = None) -> dict[str, torch.Tensor]:
     """One generator update towards the flipped labels. ``G`` may be DDP-wrapped;
     ``D`` is used bare and frozen (its gradients are not needed). ``rec_scale``
-    multiplies lambda1 and lambda2 (the warm-up, ``rec_weight_scale``)."""
+    multiplies lambda1 and lambda2 (the warm-up, ``rec_weight_scale``).
+    ``forward``: ``g_forward(G, x_real, c_org, 1 - c_org)`` if already run.
+    ``aug_rng``: as in ``d_step``."""
     D = dist.unwrap(D)
     D.requires_grad_(False)
     try:
         with _autocast(x_real.device):
-            loss, parts = g_loss(G, D, x_real, c_org, 1 - c_org, lambda_cls=tcfg.lambda_cls,
+            loss, parts = g_loss(G, _seen_by(D, tcfg, aug_rng), x_real, c_org, 1 - c_org, lambda_cls=tcfg.lambda_cls,
                                  lambda1=tcfg.lambda1 * rec_scale, lambda2=tcfg.lambda2 * rec_scale,
                                  lambda_mask=tcfg.lambda_mask, detach_mask_identity=tcfg.detach_mask_identity,
                                  lambda_area=tcfg.lambda_area, mask_area=(tcfg.mask_area_min, tcfg.mask_area_max),
-                                 lambda_tv=tcfg.lambda_tv, lambda_bin=tcfg.lambda_bin)
+                                 lambda_tv=tcfg.lambda_tv, lambda_bin=tcfg.lambda_bin, forward=forward)
         opt_G.zero_grad(set_to_none=True)
         loss.backward()
         opt_G.step()
     finally:
         D.requires_grad_(True)
+    return parts
+
+
+def train_step(G, D, opt_G: torch.optim.Optimizer, opt_D: torch.optim.Optimizer,
+               batches: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor, Any]],
+               tcfg: TrainSaganConfig, rec_scale: float = 1.0,
+               aug_rng: torch.Generator | None = None) -> list[dict[str, torch.Tensor]]:
+    """One generator step: a critic update per batch of ``batches``
+    ((x_real, c_org, alpha, smudged), as ``d_step`` takes them), then the
+    generator update on the last batch. Returns every update's loss terms.
+
+    The last critic update's fakes are the generator update's edits: G does not
+    change between them, so G(I, c) runs once, with gradients, and its detached
+    output feeds the critic (the same values a separate no-grad pass gives, one
+    generator forward fewer per step).
+    """
+    parts = []
+    for k, (x_real, c_org, alpha, smudged) in enumerate(batches):
+        x_fake = None
+        if k == len(batches) - 1:
+            with _autocast(x_real.device):
+                forward = g_forward(G, x_real, c_org, 1 - c_org)
+            x_fake = forward[0][: len(x_real)]
+        parts.append(d_step(G, D, opt_D, x_real, c_org, alpha, tcfg, smudged, x_fake=x_fake, aug_rng=aug_rng))
+    parts.append(g_step(G, D, opt_G, x_real, c_org, tcfg, rec_scale, forward=forward, aug_rng=aug_rng))
     return parts
 
 
@@ -280,6 +325,8 @@ def train(
     G, D, opt_G, opt_D = build(mcfg, tcfg, derive_seed(seed, "train_sagan", attribute, "init"), device)
     alpha_rng = torch.Generator(device="cpu").manual_seed(
         derive_seed(seed, "train_sagan", attribute, "alpha", dist.rank()))
+    aug_rng = torch.Generator(device="cpu").manual_seed(
+        derive_seed(seed, "train_sagan", attribute, "diffaugment", dist.rank()))
     step = 0
     last = ckpt.latest(ckpt_dir)
     if last is not None:
@@ -291,6 +338,8 @@ def train(
         opt_D.load_state_dict(states["opt_D"])
         alpha_rng.set_state(states["rng"][f"alpha_{dist.rank()}"]
                             if f"alpha_{dist.rank()}" in states["rng"] else states["rng"]["alpha_0"])
+        if f"diffaugment_{dist.rank()}" in states["rng"]:
+            aug_rng.set_state(states["rng"][f"diffaugment_{dist.rank()}"])
         step = int(meta["step"])
         log.info("[train_sagan] %s: resuming from %s (step %d)", attribute, last, step)
         if main:
@@ -299,13 +348,15 @@ def train(
     def save(at: int) -> Path:
         # Every rank's interpolation RNG, so a resumed multi-process run is exact too.
         rngs = dist.all_gather_object(alpha_rng.get_state())
+        aug_rngs = dist.all_gather_object(aug_rng.get_state())
         path = ckpt_dir / f"step_{at:07d}"
         if main:
             ckpt.save(
                 path,
                 {"G": dist.unwrap(G).state_dict(), "D": dist.unwrap(D).state_dict(),
                  "opt_G": opt_G.state_dict(), "opt_D": opt_D.state_dict(),
-                 "rng": {f"alpha_{r}": s for r, s in enumerate(rngs)}},
+                 "rng": {**{f"alpha_{r}": s for r, s in enumerate(rngs)},
+                         **{f"diffaugment_{r}": s for r, s in enumerate(aug_rngs)}}},
                 checkpoint_meta(mcfg, attribute, at, seed, config_hash, tcfg.preset),
             )
             _prune(ckpt_dir, KEEP_CHECKPOINTS)
@@ -316,6 +367,8 @@ def train(
         return ckpt_dir / f"step_{step:07d}"
 
     G_train, D_train = dist.wrap_ddp(G, device), dist.wrap_ddp(D, device)
+    if tcfg.compile:
+        G_train = torch.compile(G_train)
     sampler = BalancedBatchSampler(dataset.labels, tcfg.batch_size, derive_seed(seed, "train_sagan", attribute, "data"),
                                    start=step * tcfg.n_critic, rank=dist.rank(), world_size=dist.world_size())
     loader = DataLoader(dataset, batch_sampler=sampler, num_workers=tcfg.workers,
@@ -325,7 +378,7 @@ def train(
     x_fixed = torch.stack([dataset[i][0] for i in fixed]).to(device)
     memory_format = torch.channels_last if device.type == "cuda" else torch.contiguous_format
 
-    sums: dict[str, float] = {}
+    sums: dict[str, torch.Tensor] = {}
     counts: dict[str, int] = {}
     t_log = time.perf_counter()
     steps_since_log = 0
@@ -340,6 +393,7 @@ def train(
             for opt in (opt_G, opt_D):
                 for group in opt.param_groups:
                     group["lr"] = lr
+            step_batches = []
             for k in range(tcfg.n_critic):
                 x_real, c_org = next(batches)
                 smudged = None
@@ -356,19 +410,19 @@ def train(
                 x_real = x_real.to(device, non_blocking=True, memory_format=memory_format)
                 c_org = c_org.to(device, non_blocking=True)
                 alpha = torch.rand(len(x_real), generator=alpha_rng).to(device)
-                for name, v in d_step(G_train, D_train, opt_D, x_real, c_org, alpha, tcfg, smudged).items():
-                    sums[name] = sums.get(name, 0.0) + v
+                step_batches.append((x_real, c_org, alpha, smudged))
+            for parts in train_step(G_train, D_train, opt_G, opt_D, step_batches, tcfg,
+                                    rec_weight_scale(step, tcfg), aug_rng):
+                for name, v in parts.items():
+                    # summed on the device; read back once per log line
+                    sums[name] = sums[name] + v if name in sums else v
                     counts[name] = counts.get(name, 0) + 1
-            for k, v in g_step(G_train, D_train, opt_G, x_real, c_org, tcfg,
-                               rec_weight_scale(step, tcfg)).items():
-                sums[k] = sums.get(k, 0.0) + v
-                counts[k] = counts.get(k, 0) + 1
             step += 1
             steps_since_log += 1
             bar.update(1)
             if step % tcfg.log_every == 0 or step == steps:
                 elapsed = time.perf_counter() - t_log
-                record = {"step": step, **{k: sums[k] / counts[k] for k in sums},
+                record = {"step": step, **{k: float(sums[k]) / counts[k] for k in sums},
                           "step_time_s": elapsed / steps_since_log,
                           "images_per_s": steps_since_log * tcfg.n_critic * tcfg.batch_size
                           * dist.world_size() / elapsed}
