@@ -19,6 +19,9 @@ preset, in one process run:
 tensors (edits and masks, in [-1, 1] / [0, 1]) over all images;
 ``png_max_abs_diff``: the same over the written 8-bit PNGs.
 
+Without ``--compile`` the stage's ``edit.compile: true`` (the generator
+under torch.compile) is timed too, interleaved, as ``compiled``.
+
 ``flop_efficiency``: the generator forward's achieved GFLOP/s (convolution
 FLOPs = 2 x multiply-accumulates, counted by ``conv_macs``; batch 16, run as
 the stage runs it) divided by a 2048 x 2048 fp32 matmul's GFLOP/s, both
@@ -28,6 +31,7 @@ measured in this run.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import shutil
 import tempfile
 import time
@@ -90,41 +94,10 @@ def generators(opts: Options):
     return ours, plain.to(opts.device)
 
 
-class Tuned:
-    """A generator's ``attention`` / ``manipulate`` / ``blend`` under bf16 autocast
-    and torch.compile (the GPU options); the blend and outputs stay fp32."""
-
-    def __init__(self, G, opts: Options) -> None:
-        import torch
-
-        self.G, self.device = G, opts.device
-        self.dtype = torch.bfloat16 if opts.bf16 else None
-        self._attention = torch.compile(G.attention) if opts.compile else G.attention
-        self._manipulate = torch.compile(G.manipulate) if opts.compile else G.manipulate
-        self.blend = G.blend
-
-    def _ctx(self):
-        import contextlib
-
-        import torch
-
-        if self.dtype is None:
-            return contextlib.nullcontext()
-        return torch.autocast(self.device.split(":")[0], dtype=self.dtype)
-
-    def attention(self, x):
-        with self._ctx():
-            return self._attention(x).float()
-
-    def manipulate(self, x, c):
-        with self._ctx():
-            return self._manipulate(x, c).float()
-
-
 def edit_models(G, opts: Options):
-    from augment.edit import EditModels
+    from augment.edit import EditModels, TunedGenerator
 
-    gen = Tuned(G, opts) if (opts.bf16 or opts.compile) else G
+    gen = TunedGenerator(G, opts.compile, opts.device if opts.bf16 else None) if (opts.bf16 or opts.compile) else G
     return EditModels(ATTRIBUTE, "bench", gen, 128)
 
 
@@ -224,7 +197,7 @@ def flop_efficiency(models, opts: Options, runs: int) -> dict:
     from augment.edit import _Compute
     from augment.sagan.model import conv_macs
 
-    G = models.generator.G if isinstance(models.generator, Tuned) else models.generator
+    G = getattr(models.generator, "G", models.generator)
     x = (torch.rand(16, 3, 128, 128, generator=torch.Generator().manual_seed(1)) * 2 - 1).to(opts.device)
     x = x.contiguous(memory_format=torch.channels_last)
     flops = 2 * conv_macs(G, x, torch.ones(16, device=x.device))
@@ -269,9 +242,21 @@ def main(opts: Options, images: int = 32, runs: int = 3) -> dict:
         s, d = run_reference(plain, paths[:REF_BATCH], opts.device)
         shutil.rmtree(d)
 
-        ours, ref, png_diff = [], [], 0
+        # Without --compile, the stage's edit.compile: true is timed as a third side.
+        compiled = None
+        if not opts.compile and not opts.bf16:
+            compiled = edit_models(ours_G, dataclasses.replace(opts, compile=True))
+            t0 = time.perf_counter()
+            s, d = run_ours(compiled, warm, root, opts)
+            shutil.rmtree(d)
+            compile_seconds = time.perf_counter() - t0
+        ours, ref, comp, png_diff = [], [], [], 0
         for k in range(runs):  # interleaved, so a change in load hits both sides
             s_o, d_o = run_ours(models, rows, root, opts)
+            if compiled is not None:
+                s_c, d_c = run_ours(compiled, rows, root, opts)
+                shutil.rmtree(d_c)
+                comp.append(images / s_c)
             s_r, d_r = run_reference(plain, paths, opts.device)
             if k == 0:
                 png_diff = compare_pngs(d_o, d_r, rows)
@@ -283,6 +268,12 @@ def main(opts: Options, images: int = 32, runs: int = 3) -> dict:
         result = comparison(ours, ref, "img/s")
         result["max_abs_diff"] = compare_outputs(models, plain, paths, opts)
         result["png_max_abs_diff"] = png_diff
+        if compiled is not None:
+            result["compiled"] = {**comparison(comp, ref, "img/s"), "compile_seconds": compile_seconds,
+                                  "max_abs_diff": compare_outputs(compiled, plain, paths, opts)}
+            print(f"edit (edit.compile: true): {result['compiled']['ours']['median']:.2f} img/s, "
+                  f"ratio {result['compiled']['ratio']:.2f}x, max_abs_diff {result['compiled']['max_abs_diff']:.2e}",
+                  flush=True)
 
         result.update(flop_efficiency(models, opts, runs))
         result.update(images=images, image_size=128, preset="paper", reference_batch=REF_BATCH,
