@@ -14,9 +14,8 @@ from PIL import Image
 from augment import manifest as mf
 from augment.config import EditConfig
 from augment.edit import EditModels, edit_batch, edit_rows, target_values
-from augment.sagan.model import SaGANGenerator, SaganModelConfig
-
-TINY = SaganModelConfig(image_size=16, g_width=4, g_downsample=2, g_res_blocks=1, d_width=4, d_layers=3)
+from augment.sagan.model import SaGANGenerator
+from tests.sagan_fixtures import TINY
 
 
 def tiny_generator(seed=0) -> SaGANGenerator:

@@ -17,12 +17,7 @@ from augment.sagan import train as T
 from tests.sagan_fixtures import ALIGNED, BAR, SHIFT, make_dataset
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def test_image_metrics_by_hand():
