@@ -71,10 +71,13 @@ def resize_square(img: np.ndarray, size: int) -> np.ndarray:
 
 
 def to_tensor(img: np.ndarray):
-    """(H, W, 3) uint8 -> (3, H, W) float32 tensor in [-1, 1] (v / 127.5 - 1)."""
+    """(H, W, 3) uint8 -> (3, H, W), or a batch (N, H, W, 3) -> (N, 3, H, W): float32
+    in [-1, 1] (v / 127.5 - 1). A view of the pixels' memory, so channels-last
+    strides: a batch goes through convolutions in that layout."""
     import torch
 
-    return torch.from_numpy(np.ascontiguousarray(img)).permute(2, 0, 1).float().div_(127.5).sub_(1.0)
+    t = torch.from_numpy(np.ascontiguousarray(img))
+    return (t.permute(2, 0, 1) if t.dim() == 3 else t.permute(0, 3, 1, 2)).float().div_(127.5).sub_(1.0)
 
 
 def to_uint8(x) -> np.ndarray:

@@ -223,7 +223,7 @@ def evaluate_attribute(attribute: str, generator_dir: Path, classifiers: mf.Mani
     for start in tqdm(range(0, len(df), batch_size), desc=f"eval_sagan {attribute}", unit="batch"):
         rows = df.iloc[start : start + batch_size]
         y = labels[start : start + batch_size]
-        x = torch.stack([to_tensor(read_rgb(aligned.root / p, size)) for p in rows["path"]]).to(device)
+        x = to_tensor(np.stack([read_rgb(aligned.root / p, size) for p in rows["path"]])).to(device)
         c_trg = torch.from_numpy(1 - y).float().to(device)
         edit, mask = G(x, c_trg)
         p_edit = clf.attribute_probability(edit, attribute).cpu().numpy()

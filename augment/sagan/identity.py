@@ -71,7 +71,7 @@ def id_preservation(generator, generator_size: int, attribute: str, aligned: mf.
         return embed_batch(recognizer, x)
 
     def tensor(arrs: list[np.ndarray]) -> torch.Tensor:
-        return torch.stack([to_tensor(a) for a in arrs]).to(device)
+        return to_tensor(np.stack(arrs)).to(device)
 
     sim, sim_oracle = [], []
     for b in range(0, len(keep), batch_size):
