@@ -57,6 +57,9 @@ def test_tensor_conversions_are_exact_inverses():
     back = aio.to_uint8(x[None])
     assert back.shape == (1, 16, 16, 3) and back.flags["C_CONTIGUOUS"]
     np.testing.assert_array_equal(back[0], img)
+    batch = aio.to_tensor(np.stack([img, img[::-1]]))
+    assert batch.shape == (2, 3, 16, 16) and batch.is_contiguous(memory_format=torch.channels_last)
+    assert torch.equal(batch[0], x) and torch.equal(batch[1], aio.to_tensor(img[::-1]))
     # out of range values are clamped, halves round to the nearest even
     assert aio.to_uint8(torch.tensor([-3.0, 3.0, 1 / 255 - 1]).reshape(1, 3, 1, 1)).ravel().tolist() == [0, 255, 0]
 
