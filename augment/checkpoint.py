@@ -12,6 +12,9 @@ either the previous complete checkpoint or none, never a half-written one.
 whose weights file is whole (its safetensors header covers the file exactly):
 files are fsynced before the rename, but a copy cut short by hand, a full disk
 or a filesystem that lost data must still never be picked up.
+
+Also here: ``prune`` (keep the last few checkpoints of a run) and
+``drop_records`` (the metrics logged after the checkpoint a run resumes from).
 """
 
 from __future__ import annotations
@@ -21,8 +24,9 @@ import logging
 import os
 import shutil
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
+from augment.io import fsync_file, write_text
 from augment.runtime import names_file
 
 log = logging.getLogger("augment.checkpoint")
@@ -88,7 +92,7 @@ def save(path: Path | str, states: dict[str, Any], meta: dict[str, Any]) -> Path
         with names_file(path / META):
             (tmp / META).write_text(json.dumps(full, indent=1, sort_keys=True))
         for f in (tmp / WEIGHTS, tmp / META):  # on disk before the rename makes them visible
-            _fsync(f)
+            fsync_file(f)
         if path.exists():
             old = path.with_name(f".{path.name}.old-{os.getpid()}")
             os.replace(path, old)
@@ -100,11 +104,6 @@ def save(path: Path | str, states: dict[str, Any], meta: dict[str, Any]) -> Path
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return path
-
-
-def _fsync(path: Path) -> None:
-    with open(path, "rb") as fh:
-        os.fsync(fh.fileno())
 
 
 def verify_weights(path: Path | str) -> None:
@@ -178,3 +177,25 @@ def latest(folder: Path | str, prefix: str = "step_") -> Path | None:
         if step > best_step:
             best, best_step = d, step
     return best
+
+
+def prune(folder: Path | str, keep: int, prefix: str = "step_") -> None:
+    """Delete all but the ``keep`` last (by name: steps are zero-padded) checkpoints
+    ``<prefix>*`` of ``folder``; folders without metadata are not checkpoints and stay."""
+    done = sorted((d for d in Path(folder).glob(f"{prefix}*") if (d / META).is_file()), key=lambda d: d.name)
+    for d in done[: max(0, len(done) - keep)]:
+        shutil.rmtree(d, ignore_errors=True)
+
+
+def drop_records(path: Path | str, drop: Callable[[dict], bool]) -> None:
+    """Rewrite the JSON-lines file ``path`` (e.g. a run's ``metrics.jsonl``) without
+    the records for which ``drop`` is true, atomically: what was logged after the
+    checkpoint a run resumes from, since the resumed run logs it again. Blank lines
+    go too; a file with nothing to drop is left as it is."""
+    path = Path(path)
+    if not path.is_file():
+        return
+    lines = path.read_text().splitlines()
+    keep = [ln for ln in lines if ln.strip() and not drop(json.loads(ln))]
+    if len(keep) != len(lines):
+        write_text(path, "".join(ln + "\n" for ln in keep))

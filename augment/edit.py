@@ -28,7 +28,6 @@ processes.
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import logging
 import os
@@ -39,17 +38,19 @@ from typing import Callable, Sequence
 
 import numpy as np
 import pandas as pd
-import pyarrow as pa
 import pyarrow.parquet as pq
-from PIL import Image
 from tqdm import tqdm
 
 from augment import distributed as dist
 from augment import manifest as mf
 from augment.config import EditConfig, PipelineConfig
 from augment.data.celeba import attribute_index
+from augment.io import read_rgb, save_png, to_tensor, to_uint8, write_atomic
+from augment.sagan.data import attribute_labels
 
 log = logging.getLogger("augment.edit")
+
+EDIT_PNG_LEVEL = 1  # zlib level of the edited images' PNGs: the fastest to write
 
 
 @dataclass
@@ -138,29 +139,12 @@ class _Images:
         return len(self.paths)
 
     def __getitem__(self, i: int):
-        import torch
-
-        with Image.open(self.paths[i]) as im:
-            a = np.asarray(im.convert("RGB"), dtype=np.float32)
-        return torch.from_numpy(a).permute(2, 0, 1).div_(127.5).sub_(1.0)
-
-
-def _to_uint8(x) -> np.ndarray:
-    """(N,3,H,W) in [-1,1] -> (N,H,W,3) uint8, rounding to nearest."""
-    import torch
-
-    return ((x.clamp(-1, 1) + 1) * 127.5).round_().to(torch.uint8).permute(0, 2, 3, 1).contiguous().numpy()
+        return to_tensor(read_rgb(self.paths[i]))
 
 
 def _encode_png(arr: np.ndarray, path: Path) -> str:
     """Write a PNG atomically; returns the sha256 of its bytes."""
-    buf = io.BytesIO()
-    Image.fromarray(arr).save(buf, format="PNG", compress_level=1)
-    data = buf.getvalue()
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
-    return hashlib.sha256(data).hexdigest()
+    return save_png(arr, path, compress_level=EDIT_PNG_LEVEL)
 
 
 def edit_batch(models: EditModels, x, values: Sequence[int]):
@@ -208,7 +192,7 @@ def _score_batch(models: EditModels, x, values: Sequence[int]) -> tuple:
                 prob = models.attr_prob(small).float().cpu().numpy()
             if src_emb is not None:
                 sim = (models.embed(xe) * src_emb).sum(dim=1).float().cpu().numpy()
-            out[v] = (_to_uint8(xe.float().cpu()), prob, sim)
+            out[v] = (to_uint8(xe.float().cpu()), prob, sim)
     return area, out
 
 
@@ -295,7 +279,7 @@ def edit_chunk(
     from torch.utils.data import DataLoader
 
     ai = attribute_index(models.attribute)
-    labels = np.array([-1 if a is None or (isinstance(a, float)) else int(a[ai] > 0) for a in rows["attributes"]])
+    labels = attribute_labels(rows, models.attribute)
     targets = target_values(ecfg.directions, labels)
     loader = DataLoader(_Images([root / p for p in rows["path"]]), batch_size=ecfg.batch_size, shuffle=False,
                         num_workers=workers, persistent_workers=False)
@@ -373,9 +357,7 @@ def _write_part(path: Path, rows: list[dict], drops: dict[str, int]) -> None:
     table = mf.to_table(mf.Manifest("images", mf.frame("images", rows), path.parent))
     table = table.replace_schema_metadata({"drops": json.dumps(drops, sort_keys=True)})
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    pq.write_table(table, tmp)
-    os.replace(tmp, path)
+    write_atomic(path, lambda tmp: pq.write_table(table, tmp))
 
 
 def _read_part(path: Path) -> tuple[pd.DataFrame, dict[str, int]]:
@@ -433,7 +415,7 @@ def load_models(cfg: PipelineConfig, generators: mf.Manifest, classifiers: mf.Ma
     import torch.nn.functional as F
 
     from augment.sagan.classifier import classifier_from_manifest
-    from augment.sagan.train import load_generator
+    from augment.sagan.generators import load_generator
 
     embed = None
     if cfg.edit.recognizer:

@@ -46,6 +46,7 @@ import pandas as pd
 from tqdm import tqdm
 
 from augment import manifest as mf
+from augment.io import read_rgb, write_atomic
 
 LABELS = "labels.csv"
 LABEL_FIELDS = ["label", "identity", "identity_name", "folder"]
@@ -128,13 +129,14 @@ class LabelMap:
         return cls(rows)
 
     def write(self, path: Path) -> None:
-        tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-        with open(tmp, "w", newline="", encoding="utf-8") as fh:
-            w = csv.writer(fh)
-            w.writerow(LABEL_FIELDS)
-            for ident, r in sorted(self.rows.items(), key=lambda kv: kv[1]["label"]):
-                w.writerow([r["label"], ident, r["identity_name"], r["folder"]])
-        os.replace(tmp, path)
+        def rows(tmp: Path) -> None:
+            with open(tmp, "w", newline="", encoding="utf-8") as fh:
+                w = csv.writer(fh)
+                w.writerow(LABEL_FIELDS)
+                for ident, r in sorted(self.rows.items(), key=lambda kv: kv[1]["label"]):
+                    w.writerow([r["label"], ident, r["identity_name"], r["folder"]])
+
+        write_atomic(path, rows)
 
     def extend(self, df: pd.DataFrame, source: str, fixed: bool) -> None:
         """Add the identities of ``df`` that the map lacks (refused when ``fixed``);
@@ -234,10 +236,7 @@ def _image_size(df: pd.DataFrame) -> tuple[int, int]:
     sizes = set()
     for w, h, src in zip(df["width"], df["height"], df["abspath"]):
         if pd.isna(w) or pd.isna(h):
-            from PIL import Image
-
-            with Image.open(src) as im:
-                w, h = im.size
+            h, w = read_rgb(src).shape[:2]
         sizes.add((int(h), int(w)))
     if len(sizes) != 1:
         raise ExportError(f"insightface needs one image size, the rows have {sorted(sizes)[:5]} (height, width)")

@@ -28,6 +28,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from augment import __version__
+from augment.io import write_atomic
 
 SCHEMA_VERSION = "1"
 
@@ -264,20 +265,12 @@ def write(manifest: Manifest, path: Path | str, *, pipeline: str = "", config_ha
     }
     table = table.replace_schema_metadata(meta)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     try:
-        pq.write_table(table, tmp, compression="zstd")
-        with open(tmp, "rb") as fh:
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
+        write_atomic(path, lambda tmp: pq.write_table(table, tmp, compression="zstd"))
     except OSError as e:
-        tmp.unlink(missing_ok=True)
         err = ManifestWriteError(f"{path}: cannot write the manifest: {e.strerror or e}")
         err.errno = e.errno  # (strerror and filename stay unset: they would replace the message above)
         raise err from e
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
     manifest.file = path
     return path
 

@@ -35,6 +35,8 @@ from augment import manifest as mf
 from augment.data.attributes import from_vectors
 from augment.data.celeba import attribute_index
 from augment.data.errors import DatasetError
+from augment.edit import EDIT_PNG_LEVEL
+from augment.io import read_mask, read_rgb, save_png
 
 log = logging.getLogger("augment.oracle")
 
@@ -49,26 +51,24 @@ def oracle_id(parent_id: str, attribute: str, value: int) -> str:
 def perfect_edit(parent: pd.Series, aligned_root: Path, truth: pd.Series | None, gt_root: Path, value: int,
                  current: int) -> tuple[np.ndarray, float]:
     """(the perfect edit (H,W,3) uint8 at the aligned image's size, true changed area in [0,1])."""
-    from augment.data.images import load_rgb
-    from augment.sagan.evaluate import _read_mask, _read_rgb, to_model_size
+    from augment.sagan.evaluate import to_model_size
 
     if value == current:
-        return load_rgb(aligned_root / parent["path"]), 0.0
+        return read_rgb(aligned_root / parent["path"]), 0.0
     if truth is None:
         raise DatasetError(f"no exact counterfactual for {parent['path']}")  # checked before; a guard
     size = int(parent["width"])
-    cf = to_model_size(_read_rgb(gt_root / truth["counterfactual"]), parent["transform"], size, size)
-    region = to_model_size(_read_mask(gt_root / truth["mask"]), parent["transform"], size, size)
+    cf = to_model_size(read_rgb(gt_root / truth["counterfactual"]), parent["transform"], size, size)
+    region = to_model_size(read_mask(gt_root / truth["mask"]), parent["transform"], size, size)
     return cf, float(np.clip(region, 0, 1).mean())
 
 
 def _write_png(arr: np.ndarray, path: Path) -> str:
-    """PNG, written atomically; the sha256 of its bytes. An existing file is kept (resume)."""
-    from augment.edit import _encode_png
-
+    """PNG (as the edit stage writes them), written atomically; the sha256 of its
+    bytes. An existing file is kept (resume)."""
     if path.is_file():
         return hashlib.sha256(path.read_bytes()).hexdigest()
-    return _encode_png(arr, path)
+    return save_png(arr, path, compress_level=EDIT_PNG_LEVEL)
 
 
 def oracle_edits(edits: mf.Manifest, aligned: mf.Manifest, gt: mf.Manifest, out_dir: Path,

@@ -33,7 +33,6 @@ from __future__ import annotations
 import csv
 import hashlib
 import logging
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Sequence
@@ -49,6 +48,7 @@ from augment.align.warp import similarity, warp
 from augment.config import ConfigError
 from augment.data.celeba import IMAGE_EXTS
 from augment.data.images import ImageDecodeError, decode
+from augment.io import cv2_bytes, write_atomic, write_bytes
 
 log = logging.getLogger("augment.photo_edit")
 
@@ -159,16 +159,10 @@ def paste(photo: np.ndarray, m: np.ndarray, edit: np.ndarray, mask: np.ndarray) 
 
 
 def _write_png(arr: np.ndarray, path: Path) -> str:
-    """Write RGB (or gray) uint8 as PNG atomically; returns the sha256 of the bytes."""
-    img = cv2.cvtColor(arr, cv2.COLOR_RGB2BGR) if arr.ndim == 3 else arr
-    ok, buf = cv2.imencode(".png", img, [cv2.IMWRITE_PNG_COMPRESSION, 3])
-    if not ok:  # pragma: no cover - cv2 encodes any uint8 image
-        raise RuntimeError(f"cannot encode {path}")
-    data = buf.tobytes()
+    """Write RGB (or gray) uint8 as PNG (OpenCV, as the align stage) atomically; returns the sha256 of the bytes."""
+    data = cv2_bytes(arr, "png")
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
+    write_bytes(path, data)
     return hashlib.sha256(data).hexdigest()
 
 
@@ -208,7 +202,7 @@ def edit_photos(
     import torch
     from tqdm import tqdm
 
-    from augment.sagan.train import load_generator
+    from augment.sagan.generators import load_generator
 
     out = Path(out)
     targets = values_of(value)
@@ -281,8 +275,12 @@ def edit_photos(
     mf.write(result.aligned, out / "aligned.parquet")
     mf.write(result.rejects, out / "rejects.parquet")
     fields = ["input", "attribute", "value", "edited", "aligned", "mask", "mask_area", "pasted_pixels"]
-    with open(out / "index.csv", "w", newline="", encoding="utf-8") as fh:
-        wr = csv.DictWriter(fh, fieldnames=fields)
-        wr.writeheader()
-        wr.writerows(index)
+
+    def write_index(tmp: Path) -> None:
+        with open(tmp, "w", newline="", encoding="utf-8") as fh:
+            wr = csv.DictWriter(fh, fieldnames=fields)
+            wr.writeheader()
+            wr.writerows(index)
+
+    write_atomic(out / "index.csv", write_index)
     return result

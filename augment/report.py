@@ -23,6 +23,7 @@ from PIL import Image
 
 from augment import manifest as mf
 from augment.config import PipelineConfig, to_dict
+from augment.io import write_atomic, write_bytes, write_text
 
 log = logging.getLogger("augment.report")
 
@@ -219,7 +220,7 @@ def _recognition_section(doc: Doc, metrics_path: Path | None, out_dir: Path | No
         png = roc.read_bytes()
         doc.image(png, "ROC overlay", "roc.png")
         if out_dir is not None:
-            (out_dir / "roc.png").write_bytes(png)
+            write_bytes(out_dir / "roc.png", png)
 
 
 def _protocol_section(doc: Doc, protocol: str, metrics: dict) -> None:
@@ -367,7 +368,7 @@ def _curves_section(doc: Doc, run_dir: Path, generators: mf.Manifest | None) -> 
         fig.savefig(buf, format="png", dpi=90)
         plt.close(fig)
         name = f"curves_{f.parent.name}.png"
-        (run_dir / name).write_bytes(buf.getvalue())
+        write_bytes(run_dir / name, buf.getvalue())
         doc.p(f.parent.name)
         doc.image(buf.getvalue(), f"training curves {f.parent.name}", name)
 
@@ -385,7 +386,7 @@ def build(cfg: PipelineConfig, inputs: dict, run_dir: Path, grids: dict[str, Ima
         doc.h2("Edits (input | +attribute | -attribute | mask)")
         for attr, img in grids.items():
             name = f"grid_{_file_part(attr)}.png"
-            img.save(run_dir / name)
+            write_atomic(run_dir / name, lambda tmp: img.save(tmp, format="PNG"))
             doc.p(attr)
             doc.image(_png(img), f"edit grid {attr}", name)
     gens = inputs.get("generators")
@@ -403,9 +404,10 @@ def edit_grids(cfg: PipelineConfig, aligned: mf.Manifest, generators: mf.Manifes
     """
     import torch
 
-    from augment.edit import EditModels, _Images, _to_uint8, edit_batch
+    from augment.edit import EditModels, edit_batch
+    from augment.io import read_rgb, to_tensor, to_uint8
     from augment.runtime import resolve_device
-    from augment.sagan.train import load_generator
+    from augment.sagan.generators import load_generator
 
     df = aligned.df
     pick = df[df["split"] == "test"]
@@ -414,7 +416,7 @@ def edit_grids(cfg: PipelineConfig, aligned: mf.Manifest, generators: mf.Manifes
     pick = pick.iloc[:: max(1, len(pick) // max(n, 1))].iloc[:n]
     if pick.empty:
         return {}
-    x = torch.stack([_Images([aligned.root / p for p in pick["path"]])[i] for i in range(len(pick))])
+    x = torch.stack([to_tensor(read_rgb(aligned.root / p)) for p in pick["path"]])
     device = resolve_device(cfg.device)
     grids = {}
     for _, g in generators.df.iterrows():
@@ -422,8 +424,8 @@ def edit_grids(cfg: PipelineConfig, aligned: mf.Manifest, generators: mf.Manifes
         with torch.inference_mode():
             mask, edits = edit_batch(EditModels(g["attribute"], g["generator_id"], G, int(g["image_size"])),
                                      x.to(device), [1, 0])
-        imgs = _to_uint8(x)
-        plus, minus = _to_uint8(edits[1].cpu()), _to_uint8(edits[0].cpu())
+        imgs = to_uint8(x)
+        plus, minus = to_uint8(edits[1].cpu()), to_uint8(edits[0].cpu())
         m = (mask[:, 0].cpu().numpy() * 255).round().astype(np.uint8)
         grids[g["attribute"]] = grid([[imgs[i], plus[i], minus[i], m[i]] for i in range(len(imgs))])
     return grids
@@ -434,10 +436,10 @@ def run_stage(cfg: PipelineConfig, inputs: dict, run_dir: Path) -> dict[str, Pat
     if isinstance(inputs.get("aligned"), mf.Manifest) and isinstance(inputs.get("generators"), mf.Manifest):
         grids = edit_grids(cfg, inputs["aligned"], inputs["generators"], cfg.report.grid_images)
     doc = build(cfg, inputs, run_dir, grids)
-    (run_dir / "report.md").write_text(doc.render_md(), encoding="utf-8")
+    write_text(run_dir / "report.md", doc.render_md())
     out = run_dir / "report.html"
-    out.write_text(doc.render_html(), encoding="utf-8")
+    write_text(out, doc.render_html())
     # A copy at the top of the workdir, where a user looks first.
-    (Path(cfg.workdir) / "report.html").write_text(doc.render_html(), encoding="utf-8")
+    write_text(Path(cfg.workdir) / "report.html", doc.render_html())
     log.info("report: %s", out)
     return {"report": out}

@@ -46,7 +46,8 @@ def _checkpoint_folder(path: Path) -> Path | None:
 
 
 def _generator_row(folder: Path) -> dict:
-    from augment.sagan.train import CHECKPOINT_KIND, GENERATOR_KIND, weights_id
+    from augment.sagan.generators import CHECKPOINT_KIND, GENERATOR_KIND
+    from augment.sagan.train import weights_id
 
     meta = ckpt.read_meta(folder)
     if meta.get("kind") not in (CHECKPOINT_KIND, GENERATOR_KIND):

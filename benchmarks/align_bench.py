@@ -52,10 +52,10 @@ def run_reference(source, cfg, model) -> tuple[float, int]:
     import numpy as np
 
     from augment.align.detect import Face, choose
-    from augment.align.chunk import encode, write_bytes
     from augment.align.templates import template
     from augment.align.warp import similarity, warp
     from augment.data.images import ImageDecodeError, decode
+    from augment.io import cv2_bytes, write_bytes
 
     dst = template(cfg.template, cfg.size)
     out = Path(tempfile.mkdtemp(prefix="align-ref-"))
@@ -76,7 +76,7 @@ def run_reference(source, cfg, model) -> tuple[float, int]:
                             min_face=cfg.min_face)
             for f in choice.faces:
                 crop = warp(img.pixels, similarity(f.points, dst), cfg.size)
-                write_bytes(out / f"{i:06d}.png", encode(crop, "png"))
+                write_bytes(out / f"{i:06d}.png", cv2_bytes(crop, "png"))
             found += bool(choice.faces)
         seconds = time.perf_counter() - t0
     finally:

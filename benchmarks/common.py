@@ -17,6 +17,8 @@ from pathlib import Path
 from dataclasses import dataclass
 from typing import Callable
 
+from augment.io import write_json
+
 HERE = Path(__file__).resolve().parent
 RESULTS_JSON = HERE / "results.json"
 RESULTS_MD = HERE / "RESULTS.md"
@@ -112,9 +114,7 @@ def save_result(key: str, value: dict, path: Path = RESULTS_JSON) -> None:
     data[key] = {**value, "machine": machine(), "load_average": round(os.getloadavg()[0], 2)}
     if key in SECTIONS:  # a sections file holds the sections only
         data = {k: v for k, v in data.items() if k in SECTIONS}
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
-    os.replace(tmp, path)
+    write_json(path, data, newline=True)
 
 
 def median_of(values: list[float]) -> float:

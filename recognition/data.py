@@ -26,36 +26,12 @@ from torch.utils.data import Dataset
 
 from augment import manifest as mf
 from augment.data.errors import DatasetError
+from augment.io import read_rgb, to_tensor
 
 
 def label_map(identities: Sequence[int] | np.ndarray) -> dict[int, int]:
     """Identity values -> contiguous labels ``0..K-1`` in sorted identity order."""
     return {int(ident): i for i, ident in enumerate(sorted({int(v) for v in identities}))}
-
-
-def read_image(path: Path | str, image_size: int | None = None) -> np.ndarray:
-    """Decode an image file to ``(S,S,3)`` uint8 RGB, resized to ``image_size`` when given.
-
-    Raises DatasetError naming the file when it is missing or not an image.
-    """
-    import cv2
-
-    path = Path(path)
-    img = cv2.imread(str(path), cv2.IMREAD_COLOR)
-    if img is None:
-        what = "not found" if not path.exists() else "not a decodable image"
-        raise DatasetError(f"{path}: {what}")
-    img = cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
-    if image_size and img.shape[:2] != (image_size, image_size):
-        # Area averaging for the usual downscale (aligned 128 px -> 64-112 px).
-        interp = cv2.INTER_AREA if img.shape[0] > image_size else cv2.INTER_LINEAR
-        img = cv2.resize(img, (image_size, image_size), interpolation=interp)
-    return img
-
-
-def to_tensor(img: np.ndarray) -> torch.Tensor:
-    """``(H,W,3)`` uint8 RGB -> ``(3,H,W)`` float32 in [-1, 1]."""
-    return torch.from_numpy(np.ascontiguousarray(img)).permute(2, 0, 1).float().div_(127.5).sub_(1.0)
 
 
 def _item_seed(seed: int, epoch: int, index: int) -> int:
@@ -123,19 +99,19 @@ class ManifestDataset(Dataset):
         """Row ``index``'s image, ``(S,S,3)`` uint8 RGB, before augmentation."""
         if self._cache is not None and self._cache[index] is not None:
             return self._cache[index]
-        img = read_image(self.frame["file"].iat[index], self.image_size)
+        img = read_rgb(self.frame["file"].iat[index], self.image_size)
         if self._cache is not None:
             self._cache[index] = img
         return img
 
     def preload(self, threads: int = 2, progress: bool = True) -> None:
-        """Decode every image into the cache now (OpenCV decodes outside the GIL)."""
+        """Decode every image into the cache now (Pillow decodes outside the GIL)."""
         if self._cache is None:
             self._cache = [None] * len(self)
         from tqdm import tqdm
 
         with ThreadPoolExecutor(max(1, threads)) as pool:
-            it = pool.map(lambda i: read_image(self.frame["file"].iat[i], self.image_size), range(len(self)))
+            it = pool.map(lambda i: read_rgb(self.frame["file"].iat[i], self.image_size), range(len(self)))
             for i, img in enumerate(tqdm(it, total=len(self), desc="decode", unit="img", disable=not progress)):
                 self._cache[i] = img
 

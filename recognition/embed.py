@@ -21,8 +21,8 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset
 
 from augment import checkpoint as ckpt
+from augment.io import read_rgb, to_tensor
 from recognition.backbones import BackboneConfig, build_backbone
-from recognition.data import read_image, to_tensor
 from recognition.metrics import EvaluationError
 
 KIND = "recognizer"
@@ -67,7 +67,7 @@ class _Files(Dataset):
         return len(self.files)
 
     def __getitem__(self, i: int) -> torch.Tensor:
-        return to_tensor(read_image(self.files[i], self.image_size))
+        return to_tensor(read_rgb(self.files[i], self.image_size))
 
 
 @torch.inference_mode()

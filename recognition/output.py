@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import json
-import os
 from pathlib import Path
 
 import numpy as np
 
+import augment.io
 from recognition import metrics as M
 
 
@@ -65,10 +64,10 @@ def plot_roc(curves: dict[str, dict[str, M.Roc]], path: Path) -> Path:
         ax.legend(loc="lower right", fontsize=8)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}.png")
-    fig.savefig(tmp, dpi=110)
-    plt.close(fig)
-    os.replace(tmp, path)
+    try:
+        augment.io.write_atomic(path, lambda tmp: fig.savefig(tmp, dpi=110), suffix=".png")
+    finally:
+        plt.close(fig)
     return path
 
 
@@ -87,11 +86,9 @@ def _jsonable(x):
 
 
 def write_json(data: dict, path: Path) -> Path:
+    """``data`` as ``path`` (NaN and infinities as null), atomically."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(json.dumps(_jsonable(data), indent=2, sort_keys=False))
-    os.replace(tmp, path)
-    return path
+    return augment.io.write_json(path, _jsonable(data), sort_keys=False)
 
 
 def bundle(results: list[dict]) -> dict:

@@ -29,6 +29,7 @@ import numpy as np
 import pandas as pd
 
 from augment.data.errors import DatasetError
+from augment.io import write_text
 
 ATTR_SHIFT = "attr-shift:"
 FOLDS = 10
@@ -210,10 +211,7 @@ def write_lfw_pairs(pairs: pd.DataFrame, path: Path | str) -> Path:
                 lines.append(f"{na}\t{ia}\t{ib}" if same else f"{na}\t{ia}\t{nb}\t{ib}")
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    tmp.replace(path)
-    return path
+    return write_text(path, "\n".join(lines) + "\n")
 
 
 # --------------------------------------------------------------------------- #

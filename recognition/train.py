@@ -303,7 +303,8 @@ def train_model(
         epoch, step = int(meta["epoch"]), int(meta["step"])
         log.info("%s: resuming from %s (epoch %d, step %d)", spec.name, latest.name, epoch, step)
     if metrics_file is not None and dist.is_main():
-        _drop_records_after(metrics_file, spec.name, epoch)  # epochs redone after an interrupt
+        # epochs redone after an interrupt
+        ckpt.drop_records(metrics_file, lambda r: r["model"] == spec.name and r["epoch"] > epoch)
     if tcfg.workers == 0:
         data.preload(threads=2, progress=dist.is_main())
     ddp = dist.wrap_ddp(model, device)
@@ -355,7 +356,7 @@ def train_model(
                 meta = checkpoint_meta(tcfg, spec, labels, epoch, step, total)
                 ckpt.save(out / "checkpoints" / f"step_{step:08d}",
                           {"model": model.state_dict(), "optimizer": optimizer.state_dict()}, meta)  # fmt: skip
-                _prune(out / "checkpoints", keep=max(1, tcfg.keep_checkpoints))
+                ckpt.prune(out / "checkpoints", keep=max(1, tcfg.keep_checkpoints))
         dist.barrier()
     meta = checkpoint_meta(tcfg, spec, labels, epoch, step, total)
     meta["train_images"] = len(data)
@@ -363,24 +364,6 @@ def train_model(
         ckpt.save(final, {"backbone": model.backbone.state_dict()}, meta)
     dist.barrier()
     return final, ckpt.read_meta(final)
-
-
-def _drop_records_after(metrics_file: Path, model: str, epoch: int) -> None:
-    """Remove ``model``'s metrics.jsonl lines past ``epoch`` (left by an interrupted run)."""
-    if not metrics_file.is_file():
-        return
-    lines = metrics_file.read_text().splitlines()
-    keep = [ln for ln in lines if not (ln.strip() and (r := json.loads(ln))["model"] == model and r["epoch"] > epoch)]
-    if len(keep) != len(lines):
-        metrics_file.write_text("".join(ln + "\n" for ln in keep))
-
-
-def _prune(folder: Path, keep: int) -> None:
-    import shutil
-
-    done = sorted((d for d in folder.glob("step_*") if (d / ckpt.META).is_file()), key=lambda d: d.name)
-    for d in done[:-keep]:
-        shutil.rmtree(d, ignore_errors=True)
 
 
 # --------------------------------------------------------------------------- #

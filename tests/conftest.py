@@ -29,3 +29,14 @@ def lfw_sample() -> Path:
     if not (LFW_SAMPLE / "lfw-deepfunneled").is_dir():
         pytest.skip(f"real LFW sample not found at {LFW_SAMPLE}")
     return LFW_SAMPLE
+
+
+@pytest.fixture
+def one_torch_thread():
+    """One torch CPU thread for the test (restored after): small networks run
+    faster so on a shared CPU, and the results do not depend on the core count.
+    A test module opts in with ``pytestmark = pytest.mark.usefixtures("one_torch_thread")``."""
+    from augment.runtime import torch_threads
+
+    with torch_threads(1):
+        yield

@@ -7,10 +7,10 @@ from pathlib import Path
 import torch
 
 from augment import checkpoint as ckpt
-from augment.sagan.model import SaGANGenerator, SaganModelConfig
-from augment.sagan.train import GENERATOR_KIND
+from augment.sagan.model import SaGANGenerator
+from augment.sagan.generators import GENERATOR_KIND
+from tests.sagan_fixtures import TINY
 
-TINY = SaganModelConfig(image_size=16, g_width=4, g_downsample=2, g_res_blocks=1, d_width=4, d_layers=3)
 ALIGN = {"template": "arcface", "size": 32}
 
 

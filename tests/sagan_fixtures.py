@@ -1,4 +1,5 @@
-"""Tiny on-the-fly datasets for the SaGAN tests: a SynthFaces-like tree with ground truth.
+"""Tiny on-the-fly datasets for the SaGAN tests: a SynthFaces-like tree with ground truth,
+and ``TINY``, the smallest SaGAN model config.
 
 Faces are flat grey squares with a little noise; "Eyeglasses" is a dark bar
 across the upper half. The source tree mimics the synth output
@@ -15,6 +16,10 @@ import numpy as np
 
 from augment import manifest as mf
 from augment.data.celeba import CELEBA_ATTRIBUTES, attribute_index
+from augment.sagan.model import SaganModelConfig
+
+# The smallest SaGAN the tests build: 16 px, 4 channels wide.
+TINY = SaganModelConfig(image_size=16, g_width=4, g_downsample=2, g_res_blocks=1, d_width=4, d_layers=3)
 
 SRC = 40  # source image size
 ALIGNED = 32  # aligned image size

@@ -49,3 +49,29 @@ def test_no_pickle_in_checkpoint(tmp_path):
     net, opt = _states()
     ck.save(tmp_path / "c", {"net": net.state_dict(), "opt": opt.state_dict()}, {})
     assert sorted(p.name for p in (tmp_path / "c").iterdir()) == ["meta.json", "weights.safetensors"]
+
+
+def test_prune_keeps_the_last_checkpoints_and_leaves_other_folders(tmp_path):
+    net = torch.nn.Linear(2, 1)
+    for step in (1, 2, 3, 10):
+        ck.save(tmp_path / f"step_{step:07d}", {"net": net.state_dict()}, {"step": step})
+    (tmp_path / "step_9999999").mkdir()  # no metadata: not a checkpoint, never counted nor removed
+    (tmp_path / "other").mkdir()
+    ck.prune(tmp_path, keep=2)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["other", "step_0000003", "step_0000010", "step_9999999"]
+    ck.prune(tmp_path, keep=5)  # fewer than keep: nothing goes
+    assert len(list(tmp_path.glob("step_*"))) == 3
+
+
+def test_drop_records_rewrites_only_when_something_goes(tmp_path):
+    path = tmp_path / "metrics.jsonl"
+    ck.drop_records(path, lambda r: True)  # no file: nothing to do
+    assert not path.exists()
+    recs = [{"model": "a", "epoch": 1}, {"model": "b", "epoch": 2}, {"model": "a", "epoch": 2}, {"model": "a", "epoch": 3}]
+    path.write_text("".join(json.dumps(r) + "\n" for r in recs))
+    before = path.stat().st_mtime_ns, path.stat().st_ino
+    ck.drop_records(path, lambda r: r["epoch"] > 5)
+    assert (path.stat().st_mtime_ns, path.stat().st_ino) == before  # untouched
+    ck.drop_records(path, lambda r: r["model"] == "a" and r["epoch"] > 1)
+    assert [json.loads(ln) for ln in path.read_text().splitlines()] == recs[:2]
+    assert [p.name for p in tmp_path.iterdir()] == ["metrics.jsonl"]  # no temporary left

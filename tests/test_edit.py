@@ -2,21 +2,19 @@
 
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import pytest
 import torch
+import torch.nn.functional as F
 from PIL import Image
 
 from augment import manifest as mf
 from augment.config import EditConfig
 from augment.edit import EditModels, edit_batch, edit_rows, target_values
-from augment.sagan.model import SaGANGenerator, SaganModelConfig
-
-TINY = SaganModelConfig(image_size=16, g_width=4, g_downsample=2, g_res_blocks=1, d_width=4, d_layers=3)
+from augment.sagan.model import SaGANGenerator
+from tests.sagan_fixtures import TINY
 
 
 def tiny_generator(seed=0) -> SaGANGenerator:
@@ -51,17 +49,39 @@ def test_one_attention_pass_equals_the_generator_per_direction():
             torch.testing.assert_close(mask, ref_mask, atol=1e-6, rtol=0)
 
 
+class _FixedMask(torch.nn.Module):
+    """An attention net whose mask is given: (N,1,S,S) in [0,1] whatever the input."""
+
+    def __init__(self, mask: torch.Tensor):
+        super().__init__()
+        self.mask = mask
+
+    def forward(self, x):
+        return self.mask.expand(x.shape[0], -1, -1, -1)
+
+
 def test_full_resolution_blend_keeps_pixels_outside_the_mask():
     G = tiny_generator()
-    x = torch.rand(2, 3, 32, 32) * 2 - 1
+    # a random net's mask is near 0.5 everywhere; this one is 0 on the left half
+    # and rises from 0.1 to 0.9 across the right half, at the generator's 16 px
+    small = torch.zeros(1, 1, 16, 16)
+    small[..., 8:] = torch.linspace(0.1, 0.9, 8)
+    G.san = _FixedMask(small)
+    x = torch.rand(2, 3, 32, 32, generator=torch.Generator().manual_seed(1)) * 2 - 1
     with torch.no_grad():
         mask, edits = edit_batch(EditModels("Eyeglasses", "g", G, 16), x, [1])
+        x16 = F.interpolate(x, size=16, mode="bilinear", antialias=True, align_corners=False)
+        x_a = F.interpolate(G.manipulate(x16, torch.ones(2)), size=32, mode="bilinear", align_corners=False)
     assert mask.shape == (2, 1, 32, 32)
-    out = mask < 1e-6
-    if out.any():
-        assert torch.equal(edits[1][out.expand_as(x)], x[out.expand_as(x)])
-    # the blend is exactly x_a * b + x * (1 - b)
-    assert edits[1].shape == x.shape and torch.isfinite(edits[1]).all()
+    torch.testing.assert_close(mask, F.interpolate(small, size=32, mode="bilinear", align_corners=False)
+                               .clamp(0, 1).expand(2, -1, -1, -1), atol=0, rtol=0)
+    out = (mask == 0).expand_as(x)
+    assert out[:, :, :, :14].all() and not out[:, :, :, 18:].any()  # the left half, bilinear's edge aside
+    # outside the mask the pixels are the full-resolution original's, bit for bit
+    assert torch.equal(edits[1][out], x[out])
+    # and everywhere the blend is x_a * b + x * (1 - b), at full resolution
+    torch.testing.assert_close(edits[1], x_a * mask + x * (1 - mask), atol=1e-6, rtol=0)
+    assert (edits[1] - x)[:, :, :, 18:].abs().amax() > 0.05  # inside, the edit does change the image
 
 
 def test_target_values():
@@ -76,12 +96,17 @@ def test_rows_filters_and_resume(tmp_path):
     n = 50  # two chunks of 32
     rows, root = aligned_rows(tmp_path, n)
     G = tiny_generator()
-    models = [EditModels("Eyeglasses", "gid", G, 16, attr_prob=lambda x: (x.mean(dim=(1, 2, 3)) + 1) / 2)]
+    # the judge says 0.9 for every edit: each edit to 1 passes min_attr_prob 0.45,
+    # each edit to 0 (P(absent) = 0.1) must be dropped
+    models = [EditModels("Eyeglasses", "gid", G, 16, attr_prob=lambda x: torch.full((x.shape[0],), 0.9))]
     ecfg = EditConfig(directions="both", batch_size=16, min_attr_prob=0.45, shard_size=40, chunk_size=32)
     run = tmp_path / "edit"
     merged, drops = edit_rows(models, rows, root, run, ecfg, torch.device("cpu"))
     assert len(merged) + sum(drops.values()) == 2 * n
-    assert set(drops) <= {"min_attr_prob"}
+    assert drops == {"min_attr_prob": n}
+    assert (merged["target_value"] == 1).all() and len(merged) == n
+    np.testing.assert_allclose(merged["attr_prob"].to_numpy(float), 0.9, atol=1e-6)
+    assert sorted(merged["parent_id"]) == sorted(rows["sample_id"])
     # every path exists, decodes and has the recorded hash; shard folders hold <= shard_size files
     for rel in merged["path"]:
         with Image.open(run / rel) as im:
@@ -127,3 +152,24 @@ def test_split_batch_gives_the_outputs_of_one_call():
         np.testing.assert_array_equal(out[v][0], ref_out[v][0])
         np.testing.assert_allclose(out[v][1], ref_out[v][1], atol=1e-6)
         assert out[v][2] is None and ref_out[v][2] is None
+
+
+def test_flip_skips_every_row_whose_label_is_unknown(tmp_path):
+    """The edit stage reads labels with ``attribute_labels``, as training does: a row
+    whose ``attributes`` is null, NaN (a missing value pandas filled) or too short to
+    hold the attribute is unknown and skipped by ``flip``, never an error."""
+    from augment.sagan.data import attribute_labels
+
+    rows, root = aligned_rows(tmp_path, 8)
+    rows["attributes"] = rows["attributes"].astype(object)
+    rows.at[1, "attributes"] = float("nan")
+    rows.at[2, "attributes"] = np.array([], np.int8)
+    rows.at[3, "attributes"] = np.full(10, 1, np.int8)  # Eyeglasses is attribute 15
+    labels = attribute_labels(rows, "Eyeglasses")
+    assert labels.tolist() == [-1, -1, -1, -1, 0, -1, 1, 0]  # row 0 and 5: None (i % 5 == 0)
+    models = [EditModels("Eyeglasses", "gid", tiny_generator(), 16)]
+    ecfg = EditConfig(directions="flip", batch_size=4, shard_size=40, chunk_size=8)
+    merged, drops = edit_rows(models, rows, root, tmp_path / "edit", ecfg, torch.device("cpu"))
+    assert drops == {}
+    want = {(sid, 1 - int(v)) for sid, v in zip(rows["sample_id"], labels) if v >= 0}
+    assert set(zip(merged["parent_id"], merged["target_value"])) == want and len(merged) == len(want) == 3

@@ -83,7 +83,7 @@ def test_manifest_dataset_names_a_missing_file(toy, tmp_path):
     df = toy["aligned"].df.copy()
     df.loc[0, "path"] = "nope/missing.png"
     ds = ManifestDataset(mf.Manifest("images", df, toy["aligned"].root))
-    with pytest.raises(DatasetError, match="missing.png: not found"):
+    with pytest.raises(DatasetError, match="missing.png: file not found"):
         ds[0]
 
 
@@ -176,7 +176,7 @@ def test_same_seed_same_weights_and_equal_steps(toy, trained, tmp_path):
 
 def test_interrupted_training_resumes_to_the_same_weights(toy, trained, tmp_path, monkeypatch):
     _, _, rec = trained
-    real_prune = rt._prune
+    real_prune = ckpt.prune
     calls = {"n": 0}
 
     def interrupt_after_first_checkpoint(folder, keep):
@@ -185,7 +185,7 @@ def test_interrupted_training_resumes_to_the_same_weights(toy, trained, tmp_path
         if calls["n"] == 1:
             raise KeyboardInterrupt
 
-    monkeypatch.setattr(rt, "_prune", interrupt_after_first_checkpoint)
+    monkeypatch.setattr(ckpt, "prune", interrupt_after_first_checkpoint)
     with pytest.raises(KeyboardInterrupt):
         run_train(toy, tmp_path)
     partial = tmp_path / "train_recognition" / "models" / "baseline" / "checkpoints"

@@ -177,7 +177,7 @@ ck.save({folder!r} + "/step_1", {{"net": net.state_dict()}}, {{"step": 1}})  # o
     # step_2's weights written, its metadata not
     pytest.param("safetensors.torch:save_file:2:after", "step_1", id="weights-only", marks=pytest.mark.slow),
     # step_2 complete in its temporary folder, not yet renamed
-    pytest.param("augment.checkpoint:_fsync:4:after", "step_1", id="before-rename", marks=pytest.mark.slow),
+    pytest.param("augment.checkpoint:fsync_file:4:after", "step_1", id="before-rename", marks=pytest.mark.slow),
     # overwriting step_1: the old one moved aside, the new one not yet in place
     pytest.param("os:replace:1:after:.old-", "step_2", id="mid-overwrite"),
 ])

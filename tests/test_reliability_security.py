@@ -67,7 +67,7 @@ def test_a_checkpoint_carrying_a_pickle_is_refused_and_never_unpickled(tmp_path,
     with pytest.raises(ckpt.CheckpointError, match="weights.safetensors"):
         ckpt.load(folder)
     assert ckpt.latest(tmp_path / "ckpts") is None  # never picked up for a resume
-    from augment.sagan.train import load_generator
+    from augment.sagan.generators import load_generator
     from recognition.embed import load_recognizer
 
     for loader in (load_generator, load_recognizer):

@@ -16,12 +16,7 @@ from augment.sagan import smudge as S
 from tests.sagan_fixtures import make_dataset
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def test_masked_bce_ignores_unknown_labels_and_weights_positives():

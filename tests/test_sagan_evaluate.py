@@ -10,19 +10,17 @@ import numpy as np
 import pytest
 import torch
 
+from augment import manifest as mf
 from augment.config import EvalSaganConfig, PipelineConfig, TrainClassifierConfig, TrainSaganConfig
+from augment.io import read_rgb
 from augment.sagan import classifier as C
 from augment.sagan import evaluate as E
 from augment.sagan import train as T
+from augment.sagan.data import attribute_labels
 from tests.sagan_fixtures import ALIGNED, BAR, SHIFT, make_dataset
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def test_image_metrics_by_hand():
@@ -161,3 +159,40 @@ def test_stage_writes_metrics_per_attribute_and_direction(tmp_path):
     assert m2["mask_iou"] is None and m2["outside_change"] is None and m2["groundtruth_images"] == 0
     assert m2["psnr_region_vs_truth"] is None and m2["psnr_region_gain"] is None and m2["smudge_accept"] is None
     assert m2["edit_success"] == m["edit_success"] and m2["mask_area"] == pytest.approx(m["mask_area"])
+
+
+class _Judge:
+    """A stand-in attribute classifier: P(attribute) = 0.5 for every image."""
+
+    def attribute_probability(self, x, attribute):
+        return torch.full((x.shape[0],), 0.5)
+
+
+def _negative(x, c):
+    """A stand-in generator: the edit is the negative image, the mask 0.25 everywhere."""
+    return -x, torch.full((x.shape[0], 1, *x.shape[2:]), 0.25)
+
+
+def test_sample_grid_has_one_row_per_image_with_its_own_truth(tmp_path, monkeypatch):
+    """The grid holds every image of a batch (up to GRID_IMAGES / 2 per direction),
+    each row built from that image alone: its input, edit and mask, and its own
+    counterfactual and true region, blank only where that image has none."""
+    aligned, gt = make_dataset(tmp_path, n=30)
+    test = aligned.df[(aligned.df["split"] == "test") & aligned.df["attributes"].notna()].reset_index(drop=True)
+    assert len(test) == 4
+    no_truth = test["path"].iloc[1]  # a row in the middle of the batch without ground truth
+    gt = mf.Manifest("groundtruth", gt.df[~gt.df["image"].str.endswith(no_truth)].reset_index(drop=True), gt.root)
+    monkeypatch.setattr(E, "load_generator", lambda *a, **k: (_negative, {"image_size": 16, "step": 1}))
+    monkeypatch.setattr(E, "classifier_from_manifest", lambda *a, **k: (_Judge(), {}))
+    _, grid = E.evaluate_attribute("Eyeglasses", tmp_path, None, aligned, gt, "test", 0, 4, torch.device("cpu"))
+    labels = attribute_labels(test, "Eyeglasses")
+    order = [i for i in range(4) if labels[i] == 0] + [i for i in range(4) if labels[i] == 1]  # add, then remove
+    assert grid.shape == (4 * 16, 5 * 16, 3)
+    for r, i in enumerate(order):
+        cell = lambda c: grid[r * 16:(r + 1) * 16, c * 16:(c + 1) * 16].astype(int)  # noqa: E731
+        x = read_rgb(aligned.root / test["path"].iloc[i], 16).astype(int)
+        assert np.abs(cell(0) - x).max() <= 1, (r, i)  # the input
+        assert np.abs(cell(1) - (255 - x)).max() <= 1, (r, i)  # its edit
+        assert (cell(3) == 64).all()  # its mask, 0.25
+        has_truth = test["path"].iloc[i] != no_truth
+        assert (cell(2).max() > 0) == has_truth and (cell(4).max() > 0) == has_truth, (r, i)

@@ -10,17 +10,11 @@ import torch
 from augment.config import TrainSaganConfig
 from augment.sagan import train as T
 from augment.sagan.losses import attribute_loss, d_loss, g_loss, gradient_penalty, interpolate
-from augment.sagan.model import SaganModelConfig, SaGANDiscriminator, SaGANGenerator
+from augment.sagan.model import SaGANDiscriminator, SaGANGenerator
+from tests.sagan_fixtures import TINY
 
-TINY = SaganModelConfig(image_size=16, g_width=4, g_downsample=2, g_res_blocks=1, d_width=4, d_layers=3)
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _floats(parts: dict) -> dict[str, float]:

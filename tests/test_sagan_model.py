@@ -14,16 +14,10 @@ from augment.sagan.model import (
     count_parameters,
     model_config,
 )
+from tests.sagan_fixtures import TINY
 
-TINY = SaganModelConfig(image_size=16, g_width=4, g_downsample=2, g_res_blocks=1, d_width=4, d_layers=3)
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _images(n: int, size: int, seed: int = 0) -> torch.Tensor:

@@ -14,18 +14,12 @@ from augment import manifest as mf
 from augment.config import PipelineConfig, TrainSaganConfig
 from augment.sagan import train as T
 from augment.sagan.data import BalancedBatchSampler, ImageDataset, attribute_rows
+from augment.sagan.generators import load_generator
 from augment.sagan.model import SaganModelConfig
-from tests.sagan_fixtures import make_dataset
-
-TINY = SaganModelConfig(image_size=16, g_width=4, g_downsample=2, g_res_blocks=1, d_width=4, d_layers=3)
+from tests.sagan_fixtures import TINY, make_dataset
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture
@@ -98,8 +92,8 @@ def test_a_checkpoint_for_another_attribute_is_refused(tmp_path, tiny_set):
     with pytest.raises(ckpt.CheckpointError, match="Eyeglasses.*Smiling"):
         T.train("Smiling", tiny_set, TINY, tcfg, tmp_path / "run", seed=0)
     with pytest.raises(ckpt.CheckpointError, match="attribute='Eyeglasses'.*attribute='Smiling'"):
-        T.load_generator(last, "Smiling")
-    G, meta = T.load_generator(last, "Eyeglasses")
+        load_generator(last, "Smiling")
+    G, meta = load_generator(last, "Eyeglasses")
     assert meta["attribute"] == "Eyeglasses" and meta["step"] == 2
     assert meta["model_config"] == TINY.to_dict() and meta["format_version"] == ckpt.FORMAT_VERSION
     # a checkpoint of another model size is refused as well, naming both
@@ -145,7 +139,7 @@ def test_stage_trains_one_generator_per_attribute(tmp_path):
     assert row["preset"] == "fast" and row["train_images"] == labelled_train
     gen_dir = back.root / row["path"]
     assert row["generator_id"] == T.weights_id(gen_dir)
-    G, meta = T.load_generator(gen_dir, "Eyeglasses")
+    G, meta = load_generator(gen_dir, "Eyeglasses")
     assert meta["kind"] == "sagan_generator" and meta["config_hash"]
     states, _ = ckpt.load(gen_dir)
     assert set(states) == {"G"}  # the export holds the generator alone

@@ -9,9 +9,7 @@ stores it (see ``augment.align.stage``).
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
-import os
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -27,7 +25,8 @@ from augment.align.templates import template
 from augment.align.warp import centre_square, compose, rescale, similarity, warp
 from augment.config import AlignConfig
 from augment.data.images import MAX_PIXELS, ImageDecodeError, decode
-from augment.runtime import names_file
+from augment.io import cv2_bytes, write_bytes
+from augment.runtime import torch_threads
 
 PIXEL_BUDGET = 48_000_000  # decoded pixels held at once by one worker (about 150 MB of RGB)
 
@@ -68,23 +67,6 @@ class Item:
     landmarks: tuple[float, ...] | None
 
 
-def encode(img: np.ndarray, fmt: str) -> bytes:
-    bgr = cv2.cvtColor(img, cv2.COLOR_RGB2BGR)
-    params = [cv2.IMWRITE_JPEG_QUALITY, 95] if fmt == "jpg" else [cv2.IMWRITE_PNG_COMPRESSION, 3]
-    ok, buf = cv2.imencode(f".{fmt}", bgr, params)
-    if not ok:  # pragma: no cover - cv2 encodes any uint8 HxWx3
-        raise RuntimeError(f"cannot encode a {fmt} image")
-    return buf.tobytes()
-
-
-def write_bytes(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    with names_file(path):
-        tmp.write_bytes(data)
-    os.replace(tmp, path)
-
-
 def out_path(prefix: str, sample_id: str, fmt: str) -> str:
     """The aligned image of ``sample_id``, relative to the output folder (256 shard folders)."""
     return f"{prefix}/{sample_id[:2]}/{sample_id}.{fmt}"
@@ -104,9 +86,10 @@ def aligned_record(item: Item, k: int, image: np.ndarray, m_src: np.ndarray, sca
     DecodedImage.scale); m_src: the 2x3 source -> aligned transform (recorded as is).
     """
     crop = warp(image, compose(m_src, rescale(*scale)), s.size)
-    data = encode(crop, s.image_format)
+    data = cv2_bytes(crop, s.image_format)
     sid = face_id(item, k)
     rel = out_path(prefix, sid, s.image_format)
+    (out_dir / rel).parent.mkdir(parents=True, exist_ok=True)
     write_bytes(out_dir / rel, data)
     lm = face.points if face is not None else landmarks
     return {
@@ -147,24 +130,6 @@ def _geometry_only(item: Item, img, s: Settings, dst: np.ndarray, out_dir: Path,
         return _reject(item, "bad_landmarks", f"unusable landmarks {lm.reshape(-1).round(1).tolist()}", img.source_size)
     m = similarity(lm, dst)
     return aligned_record(item, 0, img.pixels, m, img.scale, s, out_dir, prefix, img.source_size, landmarks=lm)
-
-
-@contextlib.contextmanager
-def _one_torch_thread(device: str):
-    """CPU detection runs single-threaded per process: worker processes scale
-    better than intra-op threads on MTCNN's small convolutions, and a fixed
-    thread count keeps results identical whichever process runs a chunk."""
-    if device != "cpu":
-        yield
-        return
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
 
 
 def _decoded(items: list[Item], s: Settings) -> Iterator[tuple[Item, object]]:
@@ -216,7 +181,10 @@ def align_chunk(items: list[Item], s: Settings, out_dir: Path, prefix: str) -> l
                 else:
                     results[it.row] = [_geometry_only(it, img, s, dst, out_dir, prefix)]
             if to_detect:
-                with _one_torch_thread(s.device):
+                # CPU detection runs single-threaded per process: worker processes scale
+                # better than intra-op threads on MTCNN's small convolutions, and a fixed
+                # thread count keeps results identical whichever process runs a chunk.
+                with torch_threads(1 if s.device == "cpu" else 0):
                     found = det.detect(
                         [img.pixels for _, img in to_detect],
                         min_face=s.min_face,  # decoded px; equal to source px unless a huge JPEG was reduced

@@ -19,7 +19,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 import shutil
 import time
 from dataclasses import asdict, dataclass, replace
@@ -35,6 +34,7 @@ from augment.align.templates import template
 from augment.align.warp import similarity
 from augment.config import AlignConfig
 from augment.data.images import ImageDecodeError, decode
+from augment.io import write_json
 
 log = logging.getLogger("augment.align")
 
@@ -116,10 +116,8 @@ class _Parts:
         return {int(p.stem) for p in self.folder.glob("[0-9]*.json")}
 
     def write(self, chunk: int, records: list[dict]) -> None:
-        path = self.folder / f"{chunk:06d}.json"
-        tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-        tmp.write_text(json.dumps(records))
-        os.replace(tmp, path)  # a chunk counts as done only once its whole record is on disk
+        # a chunk counts as done only once its whole record is on disk
+        write_json(self.folder / f"{chunk:06d}.json", records, indent=None, sort_keys=False)
 
     def read(self, chunk: int) -> list[dict]:
         return json.loads((self.folder / f"{chunk:06d}.json").read_text())

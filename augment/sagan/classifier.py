@@ -25,8 +25,6 @@ The ``train_classifier`` stage writes ``<run_dir>/classifier/`` (the model),
 
 from __future__ import annotations
 
-import dataclasses
-import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -44,11 +42,10 @@ from augment import checkpoint as ckpt
 from augment import manifest as mf
 from augment.config import PipelineConfig, TrainClassifierConfig
 from augment.data.errors import DatasetError
-from augment.pipeline import write_json_atomic
-from augment.runtime import derive_seed, resolve_device
-from augment.sagan.data import ImageDataset, ShuffledBatchSampler, attribute_labels, save_png
+from augment.io import save_png, write_json
+from augment.runtime import derive_seed, resolve_device, torch_threads
+from augment.sagan.data import ImageDataset, ShuffledBatchSampler, attribute_labels
 from augment.sagan.smudge import aligned_blobs, smudge_batch
-from augment.sagan.train import torch_threads
 
 log = logging.getLogger("augment.train_classifier")
 
@@ -328,7 +325,7 @@ def run_stage(cfg: PipelineConfig, inputs: dict, run_dir: Path) -> dict[str, mf.
     ckpt.save(out, {"model": model.state_dict()},
               {"kind": KIND, "model_config": ccfg.to_dict(), "step": step, "seed": cfg.seed,
                "eval_split": split, "metrics": metrics})
-    write_json_atomic(run_dir / "metrics.json", {"split": split, "attributes": metrics})
+    write_json(run_dir / "metrics.json", {"split": split, "attributes": metrics})
     row = {
         "path": "classifier",
         "classifier_id": mf.file_digest(out / ckpt.WEIGHTS)[:16],

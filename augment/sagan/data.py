@@ -12,7 +12,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Iterator, Sequence
 
@@ -20,25 +19,26 @@ import cv2
 import numpy as np
 import pandas as pd
 import torch
-from PIL import Image
 from torch.utils.data import Dataset
 
 from augment import manifest as mf
 from augment.data.celeba import attribute_index
 from augment.data.errors import DatasetError
+from augment.io import read_rgb, to_tensor
 from augment.runtime import derive_seed
 
-cv2.setNumThreads(1)  # decoding runs in DataLoader workers; no nested thread pools
+cv2.setNumThreads(1)  # resizing runs in DataLoader workers; no nested thread pools
 
 CACHE_LIMIT_BYTES = 2 << 30  # keep decoded images in memory up to this size
 
 
 def attribute_labels(df: pd.DataFrame, attribute: str) -> np.ndarray:
-    """Per row: 1 present, 0 absent, -1 unknown (null ``attributes``)."""
+    """Per row: 1 present, 0 absent, -1 unknown: ``attributes`` null (None, or NaN
+    where pandas filled a missing value) or too short to hold ``attribute``."""
     idx = attribute_index(attribute)
     out = np.full(len(df), -1, dtype=np.int64)
     for i, attrs in enumerate(df["attributes"]):
-        if attrs is not None and len(attrs) > idx:
+        if attrs is not None and not isinstance(attrs, float) and len(attrs) > idx:
             out[i] = 1 if int(attrs[idx]) > 0 else 0
     return out
 
@@ -50,40 +50,6 @@ def attribute_rows(manifest: mf.Manifest, attribute: str, splits: Sequence[str])
     keep = labels >= 0
     paths = [manifest.root / p for p, k in zip(df["path"], keep) if k]
     return paths, labels[keep]
-
-
-def read_image(path: Path, size: int) -> np.ndarray:
-    """An image file -> (size, size, 3) uint8 RGB, resized with area averaging."""
-    data = np.fromfile(str(path), dtype=np.uint8) if Path(path).is_file() else None
-    if data is None:
-        raise DatasetError(f"{path}: image file not found")
-    img = cv2.imdecode(data, cv2.IMREAD_COLOR)
-    if img is None:
-        raise DatasetError(f"{path}: not a readable image")
-    img = cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
-    if img.shape[0] != size or img.shape[1] != size:
-        interp = cv2.INTER_AREA if img.shape[0] > size else cv2.INTER_LINEAR
-        img = cv2.resize(img, (size, size), interpolation=interp)
-    return img
-
-
-def to_tensor(img: np.ndarray) -> torch.Tensor:
-    """(H,W,3) uint8 -> (3,H,W) float32 in [-1, 1]."""
-    return torch.from_numpy(np.ascontiguousarray(img)).permute(2, 0, 1).float().div(127.5).sub(1.0)
-
-
-def to_uint8(x: torch.Tensor) -> np.ndarray:
-    """(N,C,H,W) in [-1, 1] -> (N,H,W,C) uint8."""
-    return x.detach().float().clamp(-1, 1).add(1).mul(127.5).round().byte().permute(0, 2, 3, 1).cpu().numpy()
-
-
-def save_png(arr: np.ndarray, path: Path) -> None:
-    """(H,W,3) uint8 -> a PNG file, written atomically."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}.png")
-    Image.fromarray(arr).save(tmp, format="PNG")
-    os.replace(tmp, path)
 
 
 class ImageDataset(Dataset):
@@ -108,7 +74,7 @@ class ImageDataset(Dataset):
         """(S,S,3) uint8 RGB of row ``i``."""
         img = self.cache.get(i) if self.cache is not None else None
         if img is None:
-            img = read_image(self.paths[i], self.size)
+            img = read_rgb(self.paths[i], self.size)
             if self.cache is not None:
                 self.cache[i] = img
         return img

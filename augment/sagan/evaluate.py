@@ -58,11 +58,11 @@ from augment import manifest as mf
 from augment.align.warp import warp as align_warp
 from augment.config import PipelineConfig
 from augment.data.errors import DatasetError
-from augment.pipeline import write_json_atomic
+from augment.io import read_mask, read_rgb, resize_square, save_png, to_tensor, write_json
 from augment.runtime import resolve_device
 from augment.sagan.classifier import classifier_from_manifest
-from augment.sagan.data import attribute_labels, read_image, save_png
-from augment.sagan.train import load_generator
+from augment.sagan.data import attribute_labels
+from augment.sagan.generators import load_generator
 
 log = logging.getLogger("augment.eval_sagan")
 
@@ -95,42 +95,20 @@ def groundtruth_index(gt: mf.Manifest, attribute: str, sources: set[str]) -> dic
     return out
 
 
-def _read_rgb(path: Path) -> np.ndarray:
-    data = np.fromfile(str(path), dtype=np.uint8) if path.is_file() else None
-    img = cv2.imdecode(data, cv2.IMREAD_COLOR) if data is not None else None
-    if img is None:
-        raise DatasetError(f"{path}: missing or unreadable ground-truth image")
-    return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
-
-
-def _read_mask(path: Path) -> np.ndarray:
-    """A ground-truth mask PNG -> (H,W) float32, 1 where changed (nonzero)."""
-    data = np.fromfile(str(path), dtype=np.uint8) if path.is_file() else None
-    img = cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data is not None else None
-    if img is None:
-        raise DatasetError(f"{path}: missing or unreadable ground-truth mask")
-    if img.ndim == 3:
-        img = img.max(axis=2)
-    return (img > 0).astype(np.float32)
-
-
 def to_model_size(img: np.ndarray, transform, aligned_size: int, size: int) -> np.ndarray:
     """Source-resolution image -> aligned (the align stage's own warp, by the row's 2x3
     ``transform``, ``aligned_size`` px) -> the model's ``size`` px by area averaging, as
-    the aligned input itself was reduced (``read_image``)."""
+    the aligned input itself was reduced (``read_rgb``)."""
     out = align_warp(img, np.asarray(transform, dtype=np.float64).reshape(2, 3), aligned_size)
-    if aligned_size != size:
-        interp = cv2.INTER_AREA if aligned_size > size else cv2.INTER_LINEAR
-        out = cv2.resize(out, (size, size), interpolation=interp)
-    return out
+    return resize_square(out, size)
 
 
 def truth_for(row: pd.Series, gt_root: Path, transform, aligned_size: int, size: int) -> tuple[np.ndarray, np.ndarray]:
     """(counterfactual (S,S,3) float32 in [0,1], coverage of the changed region (S,S) in [0,1])."""
     if transform is None or len(transform) != 6:
         raise DatasetError(f"aligned row of {row['image']} has no 2x3 transform; cannot align its ground truth")
-    cf = to_model_size(_read_rgb(gt_root / row["counterfactual"]), transform, aligned_size, size)
-    cov = to_model_size(_read_mask(gt_root / row["mask"]), transform, aligned_size, size)
+    cf = to_model_size(read_rgb(gt_root / row["counterfactual"]), transform, aligned_size, size)
+    cov = to_model_size(read_mask(gt_root / row["mask"]), transform, aligned_size, size)
     cf = cf.astype(np.float32) / 255
     return cf, np.clip(cov, 0.0, 1.0)
 
@@ -245,8 +223,7 @@ def evaluate_attribute(attribute: str, generator_dir: Path, classifiers: mf.Mani
     for start in tqdm(range(0, len(df), batch_size), desc=f"eval_sagan {attribute}", unit="batch"):
         rows = df.iloc[start : start + batch_size]
         y = labels[start : start + batch_size]
-        imgs = [read_image(aligned.root / p, size) for p in rows["path"]]
-        x = torch.from_numpy(np.stack(imgs)).permute(0, 3, 1, 2).float().div(127.5).sub(1).to(device)
+        x = to_tensor(np.stack([read_rgb(aligned.root / p, size) for p in rows["path"]])).to(device)
         c_trg = torch.from_numpy(1 - y).float().to(device)
         edit, mask = G(x, c_trg)
         p_edit = clf.attribute_probability(edit, attribute).cpu().numpy()
@@ -261,8 +238,8 @@ def evaluate_attribute(attribute: str, generator_dir: Path, classifiers: mf.Mani
             g = gt_index.get(row["sample_id"])
             cf = cov = None
             if g is not None:
-                aligned_size = int(row["width"]) if pd.notna(row.get("width")) else cv2.imread(
-                    str(aligned.root / row["path"])).shape[1]
+                aligned_size = int(row["width"]) if pd.notna(row.get("width")) else read_rgb(
+                    aligned.root / row["path"]).shape[1]
                 cf, cov = truth_for(g, gt.root, row["transform"], aligned_size, size)
             rec = image_metrics(x01[i], e01[i], m01[i], cf, cov)
             target = int(1 - y[i])
@@ -336,7 +313,7 @@ def run_stage(cfg: PipelineConfig, inputs: dict, run_dir: Path) -> dict[str, Pat
         if grid is not None:
             save_png(grid, run_dir / "samples" / f"{attribute}.png")
     path = run_dir / "metrics.json"
-    write_json_atomic(path, metrics)
+    write_json(path, metrics)
     return {"sagan_metrics": path}
 
 

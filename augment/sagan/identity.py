@@ -23,6 +23,7 @@ import torch.nn.functional as F
 from augment import manifest as mf
 from augment.data.attributes import from_vectors
 from augment.data.errors import DatasetError
+from augment.io import read_rgb, to_tensor
 
 
 def lfw_threshold(recognition_metrics: Path, model: str = "baseline") -> float:
@@ -52,7 +53,6 @@ def id_preservation(generator, generator_size: int, attribute: str, aligned: mf.
     """``id_preserved`` (fraction of edits with cosine > ``threshold``), ``id_similarity``
     (mean cosine) and their ``_oracle`` twins over the ``rows`` of ``aligned`` that have a
     label and an exact counterfactual; each edit flips the image's attribute."""
-    from augment.data.images import load_rgb
     from augment.edit import EditModels, edit_batch
     from augment.oracle import perfect_edit
     from augment.sagan.evaluate import groundtruth_index
@@ -71,7 +71,7 @@ def id_preservation(generator, generator_size: int, attribute: str, aligned: mf.
         return embed_batch(recognizer, x)
 
     def tensor(arrs: list[np.ndarray]) -> torch.Tensor:
-        return torch.from_numpy(np.stack(arrs)).permute(0, 3, 1, 2).float().div(127.5).sub(1).to(device)
+        return to_tensor(np.stack(arrs)).to(device)
 
     sim, sim_oracle = [], []
     for b in range(0, len(keep), batch_size):
@@ -81,7 +81,7 @@ def id_preservation(generator, generator_size: int, attribute: str, aligned: mf.
             row = rows.iloc[i]
             target = 1 - int(labels[i])
             cf, _ = perfect_edit(row, Path(aligned.root), truth, Path(gt.root), target, int(labels[i]))
-            srcs.append(load_rgb(Path(aligned.root) / row["path"]))
+            srcs.append(read_rgb(Path(aligned.root) / row["path"]))
             cfs.append(cf)
             targets.append(target)
         x = tensor(srcs)

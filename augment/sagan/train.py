@@ -27,7 +27,6 @@ import contextlib
 import hashlib
 import json
 import logging
-import shutil
 import time
 from pathlib import Path
 from typing import Any
@@ -41,8 +40,10 @@ from augment import checkpoint as ckpt
 from augment import distributed as dist
 from augment import manifest as mf
 from augment.config import PipelineConfig, TrainSaganConfig, section_json
-from augment.runtime import derive_seed, resolve_device
-from augment.sagan.data import BalancedBatchSampler, ImageDataset, attribute_labels, attribute_rows, save_png, to_uint8
+from augment.io import save_png, to_uint8
+from augment.runtime import derive_seed, resolve_device, torch_threads
+from augment.sagan.data import BalancedBatchSampler, ImageDataset, attribute_labels, attribute_rows
+from augment.sagan.generators import CHECKPOINT_KIND, export_generator
 from augment.sagan import diffaug
 from augment.sagan.losses import d_loss, g_forward, g_loss
 from augment.sagan.model import SaganModelConfig, SaGANDiscriminator, SaGANGenerator, model_config
@@ -50,31 +51,12 @@ from augment.sagan.smudge import aligned_blobs, smudge_batch
 
 log = logging.getLogger("augment.train_sagan")
 
-CHECKPOINT_KIND = "sagan"
-GENERATOR_KIND = "sagan_generator"
 KEEP_CHECKPOINTS = 2
 
 
 # --------------------------------------------------------------------------- #
 # Steps
 # --------------------------------------------------------------------------- #
-
-
-@contextlib.contextmanager
-def torch_threads(n: int):
-    """Run the body with ``n`` torch CPU threads (0 = leave the setting alone).
-
-    On a CPU shared with other jobs, fewer threads than cores can be much
-    faster: the fast preset's step took 0.92 s on 1 thread and 2.2 s on 2 while
-    another process kept one of the 2 cores busy (OpenMP threads wait on each other).
-    """
-    before = torch.get_num_threads()
-    if n > 0:
-        torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
 
 
 def _autocast(device: torch.device):
@@ -230,29 +212,9 @@ def _check_model(meta: dict, mcfg: SaganModelConfig, path: Path) -> None:
         )
 
 
-def load_generator(path: Path | str, attribute: str | None = None, device: str | torch.device = "cpu"
-                   ) -> tuple[SaGANGenerator, dict]:
-    """Rebuild a generator from a checkpoint folder (a ``generator/`` export or a
-    full training checkpoint); eval mode. ``attribute``, when given, must match."""
-    path = Path(path)
-    expect = {"attribute": attribute} if attribute is not None else None
-    states, meta = ckpt.load(path, device=str(device), expect=expect)
-    if meta.get("kind") not in (CHECKPOINT_KIND, GENERATOR_KIND):
-        raise ckpt.CheckpointError(f"{path}: a {meta.get('kind')!r} checkpoint, not a SaGAN generator")
-    G = SaGANGenerator(SaganModelConfig.from_dict(meta["model_config"]))
-    G.load_state_dict(states["G"])
-    return G.to(device).eval(), meta
-
-
 def weights_id(path: Path) -> str:
     """16-hex id of a checkpoint folder: sha256 of its weights file."""
     return mf.file_digest(Path(path) / ckpt.WEIGHTS)[:16]
-
-
-def _prune(folder: Path, keep: int) -> None:
-    done = sorted((d for d in folder.glob("step_*") if d.is_dir()), key=lambda d: d.name)
-    for d in done[:-keep]:
-        shutil.rmtree(d, ignore_errors=True)
 
 
 # --------------------------------------------------------------------------- #
@@ -270,14 +232,6 @@ def sample_grid(G: SaGANGenerator, x: torch.Tensor) -> np.ndarray:
     cols = [x, to1, to0, mask.expand(-1, 3, -1, -1) * 2 - 1]
     imgs = [to_uint8(c.float()) for c in cols]  # each (N,H,W,3)
     return np.concatenate([np.concatenate(list(row), axis=1) for row in zip(*imgs)], axis=0)
-
-
-def _truncate_metrics(path: Path, step: int) -> None:
-    """Drop lines logged after ``step`` (work redone after a resume)."""
-    if not path.is_file():
-        return
-    keep = [ln for ln in path.read_text().splitlines() if ln.strip() and json.loads(ln).get("step", 0) <= step]
-    path.write_text("".join(ln + "\n" for ln in keep))
 
 
 # --------------------------------------------------------------------------- #
@@ -343,7 +297,7 @@ def train(
         step = int(meta["step"])
         log.info("[train_sagan] %s: resuming from %s (step %d)", attribute, last, step)
         if main:
-            _truncate_metrics(metrics_path, step)
+            ckpt.drop_records(metrics_path, lambda r: r.get("step", 0) > step)
 
     def save(at: int) -> Path:
         # Every rank's interpolation RNG, so a resumed multi-process run is exact too.
@@ -359,7 +313,7 @@ def train(
                          **{f"diffaugment_{r}": s for r, s in enumerate(aug_rngs)}}},
                 checkpoint_meta(mcfg, attribute, at, seed, config_hash, tcfg.preset),
             )
-            _prune(ckpt_dir, KEEP_CHECKPOINTS)
+            ckpt.prune(ckpt_dir, KEEP_CHECKPOINTS)
         dist.barrier()
         return path
 
@@ -440,20 +394,6 @@ def train(
         bar.close()
         torch.use_deterministic_algorithms(deterministic_before)
     return ckpt_dir / f"step_{step:07d}"
-
-
-def export_generator(checkpoint: Path, out: Path, align: dict | None = None) -> Path:
-    """Copy the generator alone out of a full checkpoint (what the edit stage loads).
-
-    ``align``: how its training images were aligned, ``{"template": name,
-    "size": crop px}``; recorded so that new photos can be aligned the same way
-    (``augment edit``, ``edit.generators``).
-    """
-    states, meta = ckpt.load(checkpoint)
-    keep = {k: meta[k] for k in ("model_config", "preset", "attribute", "step", "seed", "config_hash", "image_size")}
-    extra = {"align": align} if align else {}
-    ckpt.save(out, {"G": states["G"]}, {**keep, **extra, "kind": GENERATOR_KIND})
-    return out
 
 
 def training_alignment(aligned: mf.Manifest) -> dict | None:

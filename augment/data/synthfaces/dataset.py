@@ -30,6 +30,7 @@ from augment.config import ConfigError
 from augment.data.synthfaces import layout
 from augment.data.synthfaces.params import ATTRIBUTES, sample_identity, sample_shot
 from augment.data.synthfaces.render import BatchRender
+from augment.io import write_json
 
 STAMP = "synthfaces.json"
 PROGRESS = ".synth_progress"
@@ -306,9 +307,7 @@ def synthesize(out: Path | str, s: Settings, workers: int = 1, progress: bool = 
 
     def work(n: int, part: str, ids: list[int]) -> tuple[int, int]:
         meta = render_chunk(out, s, part, ids, names)
-        tmp = prog / f".chunk_{n:05d}.json.tmp-{os.getpid()}"
-        tmp.write_text(json.dumps(meta))
-        os.replace(tmp, prog / f"chunk_{n:05d}.json")
+        write_json(prog / f"chunk_{n:05d}.json", meta, indent=None, sort_keys=False)
         return n, per_id[part] * len(ids)
 
     if workers > 1 and len(todo) > 1:
@@ -348,8 +347,6 @@ def _finish(out: Path, s: Settings, prog: Path, units: list, names: list[str]) -
     mf.write(manifest, out / layout.GROUNDTRUTH_DIR / layout.INDEX)
     stamp = {"settings": s.as_dict(), "version": __version__, "images": len(celeba_rows),
              "lfw_images": len(lfw_rows), "groundtruth_rows": len(gt), **extra}
-    tmp = out / f".{STAMP}.tmp"
-    tmp.write_text(json.dumps(stamp, indent=2, sort_keys=True) + "\n")
-    os.replace(tmp, out / STAMP)  # last: its presence means the dataset is complete
+    write_json(out / STAMP, stamp, newline=True)  # last: its presence means the dataset is complete
     shutil.rmtree(prog)
     return mf.read(out / layout.GROUNDTRUTH_DIR / layout.INDEX, "groundtruth")

@@ -1,0 +1,48 @@
+"""Trained SaGAN generators on disk: load one, export one from a training checkpoint.
+
+A generator folder is a checkpoint (``augment.checkpoint``): either a full
+training checkpoint (kind ``sagan``: G, D, both optimisers) or a ``generator/``
+export (kind ``sagan_generator``: G alone, what the edit stage loads). Its
+``meta.json`` holds the model config, so the network is rebuilt without any
+other file.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from augment import checkpoint as ckpt
+from augment.sagan.model import SaganModelConfig, SaGANGenerator
+
+CHECKPOINT_KIND = "sagan"
+GENERATOR_KIND = "sagan_generator"
+
+
+def load_generator(path: Path | str, attribute: str | None = None, device: str | torch.device = "cpu"
+                   ) -> tuple[SaGANGenerator, dict]:
+    """Rebuild a generator from a checkpoint folder (a ``generator/`` export or a
+    full training checkpoint); eval mode. ``attribute``, when given, must match."""
+    path = Path(path)
+    expect = {"attribute": attribute} if attribute is not None else None
+    states, meta = ckpt.load(path, device=str(device), expect=expect)
+    if meta.get("kind") not in (CHECKPOINT_KIND, GENERATOR_KIND):
+        raise ckpt.CheckpointError(f"{path}: a {meta.get('kind')!r} checkpoint, not a SaGAN generator")
+    G = SaGANGenerator(SaganModelConfig.from_dict(meta["model_config"]))
+    G.load_state_dict(states["G"])
+    return G.to(device).eval(), meta
+
+
+def export_generator(checkpoint: Path, out: Path, align: dict | None = None) -> Path:
+    """Copy the generator alone out of a full checkpoint (what the edit stage loads).
+
+    ``align``: how its training images were aligned, ``{"template": name,
+    "size": crop px}``; recorded so that new photos can be aligned the same way
+    (``augment edit``, ``edit.generators``).
+    """
+    states, meta = ckpt.load(checkpoint)
+    keep = {k: meta[k] for k in ("model_config", "preset", "attribute", "step", "seed", "config_hash", "image_size")}
+    extra = {"align": align} if align else {}
+    ckpt.save(out, {"G": states["G"]}, {**keep, **extra, "kind": GENERATOR_KIND})
+    return out
