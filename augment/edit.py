@@ -45,7 +45,7 @@ from augment import distributed as dist
 from augment import manifest as mf
 from augment.config import EditConfig, PipelineConfig
 from augment.data.celeba import attribute_index
-from augment.io import read_rgb, save_png, to_tensor, to_uint8, write_atomic
+from augment.io import read_rgb, save_png, sync_all, to_tensor, to_uint8, write_atomic
 from augment.sagan.data import attribute_labels
 
 log = logging.getLogger("augment.edit")
@@ -144,7 +144,7 @@ class _Images:
 
 def _encode_png(arr: np.ndarray, path: Path) -> str:
     """Write a PNG atomically; returns the sha256 of its bytes."""
-    return save_png(arr, path, compress_level=EDIT_PNG_LEVEL)
+    return save_png(arr, path, compress_level=EDIT_PNG_LEVEL, fsync=False)  # synced per part
 
 
 def edit_batch(models: EditModels, x, values: Sequence[int]):
@@ -357,6 +357,7 @@ def _write_part(path: Path, rows: list[dict], drops: dict[str, int]) -> None:
     table = mf.to_table(mf.Manifest("images", mf.frame("images", rows), path.parent))
     table = table.replace_schema_metadata({"drops": json.dumps(drops, sort_keys=True)})
     path.parent.mkdir(parents=True, exist_ok=True)
+    sync_all()  # the part's images are on disk before the part that lists them
     write_atomic(path, lambda tmp: pq.write_table(table, tmp))
 
 

@@ -36,7 +36,7 @@ from augment.data.attributes import from_vectors
 from augment.data.celeba import attribute_index
 from augment.data.errors import DatasetError
 from augment.edit import EDIT_PNG_LEVEL
-from augment.io import read_mask, read_rgb, save_png
+from augment.io import read_mask, read_rgb, save_png, sync_all
 
 log = logging.getLogger("augment.oracle")
 
@@ -68,7 +68,7 @@ def _write_png(arr: np.ndarray, path: Path) -> str:
     bytes. An existing file is kept (resume)."""
     if path.is_file():
         return hashlib.sha256(path.read_bytes()).hexdigest()
-    return save_png(arr, path, compress_level=EDIT_PNG_LEVEL)
+    return save_png(arr, path, compress_level=EDIT_PNG_LEVEL, fsync=False)  # synced once, below
 
 
 def oracle_edits(edits: mf.Manifest, aligned: mf.Manifest, gt: mf.Manifest, out_dir: Path,
@@ -125,6 +125,7 @@ def oracle_edits(edits: mf.Manifest, aligned: mf.Manifest, gt: mf.Manifest, out_
 
     with ThreadPoolExecutor(max(1, threads)) as pool:
         rows = list(tqdm(pool.map(one, range(len(e))), total=len(e), desc="oracle", unit="img", disable=not progress))
+    sync_all()  # every image on disk before the manifest that lists them
     changed = int(need.sum())
     extra = {"changed": changed, "copies": len(e) - changed, "edits": str(edits.file or "")}
     return mf.Manifest("images", mf.frame("images", rows), out_dir, {"extra": extra})

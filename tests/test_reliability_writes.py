@@ -105,13 +105,13 @@ def test_disk_full_while_align_writes_images_then_the_rerun_resumes(tmp_path, mo
 
     real, calls = align_chunk.write_bytes, []
 
-    def enospc_at_the_seventh(path, data):
+    def enospc_at_the_seventh(path, data, **kwargs):
         calls.append(path)
         if len(calls) == 7:  # the second chunk's third image
             Path(path).parent.mkdir(parents=True, exist_ok=True)
             Path(path).write_bytes(data[: len(data) // 3])  # a partial file under the final name
             raise _disk_full(path)
-        return real(path, data)
+        return real(path, data, **kwargs)
 
     monkeypatch.setattr(align_chunk, "write_bytes", enospc_at_the_seventh)
     p = _pipeline(tmp_path, "full", "read, align")

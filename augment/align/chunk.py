@@ -90,7 +90,7 @@ def aligned_record(item: Item, k: int, image: np.ndarray, m_src: np.ndarray, sca
     sid = face_id(item, k)
     rel = out_path(prefix, sid, s.image_format)
     (out_dir / rel).parent.mkdir(parents=True, exist_ok=True)
-    write_bytes(out_dir / rel, data)
+    write_bytes(out_dir / rel, data, fsync=False)  # synced before the chunk's record
     lm = face.points if face is not None else landmarks
     return {
         "row": item.row, "kind": "aligned", "face": k, "sample_id": sid, "path": rel,

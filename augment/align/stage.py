@@ -34,7 +34,7 @@ from augment.align.templates import template
 from augment.align.warp import similarity
 from augment.config import AlignConfig
 from augment.data.images import ImageDecodeError, decode
-from augment.io import write_json
+from augment.io import sync_all, write_json
 
 log = logging.getLogger("augment.align")
 
@@ -117,6 +117,7 @@ class _Parts:
 
     def write(self, chunk: int, records: list[dict]) -> None:
         # a chunk counts as done only once its whole record is on disk
+        sync_all()  # the chunk's crops are on disk before the record that lists them
         write_json(self.folder / f"{chunk:06d}.json", records, indent=None, sort_keys=False)
 
     def read(self, chunk: int) -> list[dict]:
