@@ -48,6 +48,7 @@ from augment import distributed as dist
 from augment import manifest as mf
 from augment.config import EditConfig, PipelineConfig
 from augment.data.celeba import attribute_index
+from augment.stages import StageInputs, StageOutputs
 
 log = logging.getLogger("augment.edit")
 
@@ -426,7 +427,7 @@ def load_models(cfg: PipelineConfig, generators: mf.Manifest, classifiers: mf.Ma
     return out
 
 
-def run_stage(cfg: PipelineConfig, inputs: dict, run_dir: Path) -> dict[str, mf.Manifest]:
+def run_stage(cfg: PipelineConfig, inputs: StageInputs, run_dir: Path) -> StageOutputs:
     from augment.runtime import resolve_device, workers
 
     aligned: mf.Manifest = inputs["aligned"]

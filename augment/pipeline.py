@@ -40,7 +40,7 @@ from augment import lock as workdir_lock
 from augment import manifest as mf
 from augment.config import PipelineConfig, dump_yaml, section_json
 from augment.runtime import names_file
-from augment.stages import STAGES, Stage
+from augment.stages import FILE, STAGES, Stage, StageInputs, StageOutputs, producers
 
 log = logging.getLogger("augment")
 
@@ -93,15 +93,20 @@ class Runner:
         except (OSError, json.JSONDecodeError):
             return None  # a damaged marker counts as not done
 
-    def upstream(self, stage: Stage) -> list[str]:
-        """The stage's declared inputs that this pipeline runs before it, in pipeline order.
-
-        Only earlier stages count: some inputs are optional and used when
-        present (eval_sagan measures identity with the recognizers when
-        train_recognition runs first, and is earlier in other pipelines)."""
+    def earlier(self, name: str) -> list[str]:
+        """The stages this pipeline runs before ``name`` (all of them for a stage not in it)."""
         names = list(self.cfg.stages)
-        before = names[: names.index(stage.name)] if stage.name in names else names
-        return [s for s in before if s in stage.inputs]
+        return names[: names.index(name)] if name in names else names
+
+    def upstream(self, stage: Stage) -> list[str]:
+        """The earlier stages of this pipeline that make the stage's ``inputs`` or
+        ``uses``, in pipeline order. Only earlier stages count: eval_sagan uses
+        the recognizers when train_recognition runs first, and is earlier in other
+        pipelines."""
+        before = self.earlier(stage.name)
+        made = producers(STAGES[n] for n in before)
+        wanted = {made[x] for x in (*stage.inputs, *stage.uses) if x in made}
+        return [s for s in before if s in wanted]
 
     def fingerprint(self, name: str) -> str | None:
         """The fingerprint ``name`` would have now; None when an upstream stage is not done."""
@@ -133,12 +138,15 @@ class Runner:
             return "stale"
         return "done"
 
-    def outputs(self, name: str) -> dict[str, mf.Manifest | Path]:
-        """A done stage's outputs: manifests read back, other files as paths."""
+    def outputs(self, name: str, only: Iterable[str] | None = None) -> StageOutputs:
+        """A done stage's outputs (those named in ``only``, when given): manifests read
+        back, other files as paths."""
         m = self.marker(name)
         assert m is not None
-        out: dict[str, mf.Manifest | Path] = {}
+        out: StageOutputs = {}
         for k, o in m["outputs"].items():
+            if only is not None and k not in only:
+                continue
             path = self.stage_dir(name) / o["file"]
             out[k] = mf.read(path) if path.suffix == ".parquet" else path
         return out
@@ -184,6 +192,7 @@ def run_pipeline(
         if n not in cfg.stages:
             raise PipelineError(f"--force {n}: not in this pipeline's stages ({', '.join(cfg.stages)})")
     selected = select_stages(cfg, only, until)
+    check_inputs(cfg)
     dist.init(cfg.device)
     lock = _lock_workdir(runner.workdir)
     handler = _setup_logging(runner.workdir) if dist.is_main() else None
@@ -216,6 +225,24 @@ def run_pipeline(
             handler.close()
         if lock is not None:
             lock.release()
+
+
+def check_inputs(cfg: PipelineConfig) -> None:
+    """Every stage's declared ``inputs`` are made by a stage that this pipeline runs
+    before it; otherwise a PipelineError naming the stage, before anything runs."""
+    makers = producers(STAGES[n] for n in cfg.stages)
+    for i, name in enumerate(cfg.stages):
+        made_before = producers(STAGES[n] for n in cfg.stages[:i])
+        for x in STAGES[name].inputs:
+            if x in made_before:
+                continue
+            if x in makers:
+                hint = f"which '{makers[x]}' makes: move '{makers[x]}' before '{name}' in 'stages'"
+            else:
+                maker = producers(STAGES.values()).get(x)
+                hint = f"which '{maker}' makes: add '{maker}' to 'stages' before '{name}'" if maker \
+                    else "which no stage makes"
+            raise PipelineError(f"stage '{name}' needs the input '{x}', {hint}")
 
 
 def _lock_workdir(workdir: Path) -> workdir_lock.WorkdirLock | None:
@@ -294,9 +321,7 @@ def _run_stage(runner: Runner, stage: Stage, chash: str) -> None:
         dist.barrier()  # wait while rank 0 runs a single-process stage
         return
 
-    inputs: dict[str, mf.Manifest | Path] = {}
-    for up in runner.upstream(stage):
-        inputs.update(runner.outputs(up))
+    inputs = _inputs(runner, stage)
     log.info("[%s] running", stage.name)
     peak_reset = _reset_peak_rss()
     t0 = time.perf_counter()
@@ -322,6 +347,36 @@ def _run_stage(runner: Runner, stage: Stage, chash: str) -> None:
         return
     _finish(runner, stage, fp, chash, outs, time.perf_counter() - t0, peak_reset)
     dist.barrier()
+
+
+def _inputs(runner: Runner, stage: Stage) -> StageInputs:
+    """The declared inputs and uses that the stage's upstream stages made; a
+    declared input that its (done) maker did not return is an error naming the stage."""
+    wanted = {*stage.inputs, *stage.uses}
+    inputs: StageInputs = {}
+    for up in runner.upstream(stage):
+        inputs.update(runner.outputs(up, only=wanted))
+    missing = [x for x in stage.inputs if x not in inputs]
+    if missing:
+        raise PipelineError(f"stage '{stage.name}' needs the input(s) {missing}, which the stages before it "
+                            f"({', '.join(runner.earlier(stage.name)) or 'none'}) did not make")
+    return inputs
+
+
+def _check_outputs(stage: Stage, outs: StageOutputs) -> None:
+    """What a stage returned against its declared outputs; an error names the stage."""
+    unknown = set(outs) - set(stage.outputs)
+    if unknown:
+        raise PipelineError(f"stage '{stage.name}' returned undeclared outputs {sorted(unknown)} "
+                            f"(it declares {sorted(stage.outputs)})")
+    missing = set(stage.outputs) - set(stage.optional_outputs) - set(outs)
+    if missing:
+        raise PipelineError(f"stage '{stage.name}' did not return its declared outputs {sorted(missing)}")
+    for key, out in outs.items():
+        kind = stage.outputs[key]
+        got = out.kind if isinstance(out, mf.Manifest) else FILE
+        if got != kind:
+            raise PipelineError(f"stage '{stage.name}' output '{key}' is declared as {kind!r} but is {got!r}")
 
 
 def _file_of(error: BaseException, run_dir: Path) -> Path | None:
@@ -385,9 +440,7 @@ def _finish(runner: Runner, stage: Stage, fp: str, chash: str, outs: dict, secon
     cfg = runner.cfg
     run_dir = runner.stage_dir(stage.name)
     inprog = run_dir / INPROGRESS
-    unknown = set(outs) - set(stage.outputs)
-    if unknown:
-        raise PipelineError(f"stage '{stage.name}' returned unknown outputs {sorted(unknown)}")
+    _check_outputs(stage, outs)
     record = {}
     for key, out in outs.items():
         if isinstance(out, mf.Manifest):

@@ -33,7 +33,9 @@ import numpy as np
 import pandas as pd
 
 from augment import manifest as mf
+from augment.config import PipelineConfig
 from augment.data.errors import DatasetError
+from augment.stages import StageInputs, StageOutputs
 from recognition.attribute_values import kind_of, values_for
 from recognition.output import bundle, format_table, plot_roc, write_json
 from recognition.protocols import (
@@ -58,7 +60,7 @@ PROTOCOLS = ("lfw", "celeba-ident", ATTR_SHIFT + "<Attribute>")
 # --------------------------------------------------------------------------- #
 
 
-def run_stage(cfg, inputs: dict, run_dir: Path) -> dict:
+def run_stage(cfg: PipelineConfig, inputs: StageInputs, run_dir: Path) -> StageOutputs:
     """``evaluate``: every trained recognizer on each configured protocol.
 
     Inputs: ``recognizers`` (train_recognition), and per protocol ``eval_aligned``
@@ -71,10 +73,7 @@ def run_stage(cfg, inputs: dict, run_dir: Path) -> dict:
     from augment.runtime import derive_seed, resolve_device
 
     ecfg = cfg.evaluate
-    recognizers = inputs.get("recognizers")
-    if recognizers is None:
-        raise DatasetError("evaluate needs the train_recognition stage's recognizers")
-    models = models_from_recognizers(recognizers)
+    models = models_from_recognizers(inputs["recognizers"])  # a declared input: the runner checked it
     device = resolve_device(cfg.device)
     strata_attrs = list(ecfg.strata) or [a for a in map(attribute_of, ecfg.protocols) if a]
     results, curves = [], {}

@@ -41,7 +41,9 @@ from torch.utils.data import DataLoader, DistributedSampler
 from augment import checkpoint as ckpt
 from augment import distributed as dist
 from augment import manifest as mf
+from augment.config import PipelineConfig
 from augment.data.errors import DatasetError
+from augment.stages import StageInputs, StageOutputs
 from augment.runtime import derive_seed, resolve_device
 from recognition.backbones import BackboneConfig, build_backbone, load_pretrained
 from recognition.data import ManifestDataset, label_map
@@ -388,15 +390,11 @@ def _prune(folder: Path, keep: int) -> None:
 # --------------------------------------------------------------------------- #
 
 
-def run_stage(cfg, inputs: dict, run_dir: Path) -> dict:
+def run_stage(cfg: PipelineConfig, inputs: StageInputs, run_dir: Path) -> StageOutputs:
     """Train the baseline and the augmented recognizers; output ``recognizers``."""
     tcfg = cfg.train_recognition
-    aligned = inputs.get("aligned")
-    if aligned is None:
-        raise DatasetError("train_recognition needs the align stage's 'aligned' images")
+    aligned = inputs["aligned"]  # a declared input: the runner checked it is there
     device = resolve_device(cfg.device)  # cuda:LOCAL_RANK under torchrun (distributed.decide)
-    if tcfg.repeats < 1:
-        raise DatasetError(f"train_recognition.repeats must be at least 1, not {tcfg.repeats}")
     specs = repeated(model_specs(aligned, inputs.get("edits"), tcfg.models, tcfg.splits,
                                  inputs.get("oracle_edits")), tcfg.repeats)
     identities = pd.concat([m.df["identity"] for s in specs for m in s.manifests])

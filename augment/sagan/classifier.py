@@ -49,6 +49,7 @@ from augment.runtime import derive_seed, resolve_device
 from augment.sagan.data import ImageDataset, ShuffledBatchSampler, attribute_labels, save_png
 from augment.sagan.smudge import aligned_blobs, smudge_batch
 from augment.sagan.train import torch_threads
+from augment.stages import StageInputs, StageOutputs
 
 log = logging.getLogger("augment.train_classifier")
 
@@ -282,7 +283,7 @@ def with_counterfactuals(train_set: ImageDataset, train_df, aligned: mf.Manifest
             pd.concat(rows, ignore_index=True))
 
 
-def run_stage(cfg: PipelineConfig, inputs: dict, run_dir: Path) -> dict[str, mf.Manifest]:
+def run_stage(cfg: PipelineConfig, inputs: StageInputs, run_dir: Path) -> StageOutputs:
     """train_classifier: the aligned ``train`` split -> one classifier, measured on
     ``val`` (or ``test`` when val has no labels) -> the ``classifiers`` manifest."""
     tcfg = cfg.train_classifier

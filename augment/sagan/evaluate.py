@@ -63,6 +63,7 @@ from augment.runtime import resolve_device
 from augment.sagan.classifier import classifier_from_manifest
 from augment.sagan.data import attribute_labels, read_image, save_png
 from augment.sagan.train import load_generator
+from augment.stages import StageInputs, StageOutputs
 
 log = logging.getLogger("augment.eval_sagan")
 
@@ -312,7 +313,7 @@ def _heldout(cmeta: dict, attribute: str) -> float | None:
     return m.get("accuracy")
 
 
-def run_stage(cfg: PipelineConfig, inputs: dict, run_dir: Path) -> dict[str, Path]:
+def run_stage(cfg: PipelineConfig, inputs: StageInputs, run_dir: Path) -> StageOutputs:
     """eval_sagan: every generator of ``generators`` on the ``eval_sagan.split`` of
     ``aligned`` -> ``<run_dir>/metrics.json``."""
     ecfg = cfg.eval_sagan

@@ -46,6 +46,7 @@ from augment.sagan.data import BalancedBatchSampler, ImageDataset, attribute_lab
 from augment.sagan.losses import d_loss, g_loss
 from augment.sagan.model import SaganModelConfig, SaGANDiscriminator, SaGANGenerator, model_config
 from augment.sagan.smudge import aligned_blobs, smudge_batch
+from augment.stages import StageInputs, StageOutputs
 
 log = logging.getLogger("augment.train_sagan")
 
@@ -419,7 +420,7 @@ def stage_model_config(tcfg: TrainSaganConfig) -> SaganModelConfig:
     return model_config(tcfg.preset, tcfg.image_size, tcfg.g_width, tcfg.d_width, tcfg.res_blocks)
 
 
-def run_stage(cfg: PipelineConfig, inputs: dict, run_dir: Path) -> dict[str, mf.Manifest]:
+def run_stage(cfg: PipelineConfig, inputs: StageInputs, run_dir: Path) -> StageOutputs:
     """train_sagan: one generator per ``train_sagan.attributes`` on the aligned
     ``train`` split -> the ``generators`` manifest (root = run_dir)."""
     tcfg = cfg.train_sagan

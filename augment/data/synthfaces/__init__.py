@@ -16,9 +16,11 @@ from __future__ import annotations
 from pathlib import Path
 
 from augment import manifest as mf
+from augment.config import PipelineConfig
 from augment.data.synthfaces.dataset import Settings, SettingError, check_out, read_stamp, synthesize, validate
 from augment.data.synthfaces.params import ATTRIBUTES
 from augment.data.synthfaces.preview import contact_sheet, write_contact_sheet
+from augment.stages import StageInputs, StageOutputs
 
 __all__ = ["ATTRIBUTES", "SettingError", "Settings", "contact_sheet", "describe", "make", "run_stage",
            "settings_from_config", "synthesize", "validate", "write_contact_sheet"]
@@ -77,7 +79,7 @@ def check_out_file(path: Path) -> None:
         raise SettingError("preview", f"{path} is a folder; give a .png file name")
 
 
-def run_stage(cfg, inputs: dict, run_dir: Path) -> dict[str, mf.Manifest]:
+def run_stage(cfg: PipelineConfig, inputs: StageInputs, run_dir: Path) -> StageOutputs:
     """The ``synth`` stage: render into ``synth.out`` (empty: ``<run_dir>/data``)
     unless a complete dataset with the same settings is already there."""
     from augment.runtime import workers
