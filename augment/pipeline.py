@@ -38,7 +38,7 @@ from augment import __version__
 from augment import distributed as dist
 from augment import lock as workdir_lock
 from augment import manifest as mf
-from augment.config import PipelineConfig, dump_yaml, section_json
+from augment.config import PipelineConfig, config_hash, dump_yaml, section_json
 from augment.runtime import names_file
 from augment.stages import FILE, STAGES, Stage, StageInputs, StageOutputs, producers
 
@@ -54,10 +54,6 @@ TEMPORARY = re.compile(r"^\..+\.(tmp|old)(-\d+)?(\.\w+)?$")
 
 class PipelineError(Exception):
     """A pipeline cannot run as asked (missing upstream, a stage's own error)."""
-
-
-def config_hash(cfg: PipelineConfig) -> str:
-    return hashlib.sha256(dump_yaml(cfg).encode()).hexdigest()[:16]
 
 
 def write_json_atomic(path: Path, data: dict) -> None:
@@ -202,7 +198,7 @@ def run_pipeline(
                      workdir_lock.describe(lock.previous))
         if dist.is_main():
             (runner.workdir / "config.yaml").write_text(dump_yaml(cfg))
-        chash = config_hash(cfg)
+        whole_hash = config_hash(cfg)
         result: dict[str, str] = {}
         t_all = time.perf_counter()
         for name in selected:
@@ -215,7 +211,7 @@ def run_pipeline(
                 log.info("[%s] up to date, skipped", name)
                 result[name] = "skipped"
                 continue
-            _run_stage(runner, stage, chash)
+            _run_stage(runner, stage, whole_hash)
             result[name] = "ran"
         log.info("pipeline '%s': %d stage(s) in %.1f s", cfg.name, len(selected), time.perf_counter() - t_all)
         return result
@@ -309,7 +305,7 @@ def _remove_temporaries(run_dir: Path, name: str) -> None:
         log.info("[%s] removed %d temporary file(s) left by an interrupted write", name, len(found))
 
 
-def _run_stage(runner: Runner, stage: Stage, chash: str) -> None:
+def _run_stage(runner: Runner, stage: Stage, whole_hash: str) -> None:
     cfg = runner.cfg
     fp = runner.fingerprint(stage.name)
     assert fp is not None
@@ -345,7 +341,7 @@ def _run_stage(runner: Runner, stage: Stage, chash: str) -> None:
     if not dist.is_main():
         dist.barrier()
         return
-    _finish(runner, stage, fp, chash, outs, time.perf_counter() - t0, peak_reset)
+    _finish(runner, stage, fp, whole_hash, outs, time.perf_counter() - t0, peak_reset)
     dist.barrier()
 
 
@@ -434,7 +430,7 @@ def _peak_rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def _finish(runner: Runner, stage: Stage, fp: str, chash: str, outs: dict, seconds: float,
+def _finish(runner: Runner, stage: Stage, fp: str, whole_hash: str, outs: dict, seconds: float,
             peak_reset: bool = False) -> None:
     """Rank 0: write the returned manifests, then the done marker."""
     cfg = runner.cfg
@@ -444,7 +440,7 @@ def _finish(runner: Runner, stage: Stage, fp: str, chash: str, outs: dict, secon
     record = {}
     for key, out in outs.items():
         if isinstance(out, mf.Manifest):
-            path = mf.write(out, run_dir / f"{key}.parquet", pipeline=cfg.name, config_hash=chash)
+            path = mf.write(out, run_dir / f"{key}.parquet", pipeline=cfg.name, config_hash=whole_hash)
             record[key] = {"file": path.name, "sha256": mf.file_digest(path), "rows": len(out)}
         else:  # a file the stage wrote itself (metrics.json, ...), inside its folder
             path = Path(out)

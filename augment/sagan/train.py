@@ -24,7 +24,6 @@ rank r draws the global batches r, W + r, ... and rank 0 alone writes files.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import logging
 import shutil
@@ -40,7 +39,7 @@ from tqdm import tqdm
 from augment import checkpoint as ckpt
 from augment import distributed as dist
 from augment import manifest as mf
-from augment.config import PipelineConfig, TrainSaganConfig, section_json
+from augment.config import PipelineConfig, TrainSaganConfig, section_hash
 from augment.runtime import derive_seed, resolve_device
 from augment.sagan.data import BalancedBatchSampler, ImageDataset, attribute_labels, attribute_rows, save_png, to_uint8
 from augment.sagan.losses import d_loss, g_loss
@@ -164,7 +163,7 @@ def build(mcfg: SaganModelConfig, tcfg: TrainSaganConfig, seed: int, device: tor
     return G, D, opt_G, opt_D
 
 
-def checkpoint_meta(mcfg: SaganModelConfig, attribute: str, step: int, seed: int, config_hash: str,
+def checkpoint_meta(mcfg: SaganModelConfig, attribute: str, step: int, seed: int, train_sagan_hash: str,
                     preset: str, kind: str = CHECKPOINT_KIND) -> dict[str, Any]:
     return {
         "kind": kind,
@@ -173,7 +172,9 @@ def checkpoint_meta(mcfg: SaganModelConfig, attribute: str, step: int, seed: int
         "attribute": attribute,
         "step": step,
         "seed": seed,
-        "config_hash": config_hash,
+        # the train_sagan section's hash (augment.config.section_hash); the key keeps
+        # its name so that checkpoints written before still load
+        "config_hash": train_sagan_hash,
         "image_size": mcfg.image_size,
     }
 
@@ -256,7 +257,7 @@ def train(
     *,
     seed: int,
     device: torch.device | str = "cpu",
-    config_hash: str = "",
+    train_sagan_hash: str = "",
     samples_dir: Path | None = None,
     steps: int | None = None,
     blobs: list[np.ndarray] | None = None,
@@ -307,7 +308,7 @@ def train(
                 {"G": dist.unwrap(G).state_dict(), "D": dist.unwrap(D).state_dict(),
                  "opt_G": opt_G.state_dict(), "opt_D": opt_D.state_dict(),
                  "rng": {f"alpha_{r}": s for r, s in enumerate(rngs)}},
-                checkpoint_meta(mcfg, attribute, at, seed, config_hash, tcfg.preset),
+                checkpoint_meta(mcfg, attribute, at, seed, train_sagan_hash, tcfg.preset),
             )
             _prune(ckpt_dir, KEEP_CHECKPOINTS)
         dist.barrier()
@@ -427,7 +428,7 @@ def run_stage(cfg: PipelineConfig, inputs: StageInputs, run_dir: Path) -> StageO
     aligned: mf.Manifest = inputs["aligned"]
     device = resolve_device(cfg.device)
     mcfg = stage_model_config(tcfg)
-    chash = hashlib.sha256(section_json(cfg, ["train_sagan"]).encode()).hexdigest()[:16]
+    train_sagan_hash = section_hash(cfg, ["train_sagan"])
     rows = []
     for attribute in tcfg.attributes:
         paths, labels = attribute_rows(aligned, attribute, ["train"])
@@ -445,7 +446,7 @@ def run_stage(cfg: PipelineConfig, inputs: StageInputs, run_dir: Path) -> StageO
         out_dir = run_dir / attribute
         with torch_threads(tcfg.threads):
             last = train(attribute, dataset, mcfg, tcfg, out_dir, seed=cfg.seed, device=device,
-                         config_hash=chash, samples_dir=run_dir / "samples" / attribute, blobs=blobs)
+                         train_sagan_hash=train_sagan_hash, samples_dir=run_dir / "samples" / attribute, blobs=blobs)
         gen_dir = out_dir / "generator"
         if dist.is_main():
             export_generator(last, gen_dir, training_alignment(aligned))
