@@ -34,7 +34,8 @@ from augment.data.synthfaces.canvas import (
     trim,
 )
 from augment.data.synthfaces.face import Face
-from augment.data.synthfaces.parts import BLACK, WHITE, forehead_distance, hair_colour
+from augment.data.synthfaces.hair import forehead_distance, hair_colour
+from augment.data.synthfaces.parts import BLACK, WHITE
 
 TEETH = np.array([234, 228, 214], F32)
 MOUTH_INSIDE = np.array([52, 20, 26], F32)

@@ -14,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 
 from augment.data.synthfaces import attributes as at
-from augment.data.synthfaces import parts
+from augment.data.synthfaces import hair, parts
 from augment.data.synthfaces.canvas import F32, composite, finish, keep_freed_memory
 from augment.data.synthfaces.face import Face
 from augment.data.synthfaces.params import Identity, Shot
@@ -59,7 +59,7 @@ class BatchRender:
         if self._base is None:
             f = self.face
             img = parts.background(f)
-            composite(img, parts.hair_back(f) + parts.body(f) + parts.ears(f) + parts.skin(f))
+            composite(img, hair.hair_back(f) + parts.body(f) + parts.ears(f) + parts.skin(f))
             composite(img, parts.skin_relief(f) + parts.eyes(f) + parts.brows(f))
             self._base = img
         return self._base
@@ -78,7 +78,7 @@ class BatchRender:
             (None, self._get(("folds", key), lambda: at.mouth_folds(f, shape))),
             self._switched("beard", at.beard, F32(1) - attrs["No_Beard"]),
             (None, self._get(("mouth", key), lambda: at.mouth(f, shape))),
-            (None, self._get("hair", lambda: parts.hair_front(f))),
+            (None, self._get("hair", lambda: hair.hair_front(f))),
             self._switched("bangs", at.bangs, attrs["Bangs"]),
             self._switched("glasses", at.glasses, attrs["Eyeglasses"]),
         ]
