@@ -210,6 +210,8 @@ def _attribute_values(items, flag: str) -> dict[str, float]:
 
 @cli.command("synth")
 @click.argument("out", type=click.Path(file_okay=False, path_type=Path))
+# One option per synthfaces.Settings field (the synth config section), named like
+# it; defaults from SynthConfig (tests/test_synthfaces.py checks both).
 @click.option("--identities", type=int, default=_SYNTH.identities, show_default=True, help="People in the CelebA part.")
 @click.option("--images-per-identity", type=int, default=_SYNTH.images_per_identity, show_default=True)
 @click.option("--lfw-identities", type=int, default=_SYNTH.lfw_identities, show_default=True,
@@ -219,13 +221,13 @@ def _attribute_values(items, flag: str) -> dict[str, float]:
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--habit-strength", type=float, default=_SYNTH.habit_strength, show_default=True,
               help="P(a photo shows the person's habitual value of an attribute).")
-@click.option("--lfw-habit-strength", type=float, default=None,
+@click.option("--lfw-habit-strength", type=float, default=_SYNTH.lfw_habit_strength,
               help="The same for the LFW-part people; default: --habit-strength.")
-@click.option("--habit", "habits", multiple=True, metavar="ATTRIBUTE=P",
+@click.option("--habit", "habit_by_attribute", multiple=True, metavar="ATTRIBUTE=P",
               help="Per-attribute habit strength of the CelebA-part people, e.g. Eyeglasses=1.0 (repeatable).")
-@click.option("--lfw-habit", "lfw_habits", multiple=True, metavar="ATTRIBUTE=P",
+@click.option("--lfw-habit", "lfw_habit_by_attribute", multiple=True, metavar="ATTRIBUTE=P",
               help="The same for the LFW-part people.")
-@click.option("--prior", "priors", multiple=True, metavar="ATTRIBUTE=P",
+@click.option("--prior", "habit_prior_by_attribute", multiple=True, metavar="ATTRIBUTE=P",
               help="P(a person's habitual value of ATTRIBUTE is 1), e.g. Eyeglasses=0.5 (repeatable).")
 @click.option("--groundtruth-splits", default=",".join(_SYNTH.groundtruth_splits), show_default=True,
               help="CelebA-part splits that also get exact counterfactuals, comma-separated (train,val,test).")
@@ -236,28 +238,18 @@ def _attribute_values(items, flag: str) -> dict[str, float]:
 @click.option("--preview", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Also write a contact sheet PNG (identities x attribute toggles).")
 @friendly_errors
-def synth_cmd(out: Path, identities, images_per_identity, lfw_identities, lfw_images_per_identity, size, seed,
-              habit_strength, lfw_habit_strength, habits, lfw_habits, priors, groundtruth_splits, jpeg_quality, workers,
-              preview) -> None:
+def synth_cmd(out: Path, workers: int, preview, **settings) -> None:
     """Render SynthFaces into OUT: CelebA and LFW formats plus counterfactual ground truth."""
     from augment.data import synthfaces
 
-    settings = synthfaces.Settings(
-        identities=identities, images_per_identity=images_per_identity, lfw_identities=lfw_identities,
-        lfw_images_per_identity=lfw_images_per_identity, size=size, habit_strength=habit_strength,
-        lfw_habit_strength=lfw_habit_strength,
-        habit_by_attribute=_attribute_values(habits, "--habit"),
-        lfw_habit_by_attribute=_attribute_values(lfw_habits, "--lfw-habit"),
-        habit_prior_by_attribute=_attribute_values(priors, "--prior"),
-        groundtruth_splits=tuple(x.strip() for x in groundtruth_splits.split(",") if x.strip()),
-        jpeg_quality=jpeg_quality, seed=seed,
-    )
+    params = {p.name: p for p in click.get_current_context().command.params}
+    for key in ("habit_by_attribute", "lfw_habit_by_attribute", "habit_prior_by_attribute"):
+        settings[key] = _attribute_values(settings[key], params[key].opts[0])
+    settings["groundtruth_splits"] = tuple(x.strip() for x in settings["groundtruth_splits"].split(",") if x.strip())
     try:
-        info = synthfaces.make(out, settings, workers=workers, preview=preview)
+        info = synthfaces.make(out, synthfaces.Settings(**settings), workers=workers, preview=preview)
     except synthfaces.SettingError as e:
-        flags = {"out": "OUT", "habit_by_attribute": "--habit", "lfw_habit_by_attribute": "--lfw-habit",
-                 "habit_prior_by_attribute": "--prior"}
-        hint = flags.get(e.key, "--" + e.key.replace("_", "-"))
+        hint = "OUT" if e.key == "out" else params[e.key].opts[0]
         raise click.BadParameter(e.reason, param_hint=hint) from None
     click.echo(
         f"{info['images']} CelebA-part and {info['lfw_images']} LFW-part images, {info['groundtruth_rows']} "

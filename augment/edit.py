@@ -47,6 +47,7 @@ from augment.config import EditConfig, PipelineConfig
 from augment.data.celeba import attribute_index
 from augment.io import read_rgb, save_png, sync_all, to_tensor, to_uint8, write_atomic
 from augment.sagan.data import attribute_labels
+from augment.stages import StageInputs, StageOutputs
 
 log = logging.getLogger("augment.edit")
 
@@ -262,7 +263,7 @@ def edit_chunk(
     root: Path,
     out_dir: Path,
     first_index: int,
-    ecfg: EditConfig,
+    edit_cfg: EditConfig,
     device,
     pool: ThreadPoolExecutor,
     compute: _Compute,
@@ -280,8 +281,8 @@ def edit_chunk(
 
     ai = attribute_index(models.attribute)
     labels = attribute_labels(rows, models.attribute)
-    targets = target_values(ecfg.directions, labels)
-    loader = DataLoader(_Images([root / p for p in rows["path"]]), batch_size=ecfg.batch_size, shuffle=False,
+    targets = target_values(edit_cfg.directions, labels)
+    loader = DataLoader(_Images([root / p for p in rows["path"]]), batch_size=edit_cfg.batch_size, shuffle=False,
                         num_workers=workers, persistent_workers=False)
     out_rows: list[dict] = []
     drops: dict[str, int] = {}
@@ -305,11 +306,11 @@ def edit_chunk(
                 row = rows.iloc[start + k]
                 p_k = None if prob is None else float(prob[k])
                 s_k = None if sim is None else float(sim[k])
-                reason = _passes(ecfg, v, p_k, s_k, float(area[k]))
+                reason = _passes(edit_cfg, v, p_k, s_k, float(area[k]))
                 if reason:
                     drops[reason] = drops.get(reason, 0) + 1
                     continue
-                shard = (first_index + start + k) // ecfg.shard_size
+                shard = (first_index + start + k) // edit_cfg.shard_size
                 sid = edit_id(row["sample_id"], models.attribute, v)
                 folder = f"{models.attribute}/{v}/{shard:04d}"
                 if folder not in made:
@@ -372,13 +373,13 @@ def edit_rows(
     rows: pd.DataFrame,
     root: Path,
     run_dir: Path,
-    ecfg: EditConfig,
+    edit_cfg: EditConfig,
     device,
     workers: int = 0,
 ) -> tuple[pd.DataFrame, dict[str, int]]:
     """Edit every row with every generator, resumably. Returns (rows, drops per filter)."""
     rows = rows.reset_index(drop=True)
-    chunk = ecfg.chunk_size  # fixed per config, so a rerun redoes identical batches
+    chunk = edit_cfg.chunk_size  # fixed per config, so a rerun redoes identical batches
     chunks = [(m, c) for m in models_list for c in range(0, len(rows), chunk)]
     mine = dist.shard(chunks)
     todo = [(m, c) for m, c in mine if not _part_path(run_dir, m.attribute, c // chunk).is_file()]
@@ -390,7 +391,7 @@ def edit_rows(
         with ThreadPoolExecutor(threads) as pool, tqdm(total=sum(min(chunk, len(rows) - c) for _, c in todo),
                                                        desc="edit", unit="img", disable=not dist.is_main()) as bar:
             for m, c in todo:
-                part_rows, drops = edit_chunk(m, rows.iloc[c : c + chunk], root, run_dir, c, ecfg, device, pool,
+                part_rows, drops = edit_chunk(m, rows.iloc[c : c + chunk], root, run_dir, c, edit_cfg, device, pool,
                                               compute, workers)
                 _write_part(_part_path(run_dir, m.attribute, c // chunk), part_rows, drops)
                 bar.update(min(chunk, len(rows) - c))
@@ -445,7 +446,7 @@ def load_models(cfg: PipelineConfig, generators: mf.Manifest, classifiers: mf.Ma
     return out
 
 
-def run_stage(cfg: PipelineConfig, inputs: dict, run_dir: Path) -> dict[str, mf.Manifest]:
+def run_stage(cfg: PipelineConfig, inputs: StageInputs, run_dir: Path) -> StageOutputs:
     from augment.runtime import resolve_device, workers
 
     aligned: mf.Manifest = inputs["aligned"]

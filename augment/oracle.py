@@ -32,11 +32,13 @@ import pandas as pd
 from tqdm import tqdm
 
 from augment import manifest as mf
+from augment.config import PipelineConfig
 from augment.data.attributes import from_vectors
 from augment.data.celeba import attribute_index
 from augment.data.errors import DatasetError
 from augment.edit import EDIT_PNG_LEVEL
 from augment.io import read_mask, read_rgb, save_png, sync_all
+from augment.stages import StageInputs, StageOutputs
 
 log = logging.getLogger("augment.oracle")
 
@@ -131,11 +133,8 @@ def oracle_edits(edits: mf.Manifest, aligned: mf.Manifest, gt: mf.Manifest, out_
     return mf.Manifest("images", mf.frame("images", rows), out_dir, {"extra": extra})
 
 
-def run_stage(cfg, inputs: dict, run_dir: Path) -> dict[str, mf.Manifest]:
+def run_stage(cfg: PipelineConfig, inputs: StageInputs, run_dir: Path) -> StageOutputs:
     """``oracle``: the exact-counterfactual twin of the edit stage's manifest."""
-    for key, stage in (("edits", "edit"), ("aligned", "align"), ("groundtruth", "synth")):
-        if key not in inputs:
-            raise DatasetError(f"oracle needs the '{stage}' stage's '{key}' in this pipeline")
     m = oracle_edits(inputs["edits"], inputs["aligned"], inputs["groundtruth"], Path(run_dir),
                      threads=max(2, os.cpu_count() or 2))
     log.info("oracle: %d perfect edits (%d changed, %d copies of the photo)", len(m),

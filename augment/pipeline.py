@@ -38,9 +38,9 @@ from augment import __version__
 from augment import distributed as dist
 from augment import lock as workdir_lock
 from augment import manifest as mf
-from augment.config import PipelineConfig, dump_yaml, section_json
+from augment.config import PipelineConfig, config_hash, dump_yaml, section_json
 from augment.runtime import names_file
-from augment.stages import STAGES, Stage
+from augment.stages import FILE, STAGES, Stage, StageInputs, StageOutputs, producers
 
 log = logging.getLogger("augment")
 
@@ -54,10 +54,6 @@ TEMPORARY = re.compile(r"^\..+\.(tmp|old)(-\d+)?(\.\w+)?$")
 
 class PipelineError(Exception):
     """A pipeline cannot run as asked (missing upstream, a stage's own error)."""
-
-
-def config_hash(cfg: PipelineConfig) -> str:
-    return hashlib.sha256(dump_yaml(cfg).encode()).hexdigest()[:16]
 
 
 def write_json_atomic(path: Path, data: dict) -> None:
@@ -93,15 +89,20 @@ class Runner:
         except (OSError, json.JSONDecodeError):
             return None  # a damaged marker counts as not done
 
-    def upstream(self, stage: Stage) -> list[str]:
-        """The stage's declared inputs that this pipeline runs before it, in pipeline order.
-
-        Only earlier stages count: some inputs are optional and used when
-        present (eval_sagan measures identity with the recognizers when
-        train_recognition runs first, and is earlier in other pipelines)."""
+    def earlier(self, name: str) -> list[str]:
+        """The stages this pipeline runs before ``name`` (all of them for a stage not in it)."""
         names = list(self.cfg.stages)
-        before = names[: names.index(stage.name)] if stage.name in names else names
-        return [s for s in before if s in stage.inputs]
+        return names[: names.index(name)] if name in names else names
+
+    def upstream(self, stage: Stage) -> list[str]:
+        """The earlier stages of this pipeline that make the stage's ``inputs`` or
+        ``uses``, in pipeline order. Only earlier stages count: eval_sagan uses
+        the recognizers when train_recognition runs first, and is earlier in other
+        pipelines."""
+        before = self.earlier(stage.name)
+        made = producers(STAGES[n] for n in before)
+        wanted = {made[x] for x in (*stage.inputs, *stage.uses) if x in made}
+        return [s for s in before if s in wanted]
 
     def fingerprint(self, name: str) -> str | None:
         """The fingerprint ``name`` would have now; None when an upstream stage is not done."""
@@ -133,12 +134,15 @@ class Runner:
             return "stale"
         return "done"
 
-    def outputs(self, name: str) -> dict[str, mf.Manifest | Path]:
-        """A done stage's outputs: manifests read back, other files as paths."""
+    def outputs(self, name: str, only: Iterable[str] | None = None) -> StageOutputs:
+        """A done stage's outputs (those named in ``only``, when given): manifests read
+        back, other files as paths."""
         m = self.marker(name)
         assert m is not None
-        out: dict[str, mf.Manifest | Path] = {}
+        out: StageOutputs = {}
         for k, o in m["outputs"].items():
+            if only is not None and k not in only:
+                continue
             path = self.stage_dir(name) / o["file"]
             out[k] = mf.read(path) if path.suffix == ".parquet" else path
         return out
@@ -184,6 +188,7 @@ def run_pipeline(
         if n not in cfg.stages:
             raise PipelineError(f"--force {n}: not in this pipeline's stages ({', '.join(cfg.stages)})")
     selected = select_stages(cfg, only, until)
+    check_inputs(cfg)
     dist.init(cfg.device)
     lock = _lock_workdir(runner.workdir)
     handler = _setup_logging(runner.workdir) if dist.is_main() else None
@@ -193,7 +198,7 @@ def run_pipeline(
                      workdir_lock.describe(lock.previous))
         if dist.is_main():
             (runner.workdir / "config.yaml").write_text(dump_yaml(cfg))
-        chash = config_hash(cfg)
+        whole_hash = config_hash(cfg)
         result: dict[str, str] = {}
         t_all = time.perf_counter()
         for name in selected:
@@ -206,7 +211,7 @@ def run_pipeline(
                 log.info("[%s] up to date, skipped", name)
                 result[name] = "skipped"
                 continue
-            _run_stage(runner, stage, chash)
+            _run_stage(runner, stage, whole_hash)
             result[name] = "ran"
         log.info("pipeline '%s': %d stage(s) in %.1f s", cfg.name, len(selected), time.perf_counter() - t_all)
         return result
@@ -216,6 +221,24 @@ def run_pipeline(
             handler.close()
         if lock is not None:
             lock.release()
+
+
+def check_inputs(cfg: PipelineConfig) -> None:
+    """Every stage's declared ``inputs`` are made by a stage that this pipeline runs
+    before it; otherwise a PipelineError naming the stage, before anything runs."""
+    makers = producers(STAGES[n] for n in cfg.stages)
+    for i, name in enumerate(cfg.stages):
+        made_before = producers(STAGES[n] for n in cfg.stages[:i])
+        for x in STAGES[name].inputs:
+            if x in made_before:
+                continue
+            if x in makers:
+                hint = f"which '{makers[x]}' makes: move '{makers[x]}' before '{name}' in 'stages'"
+            else:
+                maker = producers(STAGES.values()).get(x)
+                hint = f"which '{maker}' makes: add '{maker}' to 'stages' before '{name}'" if maker \
+                    else "which no stage makes"
+            raise PipelineError(f"stage '{name}' needs the input '{x}', {hint}")
 
 
 def _lock_workdir(workdir: Path) -> workdir_lock.WorkdirLock | None:
@@ -282,7 +305,7 @@ def _remove_temporaries(run_dir: Path, name: str) -> None:
         log.info("[%s] removed %d temporary file(s) left by an interrupted write", name, len(found))
 
 
-def _run_stage(runner: Runner, stage: Stage, chash: str) -> None:
+def _run_stage(runner: Runner, stage: Stage, whole_hash: str) -> None:
     cfg = runner.cfg
     fp = runner.fingerprint(stage.name)
     assert fp is not None
@@ -294,9 +317,7 @@ def _run_stage(runner: Runner, stage: Stage, chash: str) -> None:
         dist.barrier()  # wait while rank 0 runs a single-process stage
         return
 
-    inputs: dict[str, mf.Manifest | Path] = {}
-    for up in runner.upstream(stage):
-        inputs.update(runner.outputs(up))
+    inputs = _inputs(runner, stage)
     log.info("[%s] running", stage.name)
     peak_reset = _reset_peak_rss()
     t0 = time.perf_counter()
@@ -320,8 +341,38 @@ def _run_stage(runner: Runner, stage: Stage, chash: str) -> None:
     if not dist.is_main():
         dist.barrier()
         return
-    _finish(runner, stage, fp, chash, outs, time.perf_counter() - t0, peak_reset)
+    _finish(runner, stage, fp, whole_hash, outs, time.perf_counter() - t0, peak_reset)
     dist.barrier()
+
+
+def _inputs(runner: Runner, stage: Stage) -> StageInputs:
+    """The declared inputs and uses that the stage's upstream stages made; a
+    declared input that its (done) maker did not return is an error naming the stage."""
+    wanted = {*stage.inputs, *stage.uses}
+    inputs: StageInputs = {}
+    for up in runner.upstream(stage):
+        inputs.update(runner.outputs(up, only=wanted))
+    missing = [x for x in stage.inputs if x not in inputs]
+    if missing:
+        raise PipelineError(f"stage '{stage.name}' needs the input(s) {missing}, which the stages before it "
+                            f"({', '.join(runner.earlier(stage.name)) or 'none'}) did not make")
+    return inputs
+
+
+def _check_outputs(stage: Stage, outs: StageOutputs) -> None:
+    """What a stage returned against its declared outputs; an error names the stage."""
+    unknown = set(outs) - set(stage.outputs)
+    if unknown:
+        raise PipelineError(f"stage '{stage.name}' returned undeclared outputs {sorted(unknown)} "
+                            f"(it declares {sorted(stage.outputs)})")
+    missing = set(stage.outputs) - set(stage.optional_outputs) - set(outs)
+    if missing:
+        raise PipelineError(f"stage '{stage.name}' did not return its declared outputs {sorted(missing)}")
+    for key, out in outs.items():
+        kind = stage.outputs[key]
+        got = out.kind if isinstance(out, mf.Manifest) else FILE
+        if got != kind:
+            raise PipelineError(f"stage '{stage.name}' output '{key}' is declared as {kind!r} but is {got!r}")
 
 
 def _file_of(error: BaseException, run_dir: Path) -> Path | None:
@@ -379,19 +430,17 @@ def _peak_rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def _finish(runner: Runner, stage: Stage, fp: str, chash: str, outs: dict, seconds: float,
+def _finish(runner: Runner, stage: Stage, fp: str, whole_hash: str, outs: dict, seconds: float,
             peak_reset: bool = False) -> None:
     """Rank 0: write the returned manifests, then the done marker."""
     cfg = runner.cfg
     run_dir = runner.stage_dir(stage.name)
     inprog = run_dir / INPROGRESS
-    unknown = set(outs) - set(stage.outputs)
-    if unknown:
-        raise PipelineError(f"stage '{stage.name}' returned unknown outputs {sorted(unknown)}")
+    _check_outputs(stage, outs)
     record = {}
     for key, out in outs.items():
         if isinstance(out, mf.Manifest):
-            path = mf.write(out, run_dir / f"{key}.parquet", pipeline=cfg.name, config_hash=chash)
+            path = mf.write(out, run_dir / f"{key}.parquet", pipeline=cfg.name, config_hash=whole_hash)
             record[key] = {"file": path.name, "sha256": mf.file_digest(path), "rows": len(out)}
         else:  # a file the stage wrote itself (metrics.json, ...), inside its folder
             path = Path(out)

@@ -24,6 +24,7 @@ from PIL import Image
 from augment import manifest as mf
 from augment.config import PipelineConfig, to_dict
 from augment.io import write_atomic, write_bytes, write_text
+from augment.stages import StageInputs, StageOutputs
 
 log = logging.getLogger("augment.report")
 
@@ -431,7 +432,7 @@ def edit_grids(cfg: PipelineConfig, aligned: mf.Manifest, generators: mf.Manifes
     return grids
 
 
-def run_stage(cfg: PipelineConfig, inputs: dict, run_dir: Path) -> dict[str, Path]:
+def run_stage(cfg: PipelineConfig, inputs: StageInputs, run_dir: Path) -> StageOutputs:
     grids = {}
     if isinstance(inputs.get("aligned"), mf.Manifest) and isinstance(inputs.get("generators"), mf.Manifest):
         grids = edit_grids(cfg, inputs["aligned"], inputs["generators"], cfg.report.grid_images)

@@ -1,137 +1,215 @@
-"""The stage registry: what each stage is called, runs, reads and writes.
+"""The stage contract and the registry: what each stage is called, runs, reads and writes.
 
-A stage function has the signature
+A stage is one function of type ``StageFn``::
 
-    run(cfg: PipelineConfig, inputs: dict[str, Manifest | Path], run_dir: Path) -> dict[str, Manifest | Path]
+    def run_stage(cfg: PipelineConfig, inputs: StageInputs, run_dir: Path) -> StageOutputs
 
-``inputs`` holds the outputs of the upstream stages it names, keyed by output
-name: manifests, or paths of other files a stage wrote into its folder (such as
-``metrics.json``), which the runner fingerprints the same way. ``run_dir`` is ``<workdir>/<stage>/``, where the stage may keep
-partial work so that a rerun after an interrupt resumes. Only the runner
-resolves paths and writes the returned manifests and the done marker.
+plus one ``Stage`` entry in ``STAGES`` below, declared with keywords:
 
-Targets are import strings so that ``augment --help`` does not import torch.
+- ``name``: its name in a pipeline's ``stages`` list and its folder ``<workdir>/<name>/``.
+- ``target``: ``"module:function"``, imported only when the stage runs, so that
+  ``augment --help`` does not import torch.
+- ``sections``: the config sections its result depends on; the runner
+  fingerprints those sections only, so editing another one does not rerun it.
+- ``inputs``: outputs of earlier stages it cannot run without. The runner
+  refuses, naming the stage, a pipeline in which no earlier stage makes one of
+  them, and a run in which that stage is not done.
+- ``uses``: outputs of earlier stages it reads when this pipeline makes them
+  (eval_sagan measures identity with the recognizers when train_recognition
+  runs before it).
+- ``outputs``: ``{output name: kind}``, the manifest kind of each output
+  (``augment.manifest.SCHEMAS``) or ``"file"`` for a file the stage wrote into
+  ``run_dir`` itself (``metrics.json``). Output names are unique across all
+  stages (checked at import), so an input name says which stage makes it.
+- ``optional_outputs``: the outputs it returns only under some config (the
+  evaluation set's manifests without ``data.eval``); every other declared
+  output must be returned, and nothing undeclared may be.
+- ``distributed``: every rank runs it under torchrun (DDP or sharded rows).
+
+``inputs`` (of ``StageInputs``) holds exactly the declared inputs and uses that
+this pipeline made: manifests, or the paths of files. ``run_dir`` is
+``<workdir>/<stage>/``, where the stage may keep partial work so that a rerun
+after an interrupt resumes. Only the runner (``augment.pipeline``) resolves
+paths, writes the returned manifests and the done marker.
+
+A new stage's config goes in ONE place: a frozen dataclass section in
+``augment/config/sections.py``, added as a field of ``PipelineConfig`` under the
+stage's name and listed in its ``sections``; its range checks go in
+``augment/config/checks.py`` (docs/ARCHITECTURE.md, "Adding a stage").
 """
 
 from __future__ import annotations
 
 import importlib
 from dataclasses import dataclass
-from typing import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Callable, Iterable, Mapping, Union
+
+from augment.manifest import SCHEMAS
+
+if TYPE_CHECKING:
+    from augment.config import PipelineConfig
+    from augment.manifest import Manifest
+
+FILE = "file"  # the kind of an output that is a file the stage wrote, not a manifest
+
+StageInputs = dict[str, Union["Manifest", Path]]
+StageOutputs = dict[str, Union["Manifest", Path]]
+StageFn = Callable[["PipelineConfig", StageInputs, Path], StageOutputs]
 
 
-@dataclass(frozen=True)
+class StageContractError(Exception):
+    """A stage declared or used against the contract (a programming error, not the user's)."""
+
+
+@dataclass(frozen=True, kw_only=True)
 class Stage:
     name: str
-    target: str | Callable  # "module:function" (imported on use), or the function itself
+    target: str | StageFn  # "module:function" (imported on use), or the function itself
     sections: tuple[str, ...]  # config sections whose values the result depends on
-    inputs: tuple[str, ...]  # upstream stages whose outputs it reads (when in the pipeline)
-    outputs: tuple[str, ...]  # names of the manifests (or files) it may return
+    outputs: Mapping[str, str]  # output name -> manifest kind, or FILE
+    inputs: tuple[str, ...] = ()  # outputs of earlier stages it needs
+    uses: tuple[str, ...] = ()  # outputs of earlier stages it reads when the pipeline makes them
+    optional_outputs: tuple[str, ...] = ()  # declared outputs returned only under some config
     help: str = ""
     distributed: bool = False  # runs on every rank under torchrun (DDP / sharding)
 
-    def load(self) -> Callable:
+    def __post_init__(self) -> None:
+        for out, kind in self.outputs.items():
+            if kind != FILE and kind not in SCHEMAS:
+                raise StageContractError(f"stage '{self.name}': output '{out}' has an unknown kind '{kind}' "
+                                         f"(manifest kinds: {', '.join(SCHEMAS)}, or '{FILE}')")
+        stray = set(self.optional_outputs) - set(self.outputs)
+        if stray:
+            raise StageContractError(f"stage '{self.name}': optional outputs {sorted(stray)} are not in its outputs")
+
+    def load(self) -> StageFn:
         if callable(self.target):
             return self.target
         module, func = self.target.split(":")
         return getattr(importlib.import_module(module), func)
 
 
+def producers(stages: Iterable[Stage]) -> dict[str, str]:
+    """``{output name: the stage that makes it}``; an output name made by two stages is an error."""
+    made: dict[str, str] = {}
+    for s in stages:
+        for out in s.outputs:
+            if out in made:
+                raise StageContractError(f"output '{out}' is declared by both '{made[out]}' and '{s.name}'")
+            made[out] = s.name
+    return made
+
+
 STAGES: dict[str, Stage] = {
     s.name: s
     for s in [
         Stage(
-            "synth",
-            "augment.data.synthfaces:run_stage",
-            ("synth",),
-            (),
-            ("groundtruth",),
-            "render SynthFaces (CelebA + LFW formats + counterfactual ground truth) when absent",
+            name="synth",
+            target="augment.data.synthfaces:run_stage",
+            sections=("synth",),
+            outputs={"groundtruth": "groundtruth"},
+            help="render SynthFaces (CelebA + LFW formats + counterfactual ground truth) when absent",
         ),
         Stage(
-            "read",
-            "augment.data.read:run_stage",
-            ("data",),
-            ("synth",),
-            ("source", "eval_source", "pairs"),
-            "read the training and evaluation datasets into source manifests",
+            name="read",
+            target="augment.data.read:run_stage",
+            sections=("data",),
+            uses=("groundtruth",),  # a SynthFaces dataset rendered by this pipeline
+            outputs={"source": "images", "eval_source": "images", "pairs": "pairs"},
+            optional_outputs=("eval_source", "pairs"),  # with data.eval (pairs: when it has a pairs file)
+            help="read the training and evaluation datasets into source manifests",
         ),
         Stage(
-            "align",
-            "augment.align:run_stage",
-            ("align", "data"),
-            ("read",),
-            ("aligned", "eval_aligned", "rejects"),
-            "detect (MTCNN) or read landmarks, warp faces onto the template",
+            name="align",
+            target="augment.align:run_stage",
+            sections=("align", "data"),
+            inputs=("source",),
+            uses=("eval_source",),
+            outputs={"aligned": "images", "eval_aligned": "images", "rejects": "rejects"},
+            optional_outputs=("eval_aligned",),
+            help="detect (MTCNN) or read landmarks, warp faces onto the template",
         ),
         Stage(
-            "train_classifier",
-            "augment.sagan.classifier:run_stage",
-            ("train_classifier",),
-            ("synth", "align"),
-            ("classifiers",),
-            "train the independent attribute classifier that judges edits",
+            name="train_classifier",
+            target="augment.sagan.classifier:run_stage",
+            sections=("train_classifier",),
+            inputs=("aligned",),
+            uses=("groundtruth",),  # train_classifier.counterfactuals
+            outputs={"classifiers": "classifiers"},
+            help="train the independent attribute classifier that judges edits",
         ),
         Stage(
-            "train_sagan",
-            "augment.sagan.train:run_stage",
-            ("train_sagan",),
-            ("align",),
-            ("generators",),
-            "train one SaGAN generator per attribute",
+            name="train_sagan",
+            target="augment.sagan.train:run_stage",
+            sections=("train_sagan",),
+            inputs=("aligned",),
+            outputs={"generators": "generators"},
+            help="train one SaGAN generator per attribute",
             distributed=True,
         ),
         Stage(
-            "eval_sagan",
-            "augment.sagan.evaluate:run_stage",
-            ("eval_sagan",),
-            # train_recognition and evaluate, when they run before it: identity
-            # preservation with the baseline recognizer at the LFW threshold
-            ("synth", "align", "train_classifier", "train_sagan", "train_recognition", "evaluate"),
-            ("sagan_metrics",),
-            "edit quality on the test split (success, outside change, mask IoU, PSNR)",
+            name="eval_sagan",
+            target="augment.sagan.evaluate:run_stage",
+            sections=("eval_sagan",),
+            inputs=("aligned", "classifiers", "generators"),
+            # the recognizers and their metrics when train_recognition and evaluate run
+            # before it: identity preservation with the baseline at the LFW threshold
+            uses=("groundtruth", "recognizers", "recognition_metrics"),
+            outputs={"sagan_metrics": FILE},
+            help="edit quality on the test split (success, outside change, mask IoU, PSNR)",
         ),
         Stage(
-            "edit",
-            "augment.edit:run_stage",
-            ("edit",),
-            ("align", "train_classifier", "train_sagan"),
-            ("edits",),
-            "edit every training image to each attribute value; quality scores and filters",
+            name="edit",
+            target="augment.edit:run_stage",
+            sections=("edit",),
+            inputs=("aligned",),
+            # or models trained earlier, from edit.generators / edit.classifier
+            # (augment/config/checks.py makes sure generators come from one of the two)
+            uses=("classifiers", "generators"),
+            outputs={"edits": "images"},
+            help="edit every training image to each attribute value; quality scores and filters",
             distributed=True,
         ),
         Stage(
-            "oracle",
-            "augment.oracle:run_stage",
-            (),
-            ("synth", "align", "edit"),
-            ("oracle_edits",),
-            "SynthFaces only: the exact counterfactual of every edit row (the upper bound of editing)",
+            name="oracle",
+            target="augment.oracle:run_stage",
+            sections=(),
+            inputs=("aligned", "edits", "groundtruth"),
+            outputs={"oracle_edits": "images"},
+            help="SynthFaces only: the exact counterfactual of every edit row (the upper bound of editing)",
         ),
         Stage(
-            "train_recognition",
-            "recognition.train:run_stage",
-            ("train_recognition",),
-            ("align", "edit", "oracle"),
-            ("recognizers",),
-            "train the baseline and augmented face recognizers",
+            name="train_recognition",
+            target="recognition.train:run_stage",
+            sections=("train_recognition",),
+            inputs=("aligned",),
+            uses=("edits", "oracle_edits"),
+            outputs={"recognizers": "recognizers"},
+            help="train the baseline and augmented face recognizers",
             distributed=True,
         ),
         Stage(
-            "evaluate",
-            "recognition.evaluate:run_stage",
-            ("evaluate",),
-            ("read", "align", "train_classifier", "train_recognition"),
-            ("recognition_metrics",),
-            "LFW-protocol accuracy, TAR@FAR and ROC; attr-shift pairs; CelebA identification ROC",
+            name="evaluate",
+            target="recognition.evaluate:run_stage",
+            sections=("evaluate",),
+            inputs=("recognizers",),
+            # per protocol (recognition/evaluate.py): eval_aligned + pairs (lfw),
+            # eval_aligned (attr-shift; classifiers for predicted values), aligned (celeba-ident)
+            uses=("aligned", "eval_aligned", "rejects", "eval_source", "pairs", "classifiers"),
+            outputs={"recognition_metrics": FILE},
+            help="LFW-protocol accuracy, TAR@FAR and ROC; attr-shift pairs; CelebA identification ROC",
         ),
         Stage(
-            "report",
-            "augment.report:run_stage",
-            ("report",),
-            ("read", "align", "train_sagan", "eval_sagan", "edit", "evaluate"),
-            ("report",),
-            "report.html and report.md with tables, curves and edit grids",
+            name="report",
+            target="augment.report:run_stage",
+            sections=("report",),
+            uses=("source", "eval_source", "pairs", "aligned", "eval_aligned", "rejects", "generators",
+                  "sagan_metrics", "edits", "recognition_metrics"),
+            outputs={"report": FILE},
+            help="report.html and report.md with tables, curves and edit grids",
         ),
     ]
 }
+
+producers(STAGES.values())  # output names are unique: fails at import otherwise

@@ -112,10 +112,10 @@ def run_ours(models, rows, root: Path, opts: Options) -> tuple[float, Path]:
     device = torch.device(opts.device)
     # The stage's decode workers: one on a CPU, one per core on a GPU box.
     n_workers = workers(0) if device.type == "cuda" else min(1, workers(0) - 1)
-    ecfg = EditConfig(directions="both", batch_size=opts.batch or EditConfig.batch_size)
+    edit_cfg = EditConfig(directions="both", batch_size=opts.batch or EditConfig.batch_size)
     out = Path(tempfile.mkdtemp(prefix="edit-ours-"))
     t0 = time.perf_counter()
-    merged, _ = edit_rows([models], rows, root, out, ecfg, device, n_workers)
+    merged, _ = edit_rows([models], rows, root, out, edit_cfg, device, n_workers)
     sync(opts.device)
     seconds = time.perf_counter() - t0
     assert len(merged) == 2 * len(rows), "every image edited to both values"

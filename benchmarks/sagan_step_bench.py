@@ -33,7 +33,7 @@ import time
 from benchmarks.common import Options, comparison, matmul_gflops, summary, sync
 
 
-def plain_d_step(G, D, opt_D, x_real, c_org, alpha, tcfg) -> dict[str, float]:
+def plain_d_step(G, D, opt_D, x_real, c_org, alpha, sagan_cfg) -> dict[str, float]:
     import torch
     import torch.nn.functional as F
 
@@ -48,14 +48,14 @@ def plain_d_step(G, D, opt_D, x_real, c_org, alpha, tcfg) -> dict[str, float]:
     (grad,) = torch.autograd.grad(critic_hat.sum(), x_hat, create_graph=True)
     gp = ((grad.flatten(1).norm(2, dim=1) - 1) ** 2).mean()
     d_cls = F.binary_cross_entropy_with_logits(logit_real, c_org)
-    loss = critic_fake.mean() - critic_real.mean() + tcfg.lambda_gp * gp + tcfg.lambda_cls * d_cls
+    loss = critic_fake.mean() - critic_real.mean() + sagan_cfg.lambda_gp * gp + sagan_cfg.lambda_cls * d_cls
     opt_D.zero_grad()
     loss.backward()
     opt_D.step()
     return {"d_loss": loss.item(), "d_gp": gp.item(), "d_cls": d_cls.item()}
 
 
-def plain_g_step(G, D, opt_G, x_real, c_org, tcfg) -> dict[str, float]:
+def plain_g_step(G, D, opt_G, x_real, c_org, sagan_cfg) -> dict[str, float]:
     import torch.nn.functional as F
 
     c_trg = 1 - c_org
@@ -66,8 +66,8 @@ def plain_g_step(G, D, opt_G, x_real, c_org, tcfg) -> dict[str, float]:
     x_rec, _ = G(x_fake, c_org)
     x_id, _ = G(x_real, c_org)
     g_cls = F.binary_cross_entropy_with_logits(logit_fake, c_trg)
-    loss = (-critic_fake.mean() + tcfg.lambda_cls * g_cls + tcfg.lambda1 * (x_real - x_rec).abs().mean()
-            + tcfg.lambda2 * (x_real - x_id).abs().mean())
+    loss = (-critic_fake.mean() + sagan_cfg.lambda_cls * g_cls + sagan_cfg.lambda1 * (x_real - x_rec).abs().mean()
+            + sagan_cfg.lambda2 * (x_real - x_id).abs().mean())
     opt_G.zero_grad()
     loss.backward()
     opt_G.step()
@@ -118,23 +118,23 @@ def measure(preset: str, batch: int, runs: int, opts: Options, compiled: bool = 
 
     device = torch.device(opts.device)
     mcfg = model_config(preset)
-    tcfg = TrainSaganConfig(preset=preset, batch_size=batch)
-    G, D, opt_G, opt_D = build(mcfg, tcfg, 0, device)
+    sagan_cfg = TrainSaganConfig(preset=preset, batch_size=batch)
+    G, D, opt_G, opt_D = build(mcfg, sagan_cfg, 0, device)
     pG, pD = _plain_modules(G).to(device, memory_format=torch.contiguous_format), \
         _plain_modules(D).to(device, memory_format=torch.contiguous_format)
-    betas = (tcfg.beta1, tcfg.beta2)
-    p_opt_G = torch.optim.Adam(pG.parameters(), lr=tcfg.lr, betas=betas)
-    p_opt_D = torch.optim.Adam(pD.parameters(), lr=tcfg.lr, betas=betas)
+    betas = (sagan_cfg.beta1, sagan_cfg.beta2)
+    p_opt_G = torch.optim.Adam(pG.parameters(), lr=sagan_cfg.lr, betas=betas)
+    p_opt_D = torch.optim.Adam(pD.parameters(), lr=sagan_cfg.lr, betas=betas)
     gen = torch.Generator().manual_seed(0)
     s = mcfg.image_size
     fmt = torch.channels_last if device.type == "cuda" else torch.contiguous_format
     batches = [((torch.rand(batch, 3, s, s, generator=gen) * 2 - 1), (torch.rand(batch, generator=gen) < 0.5).float(),
-                torch.rand(batch, generator=gen)) for _ in range(tcfg.n_critic)]
+                torch.rand(batch, generator=gen)) for _ in range(sagan_cfg.n_critic)]
     batches = [(x.to(device, memory_format=fmt), c.to(device), a.to(device)) for x, c, a in batches]
 
     def ours_step() -> dict:
         parts = {}
-        for p in train_step(G, D, opt_G, opt_D, [(x, c, a, None) for x, c, a in batches], tcfg):
+        for p in train_step(G, D, opt_G, opt_D, [(x, c, a, None) for x, c, a in batches], sagan_cfg):
             parts.update({k: float(v) for k, v in p.items()})
         sync(opts.device)
         return parts
@@ -143,7 +143,7 @@ def measure(preset: str, batch: int, runs: int, opts: Options, compiled: bool = 
 
     def compiled_step() -> dict:
         parts = {}
-        for p in train_step(G_compiled, D, opt_G, opt_D, [(x, c, a, None) for x, c, a in batches], tcfg):
+        for p in train_step(G_compiled, D, opt_G, opt_D, [(x, c, a, None) for x, c, a in batches], sagan_cfg):
             parts.update({k: float(v) for k, v in p.items()})
         sync(opts.device)
         return parts
@@ -151,8 +151,8 @@ def measure(preset: str, batch: int, runs: int, opts: Options, compiled: bool = 
     def plain_step() -> dict:
         parts = {}
         for x, c, a in batches:
-            parts.update(plain_d_step(pG, pD, p_opt_D, x.contiguous(), c, a, tcfg))
-        parts.update(plain_g_step(pG, pD, p_opt_G, x.contiguous(), c, tcfg))
+            parts.update(plain_d_step(pG, pD, p_opt_D, x.contiguous(), c, a, sagan_cfg))
+        parts.update(plain_g_step(pG, pD, p_opt_G, x.contiguous(), c, sagan_cfg))
         sync(opts.device)
         return parts
 
@@ -199,7 +199,7 @@ def measure(preset: str, batch: int, runs: int, opts: Options, compiled: bool = 
     result.update(gflop_per_step=flops / 1e9, reference_gflop_per_step=ref_flops / 1e9,
                   flop_ratio=ref_flops / flops, matmul_gflops=matmul,
                   ratio_at_matmul_peak=result["reference"]["median"] / (flops / 1e9 / matmul["median"]),
-                  batch=batch, n_critic=tcfg.n_critic, image_size=s,
+                  batch=batch, n_critic=sagan_cfg.n_critic, image_size=s,
                   model_config=mcfg.to_dict(), first_step_loss_diff=loss_diff)
     print(f"sagan_step {preset} ({s} px, batch {batch}): ours {result['ours']['median']:.2f} s/step, "
           f"plain {result['reference']['median']:.2f} s/step, ratio {result['ratio']:.2f}x, "

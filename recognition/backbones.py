@@ -31,6 +31,7 @@ import torch
 from torch import nn
 
 from augment.config import ConfigError
+from augment.config.checks import backbone_size_problem
 
 
 class BackboneError(ConfigError, ValueError):
@@ -84,13 +85,18 @@ class IBasicBlock(nn.Module):
         return out + shortcut
 
 
+def _check_size(cfg: BackboneConfig) -> None:
+    problem = backbone_size_problem(cfg.name, cfg.image_size)  # the rule load_config checks too
+    if problem:
+        raise BackboneError(f"{cfg.name}: {problem}")
+
+
 class IResNet(nn.Module):
     """Face ResNet: ``(N,3,S,S)`` in [-1,1] -> ``(N,E)``; ``S`` divisible by 16."""
 
     def __init__(self, layers: tuple[int, ...], cfg: BackboneConfig):
         super().__init__()
-        if cfg.image_size % 16:
-            raise BackboneError(f"{cfg.name}: image_size must be a multiple of 16, got {cfg.image_size}")
+        _check_size(cfg)
         w = cfg.width or 64
         widths = [w, 2 * w, 4 * w, 8 * w]
         self.conv1 = _conv3x3(3, w)
@@ -158,8 +164,7 @@ class MobileFaceNet(nn.Module):
 
     def __init__(self, cfg: BackboneConfig):
         super().__init__()
-        if cfg.image_size % 16:
-            raise BackboneError(f"mobilefacenet: image_size must be a multiple of 16, got {cfg.image_size}")
+        _check_size(cfg)
 
         def residual(c: int, n: int, expand: int) -> nn.Sequential:
             return nn.Sequential(*[DepthWise(c, c, expand, residual=True) for _ in range(n)])
@@ -202,8 +207,7 @@ class InceptionResNetV1(nn.Module):
 
     def __init__(self, cfg: BackboneConfig):
         super().__init__()
-        if cfg.image_size < 80:
-            raise BackboneError(f"inception_resnet_v1: image_size must be at least 80, got {cfg.image_size}")
+        _check_size(cfg)
         from facenet_pytorch import InceptionResnetV1
 
         # classify=True skips facenet's built-in L2 normalisation; its logits

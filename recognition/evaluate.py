@@ -33,7 +33,9 @@ import numpy as np
 import pandas as pd
 
 from augment import manifest as mf
+from augment.config import PipelineConfig
 from augment.data.errors import DatasetError
+from augment.stages import StageInputs, StageOutputs
 from recognition.attribute_values import kind_of, values_for
 from recognition.output import bundle, format_table, plot_roc, write_json
 from recognition.protocols import (
@@ -58,7 +60,7 @@ PROTOCOLS = ("lfw", "celeba-ident", ATTR_SHIFT + "<Attribute>")
 # --------------------------------------------------------------------------- #
 
 
-def run_stage(cfg, inputs: dict, run_dir: Path) -> dict:
+def run_stage(cfg: PipelineConfig, inputs: StageInputs, run_dir: Path) -> StageOutputs:
     """``evaluate``: every trained recognizer on each configured protocol.
 
     Inputs: ``recognizers`` (train_recognition), and per protocol ``eval_aligned``
@@ -70,28 +72,25 @@ def run_stage(cfg, inputs: dict, run_dir: Path) -> dict:
     """
     from augment.runtime import derive_seed, resolve_device
 
-    ecfg = cfg.evaluate
-    recognizers = inputs.get("recognizers")
-    if recognizers is None:
-        raise DatasetError("evaluate needs the train_recognition stage's recognizers")
-    models = models_from_recognizers(recognizers)
+    eval_cfg = cfg.evaluate
+    models = models_from_recognizers(inputs["recognizers"])  # a declared input: the runner checked it
     device = resolve_device(cfg.device)
-    strata_attrs = list(ecfg.strata) or [a for a in map(attribute_of, ecfg.protocols) if a]
+    strata_attrs = list(eval_cfg.strata) or [a for a in map(attribute_of, eval_cfg.protocols) if a]
     results, curves = [], {}
-    for name in ecfg.protocols:
-        protocol, images = stage_protocol(name, inputs, ecfg, derive_seed(cfg.seed, "evaluate", name) % 2**32,
+    for name in eval_cfg.protocols:
+        protocol, images = stage_protocol(name, inputs, eval_cfg, derive_seed(cfg.seed, "evaluate", name) % 2**32,
                                           run_dir, device)
         strata_values = None
         if protocol.is_pairs and strata_attrs and attribute_of(name) is None:
             rows = images.frame.iloc[images.rows(protocol.keys)]
-            strata_values = {a: _values(rows, a, ecfg.attributes_from, inputs, device) for a in strata_attrs}
+            strata_values = {a: _values(rows, a, eval_cfg.attributes_from, inputs, device) for a in strata_attrs}
         result, rocs = evaluate_models(
-            protocol, models, images, bootstrap=ecfg.bootstrap, seed=cfg.seed, device=device,
-            batch_size=ecfg.batch_size, cache_dir=run_dir / "embeddings" / _image_set(name),
+            protocol, models, images, bootstrap=eval_cfg.bootstrap, seed=cfg.seed, device=device,
+            batch_size=eval_cfg.batch_size, cache_dir=run_dir / "embeddings" / _image_set(name),
             strata_values=strata_values,
         )  # fmt: skip
         if strata_values:
-            result["strata_attributes"] = kind_of(ecfg.attributes_from)
+            result["strata_attributes"] = kind_of(eval_cfg.attributes_from)
         log.info("\n%s", format_table(result))
         results.append(result)
         curves[name] = rocs
@@ -113,7 +112,7 @@ def _values(rows: pd.DataFrame, attribute: str, source: str, inputs: dict, devic
     return values_for(rows, attribute, source, classifiers=inputs.get("classifiers"), device=device)
 
 
-def stage_protocol(name: str, inputs: dict, ecfg, seed: int, run_dir: Path | None = None,
+def stage_protocol(name: str, inputs: dict, eval_cfg, seed: int, run_dir: Path | None = None,
                    device="cpu") -> tuple[Protocol, ImageIndex]:
     attribute = attribute_of(name)
     if name == "lfw" or attribute is not None:
@@ -127,14 +126,14 @@ def stage_protocol(name: str, inputs: dict, ecfg, seed: int, run_dir: Path | Non
         if name == "lfw":
             _explain_rejects(inputs["pairs"].df, images, inputs.get("rejects"))
             return pairs_protocol(inputs["pairs"].df), images
-        return attr_shift_protocol(images, inputs["eval_aligned"], attribute, ecfg.attributes_from, inputs, seed,
+        return attr_shift_protocol(images, inputs["eval_aligned"], attribute, eval_cfg.attributes_from, inputs, seed,
                                    run_dir, device), images
     if name == "celeba-ident":
         if "aligned" not in inputs:
             raise DatasetError("evaluate: protocol 'celeba-ident' needs the align stage's 'aligned' images")
-        images = index_from_manifest(inputs["aligned"], split=ecfg.ident_split)
+        images = index_from_manifest(inputs["aligned"], split=eval_cfg.ident_split)
         if len(images.frame) == 0:
-            raise DatasetError(f"evaluate: no aligned images in split '{ecfg.ident_split}' for 'celeba-ident'")
+            raise DatasetError(f"evaluate: no aligned images in split '{eval_cfg.ident_split}' for 'celeba-ident'")
         return ident_protocol(images.frame["path"].tolist(), images.frame["identity"].to_numpy(), seed), images
     raise DatasetError(f"evaluate: unknown protocol '{name}' (known: {', '.join(PROTOCOLS)})")
 

@@ -41,7 +41,9 @@ from torch.utils.data import DataLoader, DistributedSampler
 from augment import checkpoint as ckpt
 from augment import distributed as dist
 from augment import manifest as mf
+from augment.config import PipelineConfig
 from augment.data.errors import DatasetError
+from augment.stages import StageInputs, StageOutputs
 from augment.runtime import derive_seed, resolve_device
 from recognition.backbones import BackboneConfig, build_backbone, load_pretrained
 from recognition.data import ManifestDataset, label_map
@@ -130,20 +132,20 @@ def _rows(m: mf.Manifest, mask) -> mf.Manifest:
     return mf.Manifest(m.kind, m.df[np.asarray(mask)].reset_index(drop=True), m.root, m.meta, m.file)
 
 
-def augmentation(tcfg) -> "object":
+def augmentation(rec_cfg) -> "object":
     """The classical augmentation (albumentations): horizontal flip, optional small
     shift/scale/rotation, and a small colour jitter."""
     import albumentations as A
 
     ops = []
-    if tcfg.flip > 0:
-        ops.append(A.HorizontalFlip(p=tcfg.flip))
-    if tcfg.max_shift > 0 or tcfg.max_rotate > 0:
-        s = tcfg.max_shift
-        ops.append(A.Affine(scale=(1 - s, 1 + s), translate_percent=(-s, s), rotate=(-tcfg.max_rotate, tcfg.max_rotate),
+    if rec_cfg.flip > 0:
+        ops.append(A.HorizontalFlip(p=rec_cfg.flip))
+    if rec_cfg.max_shift > 0 or rec_cfg.max_rotate > 0:
+        s = rec_cfg.max_shift
+        ops.append(A.Affine(scale=(1 - s, 1 + s), translate_percent=(-s, s), rotate=(-rec_cfg.max_rotate, rec_cfg.max_rotate),
                             border_mode=cv2_border_reflect(), p=0.8))  # fmt: skip
-    if tcfg.color_jitter > 0:
-        j = tcfg.color_jitter
+    if rec_cfg.color_jitter > 0:
+        j = rec_cfg.color_jitter
         ops.append(A.ColorJitter(brightness=j, contrast=j, saturation=j, hue=min(0.5, j / 5), p=0.8))
     return A.Compose(ops)
 
@@ -178,30 +180,30 @@ class FaceClassifier(nn.Module):
         return self.head(self.backbone(x), labels)
 
 
-def backbone_config(tcfg) -> BackboneConfig:
-    return BackboneConfig(tcfg.backbone, tcfg.embedding_size, tcfg.image_size, tcfg.width, tcfg.dropout)
+def backbone_config(rec_cfg) -> BackboneConfig:
+    return BackboneConfig(rec_cfg.backbone, rec_cfg.embedding_size, rec_cfg.image_size, rec_cfg.width, rec_cfg.dropout)
 
 
-def build_model(tcfg, num_classes: int) -> FaceClassifier:
-    backbone = build_backbone(backbone_config(tcfg))
-    if tcfg.pretrained:
-        load_pretrained(backbone, tcfg.pretrained)
+def build_model(rec_cfg, num_classes: int) -> FaceClassifier:
+    backbone = build_backbone(backbone_config(rec_cfg))
+    if rec_cfg.pretrained:
+        load_pretrained(backbone, rec_cfg.pretrained)
     kw = {}
-    if tcfg.head != "softmax":
-        kw = {"s": tcfg.scale} | ({"m": tcfg.margin} if tcfg.margin >= 0 else {})
-    return FaceClassifier(backbone, build_head(tcfg.head, tcfg.embedding_size, num_classes, **kw))
+    if rec_cfg.head != "softmax":
+        kw = {"s": rec_cfg.scale} | ({"m": rec_cfg.margin} if rec_cfg.margin >= 0 else {})
+    return FaceClassifier(backbone, build_head(rec_cfg.head, rec_cfg.embedding_size, num_classes, **kw))
 
 
-def make_optimizer(model: nn.Module, tcfg) -> torch.optim.Optimizer:
+def make_optimizer(model: nn.Module, rec_cfg) -> torch.optim.Optimizer:
     """SGD (momentum 0.9) or AdamW; no weight decay on BN/PReLU/bias parameters."""
     decay, no_decay = [], []
     for p in model.parameters():
         if p.requires_grad:
             (decay if p.ndim > 1 else no_decay).append(p)
-    groups = [{"params": decay, "weight_decay": tcfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
-    if tcfg.optimizer == "sgd":
-        return torch.optim.SGD(groups, lr=tcfg.lr, momentum=0.9, nesterov=True)
-    return torch.optim.AdamW(groups, lr=tcfg.lr)
+    groups = [{"params": decay, "weight_decay": rec_cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    if rec_cfg.optimizer == "sgd":
+        return torch.optim.SGD(groups, lr=rec_cfg.lr, momentum=0.9, nesterov=True)
+    return torch.optim.AdamW(groups, lr=rec_cfg.lr)
 
 
 def lr_at(step: int, total: int, base: float, warmup: int) -> float:
@@ -234,17 +236,17 @@ def set_lr(optimizer: torch.optim.Optimizer, lr: float) -> None:
 # --------------------------------------------------------------------------- #
 
 
-def checkpoint_meta(tcfg, spec: ModelSpec, labels: dict[int, int], epoch: int, step: int, total: int) -> dict:
+def checkpoint_meta(rec_cfg, spec: ModelSpec, labels: dict[int, int], epoch: int, step: int, total: int) -> dict:
     return {
         "kind": KIND,
         "name": spec.name,
         "attributes": list(spec.attributes),
-        "backbone": tcfg.backbone,
-        "embedding_size": tcfg.embedding_size,
-        "image_size": tcfg.image_size,
-        "width": tcfg.width,
-        "dropout": tcfg.dropout,
-        "head": tcfg.head,
+        "backbone": rec_cfg.backbone,
+        "embedding_size": rec_cfg.embedding_size,
+        "image_size": rec_cfg.image_size,
+        "width": rec_cfg.width,
+        "dropout": rec_cfg.dropout,
+        "head": rec_cfg.head,
         "classes": len(labels),
         "identities": sorted(labels),
         "epoch": epoch,
@@ -255,7 +257,7 @@ def checkpoint_meta(tcfg, spec: ModelSpec, labels: dict[int, int], epoch: int, s
 
 def train_model(
     spec: ModelSpec,
-    tcfg,
+    rec_cfg,
     out: Path,
     labels: dict[int, int],
     transform,
@@ -276,28 +278,29 @@ def train_model(
         except ckpt.CheckpointError:
             pass  # incomplete: train (or resume) again
     world, rank = (dist.world_size(), dist.rank()) if dist.enabled() else (1, 0)
-    if tcfg.batch_size % world:
-        raise DatasetError(f"train_recognition.batch_size {tcfg.batch_size} must divide by the {world} processes")
-    data = ManifestDataset(spec.manifests, transform=transform, image_size=tcfg.image_size, labels=labels,
+    if rec_cfg.batch_size % world:
+        raise DatasetError(f"train_recognition.batch_size {rec_cfg.batch_size} must divide by the {world} processes")
+    data = ManifestDataset(spec.manifests, transform=transform, image_size=rec_cfg.image_size, labels=labels,
                            seed=derive_seed(seed, STAGE, spec.name, "augment") % 2**32, cache=True)  # fmt: skip
-    per_rank = tcfg.batch_size // world
-    if len(data) < tcfg.batch_size:
-        raise DatasetError(f"model '{spec.name}': {len(data)} training images, fewer than batch_size {tcfg.batch_size}")
+    per_rank = rec_cfg.batch_size // world
+    if len(data) < rec_cfg.batch_size:
+        raise DatasetError(f"model '{spec.name}': {len(data)} training images, fewer than batch_size "
+                           f"{rec_cfg.batch_size}")
     sampler = DistributedSampler(data, num_replicas=world, rank=rank, shuffle=True,
                                  seed=derive_seed(seed, STAGE, spec.name, "order") % 2**31, drop_last=True)  # fmt: skip
-    loader = DataLoader(data, batch_size=per_rank, sampler=sampler, drop_last=True, num_workers=tcfg.workers,
+    loader = DataLoader(data, batch_size=per_rank, sampler=sampler, drop_last=True, num_workers=rec_cfg.workers,
                         persistent_workers=False)  # fmt: skip
     steps_per_epoch = len(loader)
-    total = total_steps or tcfg.epochs * steps_per_epoch
-    warmup = min(total // 2, int(round(tcfg.warmup_epochs * steps_per_epoch)))
+    total = total_steps or rec_cfg.epochs * steps_per_epoch
+    warmup = min(total // 2, int(round(rec_cfg.warmup_epochs * steps_per_epoch)))
 
     torch.manual_seed(derive_seed(seed, STAGE, "init") % 2**63)  # one initialisation for every model
-    model = build_model(tcfg, len(labels)).to(device)
-    optimizer = make_optimizer(model, tcfg)
+    model = build_model(rec_cfg, len(labels)).to(device)
+    optimizer = make_optimizer(model, rec_cfg)
     epoch = step = 0
     latest = ckpt.latest(out / "checkpoints")
     if latest is not None:
-        states, meta = ckpt.load(latest, expect={"kind": KIND, "backbone": tcfg.backbone, "classes": len(labels)})
+        states, meta = ckpt.load(latest, expect={"kind": KIND, "backbone": rec_cfg.backbone, "classes": len(labels)})
         model.load_state_dict(states["model"])
         optimizer.load_state_dict(states["optimizer"])
         epoch, step = int(meta["epoch"]), int(meta["step"])
@@ -305,7 +308,7 @@ def train_model(
     if metrics_file is not None and dist.is_main():
         # epochs redone after an interrupt
         ckpt.drop_records(metrics_file, lambda r: r["model"] == spec.name and r["epoch"] > epoch)
-    if tcfg.workers == 0:
+    if rec_cfg.workers == 0:
         data.preload(threads=2, progress=dist.is_main())
     ddp = dist.wrap_ddp(model, device)
 
@@ -323,7 +326,7 @@ def train_model(
         for x, y in loader:
             if step >= total:
                 break
-            set_lr(optimizer, lr_at(step, total, tcfg.lr, warmup))
+            set_lr(optimizer, lr_at(step, total, rec_cfg.lr, warmup))
             out_step = train_step(ddp, x.to(device), y.to(device), optimizer)
             if not math.isfinite(out_step["loss"]):
                 raise FloatingPointError(
@@ -352,13 +355,13 @@ def train_model(
                 log.warning("%s: training accuracy %.3f after %d steps (loss %.2f): the model did not learn its "
                             "identities; try train_recognition.head=softmax, a lower lr or more epochs",
                             spec.name, record["accuracy"], step, record["loss"])  # fmt: skip
-            if step >= total or epoch % max(1, tcfg.checkpoint_every) == 0:
-                meta = checkpoint_meta(tcfg, spec, labels, epoch, step, total)
+            if step >= total or epoch % max(1, rec_cfg.checkpoint_every) == 0:
+                meta = checkpoint_meta(rec_cfg, spec, labels, epoch, step, total)
                 ckpt.save(out / "checkpoints" / f"step_{step:08d}",
                           {"model": model.state_dict(), "optimizer": optimizer.state_dict()}, meta)  # fmt: skip
-                ckpt.prune(out / "checkpoints", keep=max(1, tcfg.keep_checkpoints))
+                ckpt.prune(out / "checkpoints", keep=max(1, rec_cfg.keep_checkpoints))
         dist.barrier()
-    meta = checkpoint_meta(tcfg, spec, labels, epoch, step, total)
+    meta = checkpoint_meta(rec_cfg, spec, labels, epoch, step, total)
     meta["train_images"] = len(data)
     if dist.is_main():
         ckpt.save(final, {"backbone": model.backbone.state_dict()}, meta)
@@ -371,43 +374,39 @@ def train_model(
 # --------------------------------------------------------------------------- #
 
 
-def run_stage(cfg, inputs: dict, run_dir: Path) -> dict:
+def run_stage(cfg: PipelineConfig, inputs: StageInputs, run_dir: Path) -> StageOutputs:
     """Train the baseline and the augmented recognizers; output ``recognizers``."""
-    tcfg = cfg.train_recognition
-    aligned = inputs.get("aligned")
-    if aligned is None:
-        raise DatasetError("train_recognition needs the align stage's 'aligned' images")
+    rec_cfg = cfg.train_recognition
+    aligned = inputs["aligned"]  # a declared input: the runner checked it is there
     device = resolve_device(cfg.device)  # cuda:LOCAL_RANK under torchrun (distributed.decide)
-    if tcfg.repeats < 1:
-        raise DatasetError(f"train_recognition.repeats must be at least 1, not {tcfg.repeats}")
-    specs = repeated(model_specs(aligned, inputs.get("edits"), tcfg.models, tcfg.splits,
-                                 inputs.get("oracle_edits")), tcfg.repeats)
+    specs = repeated(model_specs(aligned, inputs.get("edits"), rec_cfg.models, rec_cfg.splits,
+                                 inputs.get("oracle_edits")), rec_cfg.repeats)
     identities = pd.concat([m.df["identity"] for s in specs for m in s.manifests])
     labels = label_map(identities)
     if dist.is_main():
         run_dir.mkdir(parents=True, exist_ok=True)
-        save_augmentation(augmentation(tcfg), run_dir / AUGMENTATION_FILE)
+        save_augmentation(augmentation(rec_cfg), run_dir / AUGMENTATION_FILE)
     dist.barrier()
     transform = _load_augmentation(run_dir / AUGMENTATION_FILE)
     log.info("train_recognition: %d identities; models: %s", len(labels),
              ", ".join(f"{s.name} ({s.images} images)" for s in specs))  # fmt: skip
 
     base_steps = None
-    if tcfg.budget == "equal_steps":
-        per_epoch = (specs[0].images // tcfg.batch_size)
-        base_steps = tcfg.epochs * per_epoch
+    if rec_cfg.budget == "equal_steps":
+        per_epoch = (specs[0].images // rec_cfg.batch_size)
+        base_steps = rec_cfg.epochs * per_epoch
     rows = []
     for spec in specs:
-        final, meta = train_model(spec, tcfg, run_dir / "models" / spec.folder, labels, transform,
+        final, meta = train_model(spec, rec_cfg, run_dir / "models" / spec.folder, labels, transform,
                                   repeat_seed(cfg.seed, spec.repeat),
                                   device, base_steps, run_dir / "metrics.jsonl")  # fmt: skip
         rows.append({
             "name": spec.name,
             "path": final.relative_to(run_dir).as_posix(),
-            "backbone": tcfg.backbone,
-            "head": tcfg.head,
-            "embedding_size": tcfg.embedding_size,
-            "image_size": tcfg.image_size,
+            "backbone": rec_cfg.backbone,
+            "head": rec_cfg.head,
+            "embedding_size": rec_cfg.embedding_size,
+            "image_size": rec_cfg.image_size,
             "attributes": list(spec.attributes),
             "train_images": int(meta["train_images"]),
             "identities": len(labels),

@@ -304,7 +304,8 @@ def pipeline(tmp_path, monkeypatch):
     def fake_read(cfg, inputs, run_dir):
         return {"source": train, "eval_source": ev}
 
-    monkeypatch.setitem(STAGES, "read", Stage("read", fake_read, ("data",), (), ("source", "eval_source")))
+    monkeypatch.setitem(STAGES, "read", Stage(name="read", target=fake_read, sections=("data",),
+                                                  outputs={"source": "images", "eval_source": "images"}))
     monkeypatch.setattr(stage, "CHUNK_ROWS", 4)  # 3 chunks for 11 training rows
 
     def cfg(workdir: str):

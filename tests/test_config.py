@@ -78,3 +78,99 @@ def test_every_shipped_pipeline_loads():
     assert files, "no pipelines shipped"
     for f in files:
         load_config(f, check_paths=False)
+
+
+# --------------------------------------------------------------------------- #
+# Checks at load: ranges, network sizes, synth settings, edit filters, paths
+# --------------------------------------------------------------------------- #
+
+ALL_STAGES = "stages=synth,read,align,train_classifier,train_sagan,eval_sagan,edit,train_recognition,evaluate,report"
+
+
+def _out_of_range(key: str) -> str:
+    import typing
+
+    from augment.config.checks import RANGES
+
+    lo, hi = RANGES[key]
+    section, name = key.split(".")
+    tp = typing.get_type_hints(type(getattr(PipelineConfig(), section)))[name]
+    if lo is not None:
+        return str(lo - 1 if tp is int else lo - 0.5)
+    return str(hi + 0.5)
+
+
+def _range_keys() -> list[str]:
+    from augment.config.checks import RANGES
+
+    return list(RANGES)
+
+
+@pytest.mark.parametrize("key", _range_keys())
+def test_out_of_range_value_is_refused_at_load_naming_the_key(key):
+    value = _out_of_range(key)
+    with pytest.raises(ConfigError, match=rf"<defaults>: key '{key}' must be (at least|within) .*, got {value}"):
+        load_config(None, [ALL_STAGES, f"{key}={value}"], check_paths=False)
+
+
+def test_ranges_cover_only_the_sections_of_the_stages_that_run():
+    cfg = load_config(None, ["stages=synth,read", "edit.chunk_size=0"], check_paths=False)
+    assert cfg.edit.chunk_size == 0  # no edit stage: nothing depends on it
+
+
+@pytest.mark.parametrize("sets, key, message", [
+    (["synth.identities=1"], "synth.identities", "must be at least 2"),
+    (["synth.habit_by_attribute={Halo: 0.5}"], "synth.habit_by_attribute", "'Halo' is not a rendered attribute"),
+    (["synth.lfw_habit_strength=2"], "synth.lfw_habit_strength", r"must be within \[0, 1\]"),
+    (["train_sagan.image_size=50"], "train_sagan.image_size", "must be divisible by"),
+    (["train_sagan.g_width=-4"], "train_sagan.g_width", "g_width must be >= 1"),
+    (["train_sagan.preset=paper", "train_sagan.image_size=100"], "train_sagan.image_size", "must be divisible by"),
+    (["train_recognition.image_size=100"], "train_recognition.image_size", "multiple of 16"),
+    (["train_recognition.backbone=inception_resnet_v1"], "train_recognition.image_size", "at least 80"),
+])
+def test_settings_the_stages_cannot_take_are_refused_at_load(sets, key, message):
+    with pytest.raises(ConfigError, match=rf"key '{key}'.*{message}"):
+        load_config(None, [ALL_STAGES, *sets], check_paths=False)
+
+
+def test_bad_value_exits_2_before_any_stage_runs(tmp_path):
+    from click.testing import CliRunner
+
+    from augment.cli import cli
+
+    p = write(tmp_path, f"workdir: {tmp_path / 'work'}\nstages: [synth, read, align, train_sagan, edit]\n")
+    for flag, key in (("edit.chunk_size=0", "edit.chunk_size"), ("train_sagan.image_size=50", "train_sagan.image_size"),
+                      ("synth.size=8", "synth.size")):
+        r = CliRunner().invoke(cli, ["run", str(p), "--set", flag])
+        assert r.exit_code == 2 and f"key '{key}'" in r.output, r.output
+        assert "Traceback" not in r.output
+    assert not (tmp_path / "work").exists()
+
+
+def test_edit_filters_without_their_judge_are_refused(tmp_path):
+    base = ["stages=read,align,edit", "edit.generators=runs/earlier"]
+    with pytest.raises(ConfigError, match="key 'edit.min_attr_prob' is 0.5, but no classifier scores the edits"):
+        load_config(None, [*base, "edit.min_attr_prob=0.5"], check_paths=False)
+    with pytest.raises(ConfigError, match="key 'edit.min_attr_prob'"):  # trained after edit: no scores either
+        load_config(None, ["stages=read,align,train_sagan,edit,train_classifier", "edit.min_attr_prob=0.5"],
+                    check_paths=False)
+    with pytest.raises(ConfigError, match="key 'edit.min_id_similarity' is 0.3, but 'edit.recognizer' is empty"):
+        load_config(None, [*base, "edit.min_id_similarity=0.3"], check_paths=False)
+    # with their judge they load
+    assert load_config(None, [*base, "edit.min_attr_prob=0.5", "edit.classifier=runs/earlier"],
+                       check_paths=False).edit.min_attr_prob == 0.5
+    assert load_config(None, ["stages=read,align,train_classifier,train_sagan,edit", "edit.min_attr_prob=0.5"],
+                       check_paths=False).edit.min_attr_prob == 0.5
+    assert load_config(None, [*base, "edit.min_id_similarity=0.3", "edit.recognizer=runs/rec"],
+                       check_paths=False).edit.min_id_similarity == 0.3
+
+
+@pytest.mark.parametrize("key, stages", [("train_recognition.pretrained", "synth,read,align,train_recognition"),
+                                         ("edit.recognizer", "synth,read,align,train_sagan,edit")])
+def test_model_paths_must_exist(tmp_path, key, stages):
+    missing = tmp_path / "nowhere.safetensors"
+    with pytest.raises(ConfigError, match=f"key '{key}' names a path that does not exist: {missing}"):
+        load_config(None, [f"stages={stages}", f"{key}={missing}"])
+    missing.write_bytes(b"x")
+    assert str(load_config(None, [f"stages={stages}", f"{key}={missing}"]).train_recognition.pretrained or
+               load_config(None, [f"stages={stages}", f"{key}={missing}"]).edit.recognizer) == str(missing)

@@ -41,9 +41,11 @@ def stage_c(cfg, inputs, run_dir):
 
 @pytest.fixture
 def toy(monkeypatch, tmp_path):
-    monkeypatch.setitem(STAGES, "a", Stage("a", stage_a, ("synth",), (), ("pa",)))
-    monkeypatch.setitem(STAGES, "b", Stage("b", stage_b, ("data",), ("a",), ("pb",)))
-    monkeypatch.setitem(STAGES, "c", Stage("c", stage_c, (), ("b",), ("pc",)))
+    monkeypatch.setitem(STAGES, "a", Stage(name="a", target=stage_a, sections=("synth",), outputs={"pa": "pairs"}))
+    monkeypatch.setitem(STAGES, "b", Stage(name="b", target=stage_b, sections=("data",), inputs=("pa",),
+                                             outputs={"pb": "pairs"}))
+    monkeypatch.setitem(STAGES, "c", Stage(name="c", target=stage_c, sections=(), inputs=("pb",),
+                                             outputs={"pc": "pairs"}))
     CALLS.clear()
     p = tmp_path / "p.yaml"
     p.write_text(f"name: toy\nworkdir: {tmp_path}/work\nstages: [a, b, c]\nsynth: {{identities: 3}}\n")
@@ -89,6 +91,92 @@ def test_stages_and_until_select(toy):
 def test_missing_upstream_is_an_error(toy):
     with pytest.raises(PipelineError, match="needs the outputs of 'b'"):
         run_pipeline(toy(), only=["c"])
+
+
+def test_missing_declared_input_fails_naming_the_stage_before_anything_runs(toy):
+    with pytest.raises(PipelineError, match="stage 'c' needs the input 'pb', which 'b' makes: add 'b'"):
+        run_pipeline(toy("stages=a,c"))
+    with pytest.raises(PipelineError, match="stage 'c' needs the input 'pb', which 'b' makes: move 'b' before"):
+        run_pipeline(toy("stages=a,c,b"))
+    assert CALLS == []  # refused before any stage ran
+
+
+def test_real_stage_without_its_input_fails_naming_it(tmp_path):
+    p = tmp_path / "p.yaml"
+    p.write_text(f"workdir: {tmp_path}/work\nstages: [read, align, evaluate]\n")
+    with pytest.raises(PipelineError, match="stage 'evaluate' needs the input 'recognizers', which 'train_rec"):
+        run_pipeline(load_config(p, check_paths=False))
+    assert not (tmp_path / "work" / "read").exists()
+
+
+def _returns(outs):
+    def stage(cfg, inputs, run_dir):
+        return outs(run_dir)
+
+    return stage
+
+
+@pytest.mark.parametrize("outs, message", [
+    (lambda d: {"pc": mf.Manifest("pairs", _rows(1, "c"), d), "px": mf.Manifest("pairs", _rows(1, "x"), d)},
+     r"stage 't' returned undeclared outputs \['px'\]"),
+    (lambda d: {}, r"stage 't' did not return its declared outputs \['pc'\]"),
+    (lambda d: {"pc": mf.Manifest("images", mf.frame("images", []), d)},
+     "stage 't' output 'pc' is declared as 'pairs' but is 'images'"),
+])
+def test_stage_returning_against_its_declaration_fails_naming_it(monkeypatch, tmp_path, outs, message):
+    monkeypatch.setitem(STAGES, "t", Stage(name="t", target=_returns(outs), sections=(), outputs={"pc": "pairs"}))
+    p = tmp_path / "p.yaml"
+    p.write_text(f"workdir: {tmp_path}/work\nstages: [t]\n")
+    with pytest.raises(PipelineError, match=message):
+        run_pipeline(load_config(p, check_paths=False))
+    assert not (tmp_path / "work" / "t" / ".done.json").exists()
+
+
+def test_optional_output_may_be_absent_and_a_stage_sees_only_what_it_declares(monkeypatch, tmp_path):
+    seen = {}
+
+    def maker(cfg, inputs, run_dir):
+        return {"pa": mf.Manifest("pairs", _rows(2, "a"), run_dir)}  # "pz" is optional
+
+    def reader(cfg, inputs, run_dir):
+        seen.update(inputs)
+        return {}
+
+    monkeypatch.setitem(STAGES, "m", Stage(name="m", target=maker, sections=(),
+                                           outputs={"pa": "pairs", "pz": "pairs", "pq": "pairs"},
+                                           optional_outputs=("pz", "pq")))
+    monkeypatch.setitem(STAGES, "r", Stage(name="r", target=reader, sections=(), uses=("pz",), outputs={}))
+    p = tmp_path / "p.yaml"
+    p.write_text(f"workdir: {tmp_path}/work\nstages: [m, r]\n")
+    assert run_pipeline(load_config(p, check_paths=False)) == {"m": "ran", "r": "ran"}
+    assert seen == {}  # "pa" was made, but r does not declare it
+
+
+def test_stage_declarations():
+    from augment.stages import StageContractError, producers
+
+    made = producers(STAGES.values())
+    assert len(made) == sum(len(s.outputs) for s in STAGES.values())
+    for s in STAGES.values():
+        assert set(s.inputs) | set(s.uses) <= set(made), s.name
+        assert s.name not in {made[x] for x in (*s.inputs, *s.uses)}, s.name
+    with pytest.raises(StageContractError, match="declared by both 'read' and 'x'"):
+        producers([*STAGES.values(), Stage(name="x", target="m:f", sections=(), outputs={"pairs": "pairs"})])
+    with pytest.raises(StageContractError, match="output 'o' has an unknown kind 'picture'"):
+        Stage(name="x", target="m:f", sections=(), outputs={"o": "picture"})
+    with pytest.raises(TypeError):
+        Stage("x", "m:f", (), {})  # keywords only
+
+
+def test_every_stage_function_is_a_stage_fn():
+    from augment import stages
+
+    for s in STAGES.values():
+        fn = s.load()
+        assert fn.__annotations__ == {"cfg": "PipelineConfig", "inputs": "StageInputs", "run_dir": "Path",
+                                      "return": "StageOutputs"}, s.name
+        assert (fn.__globals__["StageInputs"], fn.__globals__["StageOutputs"]) == (stages.StageInputs,
+                                                                                 stages.StageOutputs), s.name
 
 
 def test_interrupted_stage_leaves_no_marker_and_resumes(toy):

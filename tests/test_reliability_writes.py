@@ -185,7 +185,8 @@ def test_leftover_temporaries_are_removed_when_the_stage_next_runs(tmp_path, mon
     from augment.pipeline import run_pipeline
     from augment.stages import STAGES, Stage
 
-    monkeypatch.setitem(STAGES, "t", Stage("t", _interrupted_stage, ("synth",), (), ("pc",)))
+    monkeypatch.setitem(STAGES, "t", Stage(name="t", target=_interrupted_stage, sections=("synth",),
+                                           outputs={"pc": "pairs"}))
     p = tmp_path / "p.yaml"
     p.write_text(f"name: t\nworkdir: {tmp_path / 'work'}\nstages: [t]\n")
     with pytest.raises(KeyboardInterrupt):
@@ -227,12 +228,13 @@ def test_a_write_error_without_a_file_name_gets_one(tmp_path, monkeypatch):
 
     p = tmp_path / "p.yaml"
     p.write_text(f"name: t\nworkdir: {tmp_path / 'work'}\nstages: [t]\n")
-    monkeypatch.setitem(STAGES, "t", Stage("t", _write_fails_without_a_file_name, (), (), ("pc",)))
+    monkeypatch.setitem(STAGES, "t", Stage(name="t", target=_write_fails_without_a_file_name, sections=(),
+                                           outputs={"pc": "pairs"}))
     with pytest.raises(OSError) as e:
         run_pipeline(load_config(p, [], check_paths=False))
     assert (e.value.errno, e.value.filename) == (errno.ENOSPC, str(tmp_path / "work" / "t" / "images" / "a.png"))
 
-    monkeypatch.setitem(STAGES, "t", Stage("t", _native_write_fails, (), (), ("pc",)))
+    monkeypatch.setitem(STAGES, "t", Stage(name="t", target=_native_write_fails, sections=(), outputs={"pc": "pairs"}))
     with pytest.raises(PipelineError) as e:
         run_pipeline(load_config(p, [], check_paths=False))
     assert str(e.value) == f"stage 't' could not write in {tmp_path / 'work' / 't'}: [Errno 28] No space left on device"

@@ -83,13 +83,13 @@ def test_weights_do_not_depend_on_the_global_random_state(tmp_path):
     ds = C.ImageDataset([aligned.root / p for p in aligned.df["path"]], 16,
                         C.label_matrix(aligned.df, ("Eyeglasses",)))
     ccfg = C.ClassifierConfig(("Eyeglasses",), 16, 4)
-    tcfg = TrainClassifierConfig(attributes=("Eyeglasses",), image_size=16, width=4, steps=6, batch_size=8,
+    clf_train_cfg = TrainClassifierConfig(attributes=("Eyeglasses",), image_size=16, width=4, steps=6, batch_size=8,
                                  checkpoint_every=100)
     weights = []
     for k, burn in enumerate((0, 123)):
         torch.manual_seed(burn)
         torch.rand(burn + 1)
-        model, _ = C.train_classifier(ds, ccfg, tcfg, tmp_path / f"o{k}", seed=5)
+        model, _ = C.train_classifier(ds, ccfg, clf_train_cfg, tmp_path / f"o{k}", seed=5)
         weights.append(torch.cat([p.detach().flatten() for p in model.parameters()]))
     assert torch.equal(weights[0], weights[1])
 

@@ -118,17 +118,17 @@ def test_g_loss_is_the_sum_of_its_parts_and_uses_the_target():
 
 
 def test_one_d_step_and_one_g_step_update_only_their_network():
-    tcfg = TrainSaganConfig(batch_size=4)
-    G, D, opt_G, opt_D = T.build(TINY, tcfg, seed=0, device=torch.device("cpu"))
+    sagan_cfg = TrainSaganConfig(batch_size=4)
+    G, D, opt_G, opt_D = T.build(TINY, sagan_cfg, seed=0, device=torch.device("cpu"))
     x, c = _batch()
     g0 = [p.detach().clone() for p in G.parameters()]
     d0 = [p.detach().clone() for p in D.parameters()]
-    parts = T.d_step(G, D, opt_D, x, c, torch.rand(4), tcfg)
+    parts = T.d_step(G, D, opt_D, x, c, torch.rand(4), sagan_cfg)
     assert all(math.isfinite(v) for v in parts.values())
     assert all(torch.equal(a, b) for a, b in zip(g0, G.parameters()))
     assert any(not torch.equal(a, b) for a, b in zip(d0, D.parameters()))
     d1 = [p.detach().clone() for p in D.parameters()]
-    parts = T.g_step(G, D, opt_G, x, c, tcfg)
+    parts = T.g_step(G, D, opt_G, x, c, sagan_cfg)
     assert all(math.isfinite(v) for v in parts.values())
     assert any(not torch.equal(a, b) for a, b in zip(g0, G.parameters()))
     assert all(torch.equal(a, b) for a, b in zip(d1, D.parameters()))

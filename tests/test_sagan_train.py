@@ -62,12 +62,12 @@ def _weights(path: Path) -> dict[str, torch.Tensor]:
 
 
 def test_resume_gives_the_weights_of_an_uninterrupted_run(tmp_path, tiny_set):
-    tcfg = TrainSaganConfig(steps=40, batch_size=4, checkpoint_every=20, sample_every=1000, log_every=10,
+    sagan_cfg = TrainSaganConfig(steps=40, batch_size=4, checkpoint_every=20, sample_every=1000, log_every=10,
                             deterministic=True)
-    straight = T.train("Eyeglasses", tiny_set, TINY, tcfg, tmp_path / "a", seed=5)
-    first = T.train("Eyeglasses", tiny_set, TINY, tcfg, tmp_path / "b", seed=5, steps=20)
+    straight = T.train("Eyeglasses", tiny_set, TINY, sagan_cfg, tmp_path / "a", seed=5)
+    first = T.train("Eyeglasses", tiny_set, TINY, sagan_cfg, tmp_path / "b", seed=5, steps=20)
     assert first.name == "step_0000020"
-    resumed = T.train("Eyeglasses", tiny_set, TINY, tcfg, tmp_path / "b", seed=5)
+    resumed = T.train("Eyeglasses", tiny_set, TINY, sagan_cfg, tmp_path / "b", seed=5)
     assert resumed.name == straight.name == "step_0000040"
     a, b = _weights(straight), _weights(resumed)
     assert a.keys() == b.keys()
@@ -81,16 +81,16 @@ def test_resume_gives_the_weights_of_an_uninterrupted_run(tmp_path, tiny_set):
     steps = [json.loads(ln)["step"] for ln in (tmp_path / "b" / "metrics.jsonl").read_text().splitlines()]
     assert steps == [10, 20, 30, 40]
     # a different seed gives different weights (the comparison above can fail)
-    other = T.train("Eyeglasses", tiny_set, TINY, tcfg, tmp_path / "c", seed=6, steps=20)
+    other = T.train("Eyeglasses", tiny_set, TINY, sagan_cfg, tmp_path / "c", seed=6, steps=20)
     b20, c20 = _weights(tmp_path / "b" / "checkpoints" / "step_0000020"), _weights(other)
     assert max((b20[k] - c20[k]).abs().max().item() for k in c20) > 1e-3
 
 
 def test_a_checkpoint_for_another_attribute_is_refused(tmp_path, tiny_set):
-    tcfg = TrainSaganConfig(steps=2, batch_size=4, checkpoint_every=2, sample_every=1000, log_every=1)
-    last = T.train("Eyeglasses", tiny_set, TINY, tcfg, tmp_path / "run", seed=0)
+    sagan_cfg = TrainSaganConfig(steps=2, batch_size=4, checkpoint_every=2, sample_every=1000, log_every=1)
+    last = T.train("Eyeglasses", tiny_set, TINY, sagan_cfg, tmp_path / "run", seed=0)
     with pytest.raises(ckpt.CheckpointError, match="Eyeglasses.*Smiling"):
-        T.train("Smiling", tiny_set, TINY, tcfg, tmp_path / "run", seed=0)
+        T.train("Smiling", tiny_set, TINY, sagan_cfg, tmp_path / "run", seed=0)
     with pytest.raises(ckpt.CheckpointError, match="attribute='Eyeglasses'.*attribute='Smiling'"):
         load_generator(last, "Smiling")
     G, meta = load_generator(last, "Eyeglasses")
@@ -103,8 +103,8 @@ def test_a_checkpoint_for_another_attribute_is_refused(tmp_path, tiny_set):
 
 
 def test_metrics_samples_and_checkpoints_are_written(tmp_path, tiny_set):
-    tcfg = TrainSaganConfig(steps=4, batch_size=4, checkpoint_every=1, sample_every=2, log_every=2, sample_images=4)
-    T.train("Eyeglasses", tiny_set, TINY, tcfg, tmp_path / "run", seed=0, samples_dir=tmp_path / "samples")
+    sagan_cfg = TrainSaganConfig(steps=4, batch_size=4, checkpoint_every=1, sample_every=2, log_every=2, sample_images=4)
+    T.train("Eyeglasses", tiny_set, TINY, sagan_cfg, tmp_path / "run", seed=0, samples_dir=tmp_path / "samples")
     lines = [json.loads(ln) for ln in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
     assert [ln["step"] for ln in lines] == [2, 4]
     for key in ("d_real", "d_fake", "wasserstein", "d_gp", "d_cls", "d_acc_real", "g_adv", "g_cls",
@@ -149,29 +149,29 @@ def test_stage_trains_one_generator_per_attribute(tmp_path):
 def test_warm_up_and_lr_decay_are_off_by_default_and_follow_the_step():
     paper = TrainSaganConfig(steps=100, lr=1e-3)
     assert all(T.rec_weight_scale(s, paper) == 1.0 and T.learning_rate(s, paper) == 1e-3 for s in range(100))
-    tcfg = TrainSaganConfig(steps=100, lr=1e-3, rec_warmup=10, lr_decay_from=0.5)
-    assert T.rec_weight_scale(0, tcfg) == pytest.approx(0.1) and T.rec_weight_scale(9, tcfg) == 1.0
-    assert T.rec_weight_scale(50, tcfg) == 1.0
-    assert T.learning_rate(49, tcfg) == 1e-3 and T.learning_rate(50, tcfg) == pytest.approx(1e-3)
-    assert T.learning_rate(75, tcfg) == pytest.approx(0.5e-3) and T.learning_rate(99, tcfg) == pytest.approx(0.02e-3)
+    sagan_cfg = TrainSaganConfig(steps=100, lr=1e-3, rec_warmup=10, lr_decay_from=0.5)
+    assert T.rec_weight_scale(0, sagan_cfg) == pytest.approx(0.1) and T.rec_weight_scale(9, sagan_cfg) == 1.0
+    assert T.rec_weight_scale(50, sagan_cfg) == 1.0
+    assert T.learning_rate(49, sagan_cfg) == 1e-3 and T.learning_rate(50, sagan_cfg) == pytest.approx(1e-3)
+    assert T.learning_rate(75, sagan_cfg) == pytest.approx(0.5e-3) and T.learning_rate(99, sagan_cfg) == pytest.approx(0.02e-3)
 
 
 def test_all_terms_beyond_the_paper_train_and_resume_exactly(tmp_path, tiny_set):
     """Every extra key on at once: the loop runs, logs the extra terms, and a resumed
     run (lr schedule, warm-up and smudges are functions of the step) matches."""
-    tcfg = TrainSaganConfig(steps=12, batch_size=4, checkpoint_every=6, sample_every=1000, log_every=6,
+    sagan_cfg = TrainSaganConfig(steps=12, batch_size=4, checkpoint_every=6, sample_every=1000, log_every=6,
                             deterministic=True, detach_mask_identity=True, lambda_area=5.0, mask_area_min=0.1,
                             mask_area_max=0.3, lambda_tv=1.0, lambda_bin=1.0, rec_warmup=4, lr_decay_from=0.5,
                             d_smudge_fraction=0.5, diffaugment="color,translation,cutout")
     blobs = [np.array([[8, 6, 3, 2]], np.float32)] * len(tiny_set)
-    straight = T.train("Eyeglasses", tiny_set, TINY, tcfg, tmp_path / "a", seed=5, blobs=blobs)
-    T.train("Eyeglasses", tiny_set, TINY, tcfg, tmp_path / "b", seed=5, steps=6, blobs=blobs)
-    resumed = T.train("Eyeglasses", tiny_set, TINY, tcfg, tmp_path / "b", seed=5, blobs=blobs)
+    straight = T.train("Eyeglasses", tiny_set, TINY, sagan_cfg, tmp_path / "a", seed=5, blobs=blobs)
+    T.train("Eyeglasses", tiny_set, TINY, sagan_cfg, tmp_path / "b", seed=5, steps=6, blobs=blobs)
+    resumed = T.train("Eyeglasses", tiny_set, TINY, sagan_cfg, tmp_path / "b", seed=5, blobs=blobs)
     a, b = _weights(straight), _weights(resumed)
     assert max((a[k] - b[k]).abs().max().item() for k in a) <= 1e-6
     last = json.loads((tmp_path / "a" / "metrics.jsonl").read_text().splitlines()[-1])
     for key in ("d_cls_smudge", "g_mask_area", "g_mask_tv", "g_mask_bin"):
         assert np.isfinite(last[key]), key
     # without blobs the smudge term is absent (no landmarks: nothing to smudge)
-    T.train("Eyeglasses", tiny_set, TINY, tcfg, tmp_path / "c", seed=5, steps=6)
+    T.train("Eyeglasses", tiny_set, TINY, sagan_cfg, tmp_path / "c", seed=5, steps=6)
     assert "d_cls_smudge" not in json.loads((tmp_path / "c" / "metrics.jsonl").read_text().splitlines()[-1])

@@ -354,3 +354,35 @@ def test_renders_the_committed_preview():
             diff = np.abs(imgs[r][:keep].astype(int) - ref)
             # identical on this machine; a little slack for other CPUs' float rounding
             assert diff.max() <= 2 and (diff > 0).mean() < 0.002, (r, c, diff.max(), (diff > 0).mean())
+
+
+def test_settings_and_the_synth_command_follow_the_config_section():
+    """SynthConfig is the one definition: Settings takes its fields (but out and workers,
+    and an int seed), and the synth command has one option per field with its default."""
+    import dataclasses
+
+    from augment.config import SynthConfig, load_config
+    from augment.data.synthfaces import settings_from_config
+
+    section = {f.name: f for f in dataclasses.fields(SynthConfig)}
+    fields = {f.name: f for f in dataclasses.fields(Settings)}
+    assert set(fields) == set(section) - {"out", "workers"}
+    defaults = Settings()
+    for name in fields:
+        if name != "seed":
+            assert getattr(defaults, name) == getattr(SynthConfig(), name), name
+    options = {p.name: p for p in cli.commands["synth"].params}
+    assert set(fields) | {"workers"} <= set(options)
+    for name in set(fields) - {"seed"} | {"workers"}:
+        want = getattr(SynthConfig(), name)
+        if isinstance(want, dict):  # repeatable ATTRIBUTE=P options, none by default
+            assert want == {} and options[name].multiple, name
+            continue
+        got = options[name].default
+        if name == "groundtruth_splits":
+            got = tuple(got.split(","))
+        assert got == want, name
+    cfg = load_config(None, ["synth.identities=7", "synth.habit_by_attribute={Eyeglasses: 1.0}", "seed=4"],
+                      check_paths=False)
+    s = settings_from_config(cfg)
+    assert (s.identities, s.habit_by_attribute, s.seed) == (7, {"Eyeglasses": 1.0}, 4)

@@ -32,9 +32,10 @@ from augment import manifest as mf
 from augment.align.chunk import Item, Settings, align_chunk, aligned_record, work
 from augment.align.templates import template
 from augment.align.warp import similarity
-from augment.config import AlignConfig
+from augment.config import AlignConfig, PipelineConfig
 from augment.data.images import ImageDecodeError, decode
 from augment.io import sync_all, write_json
+from augment.stages import StageInputs, StageOutputs
 
 log = logging.getLogger("augment.align")
 
@@ -277,7 +278,7 @@ def _stats(modes, records, rejects, fallen, aligned, s: Settings, role: str) -> 
 # --------------------------------------------------------------------------- #
 
 
-def run_stage(cfg, inputs: dict, run_dir: Path) -> dict[str, mf.Manifest]:
+def run_stage(cfg: PipelineConfig, inputs: StageInputs, run_dir: Path) -> StageOutputs:
     """``source`` (and ``eval_source``) -> ``aligned`` (and ``eval_aligned``) + ``rejects``.
 
     Rejects of both sets go into one manifest rooted at the training set's root;

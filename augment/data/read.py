@@ -19,6 +19,7 @@ from augment import manifest as mf
 from augment.config import DatasetConfig, PipelineConfig
 from augment.data import celeba, folder, lfw
 from augment.data.errors import DatasetError
+from augment.stages import StageInputs, StageOutputs
 
 log = logging.getLogger("augment.read")
 
@@ -141,7 +142,7 @@ def load_dataset(ds: DatasetConfig, role: str, synth_root: Path | None) -> tuple
     raise DatasetError(f"data.{role}.format: unknown format {ds.format!r}")  # pragma: no cover
 
 
-def run_stage(cfg: PipelineConfig, inputs: dict[str, mf.Manifest], run_dir: Path) -> dict[str, mf.Manifest]:
+def run_stage(cfg: PipelineConfig, inputs: StageInputs, run_dir: Path) -> StageOutputs:
     synth_root = inputs["groundtruth"].root if "groundtruth" in inputs else None
     out: dict[str, mf.Manifest] = {}
     source, _ = load_dataset(cfg.data.train, "train", synth_root)

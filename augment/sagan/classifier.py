@@ -46,6 +46,7 @@ from augment.io import save_png, write_json
 from augment.runtime import derive_seed, resolve_device, torch_threads
 from augment.sagan.data import ImageDataset, ShuffledBatchSampler, attribute_labels
 from augment.sagan.smudge import aligned_blobs, smudge_batch
+from augment.stages import StageInputs, StageOutputs
 
 log = logging.getLogger("augment.train_classifier")
 
@@ -175,20 +176,21 @@ def evaluate(model: AttributeClassifier, dataset: ImageDataset, batch_size: int 
     return out
 
 
-def train_classifier(dataset: ImageDataset, ccfg: ClassifierConfig, tcfg: TrainClassifierConfig, out_dir: Path,
+def train_classifier(dataset: ImageDataset, ccfg: ClassifierConfig, clf_train_cfg: TrainClassifierConfig, out_dir: Path,
                      *, seed: int, device: torch.device | str = "cpu",
                      blobs: Sequence[np.ndarray] | None = None) -> tuple[AttributeClassifier, int]:
     """Train (or resume) on ``dataset`` (labels (N,K) in {1,0,-1}); returns (model, step).
 
-    ``blobs[i]`` (B,4): where ``smudge_batch`` may darken image i (``tcfg.smudge_fraction``)."""
+    ``blobs[i]`` (B,4): where ``smudge_batch`` may darken image i (``clf_train_cfg.smudge_fraction``)."""
     device = torch.device(device)
     ckpt_dir = Path(out_dir) / "checkpoints"
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(derive_seed(seed, "train_classifier", "init"))
         model = AttributeClassifier(ccfg)
     model.to(device)
-    opt = torch.optim.AdamW(model.parameters(), lr=tcfg.lr, weight_decay=1e-4)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=tcfg.lr, total_steps=max(tcfg.steps, 1), pct_start=0.15)
+    opt = torch.optim.AdamW(model.parameters(), lr=clf_train_cfg.lr, weight_decay=1e-4)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=clf_train_cfg.lr, total_steps=max(clf_train_cfg.steps, 1),
+                                                pct_start=0.15)
     step = 0
     last = ckpt.latest(ckpt_dir)
     if last is not None:
@@ -204,22 +206,22 @@ def train_classifier(dataset: ImageDataset, ccfg: ClassifierConfig, tcfg: TrainC
     known = y >= 0
     n_pos, n_neg = ((y > 0) & known).sum(0).float(), ((y == 0) & known).sum(0).float()
     pos_weight = (n_neg / n_pos.clamp(min=1)).clamp(0.1, 10.0).to(device)
-    sampler = ShuffledBatchSampler(len(dataset), tcfg.batch_size, derive_seed(seed, "train_classifier", "data"),
+    sampler = ShuffledBatchSampler(len(dataset), clf_train_cfg.batch_size, derive_seed(seed, "train_classifier", "data"),
                                    start=step)
-    batches = iter(DataLoader(dataset, batch_sampler=sampler, num_workers=tcfg.workers,
-                              persistent_workers=tcfg.workers > 0))
+    batches = iter(DataLoader(dataset, batch_sampler=sampler, num_workers=clf_train_cfg.workers,
+                              persistent_workers=clf_train_cfg.workers > 0))
     model.train()
-    with tqdm(total=tcfg.steps, initial=step, desc="train_classifier", unit="step", dynamic_ncols=True) as bar, \
+    with tqdm(total=clf_train_cfg.steps, initial=step, desc="train_classifier", unit="step", dynamic_ncols=True) as bar, \
             torch.random.fork_rng(devices=[]):
-        while step < tcfg.steps:
+        while step < clf_train_cfg.steps:
             # Dropout draws from the global generator, whose state otherwise depends
             # on what the process did before (earlier stages, DataLoaders): seed it
             # per step, so the weights depend on (seed, step) only, resumes included.
             torch.manual_seed(derive_seed(seed, "train_classifier", "dropout", step) % 2**63)
             x, labels = next(batches)
-            if tcfg.smudge_fraction > 0 and blobs is not None:
+            if clf_train_cfg.smudge_fraction > 0 and blobs is not None:
                 # before the flip, so a patch sits on the landmarks it was drawn for
-                x = smudge_batch(x, [blobs[i] for i in sampler.batch(step)], tcfg.smudge_fraction,
+                x = smudge_batch(x, [blobs[i] for i in sampler.batch(step)], clf_train_cfg.smudge_fraction,
                                  derive_seed(seed, "train_classifier", "smudge", step))
             x = augment_batch(x, derive_seed(seed, "train_classifier", "augment", step)).to(device)
             loss = masked_bce(model(x), labels.reshape(len(x), -1).to(device), pos_weight)
@@ -230,7 +232,7 @@ def train_classifier(dataset: ImageDataset, ccfg: ClassifierConfig, tcfg: TrainC
             step += 1
             bar.update(1)
             bar.set_postfix(loss=f"{loss.item():.3f}")
-            if step % tcfg.checkpoint_every == 0 or step == tcfg.steps:
+            if step % clf_train_cfg.checkpoint_every == 0 or step == clf_train_cfg.steps:
                 ckpt.save(ckpt_dir / f"step_{step:07d}",
                           {"model": model.state_dict(), "opt": opt.state_dict(), "sched": sched.state_dict()},
                           {"kind": KIND + "_training", "model_config": ccfg.to_dict(), "step": step, "seed": seed})
@@ -279,22 +281,22 @@ def with_counterfactuals(train_set: ImageDataset, train_df, aligned: mf.Manifest
             pd.concat(rows, ignore_index=True))
 
 
-def run_stage(cfg: PipelineConfig, inputs: dict, run_dir: Path) -> dict[str, mf.Manifest]:
+def run_stage(cfg: PipelineConfig, inputs: StageInputs, run_dir: Path) -> StageOutputs:
     """train_classifier: the aligned ``train`` split -> one classifier, measured on
     ``val`` (or ``test`` when val has no labels) -> the ``classifiers`` manifest."""
-    tcfg = cfg.train_classifier
+    clf_train_cfg = cfg.train_classifier
     aligned: mf.Manifest = inputs["aligned"]
     device = resolve_device(cfg.device)
-    attrs = tuple(tcfg.attributes)
+    attrs = tuple(clf_train_cfg.attributes)
     if not attrs:
         raise DatasetError("train_classifier.attributes is empty")
-    ccfg = ClassifierConfig(attrs, tcfg.image_size, tcfg.width)
+    ccfg = ClassifierConfig(attrs, clf_train_cfg.image_size, clf_train_cfg.width)
 
     def labelled(split: str) -> ImageDataset:
         df = aligned.df[aligned.df["split"] == split].reset_index(drop=True)
         y = label_matrix(df, attrs)
         keep = (y >= 0).any(axis=1)
-        return ImageDataset([aligned.root / p for p in df["path"][keep]], tcfg.image_size, y[keep])
+        return ImageDataset([aligned.root / p for p in df["path"][keep]], clf_train_cfg.image_size, y[keep])
 
     train_set = labelled("train")
     if len(train_set) == 0:
@@ -302,16 +304,17 @@ def run_stage(cfg: PipelineConfig, inputs: dict, run_dir: Path) -> dict[str, mf.
     log.info("[train_classifier] %d labelled training images", len(train_set))
     train_df = aligned.df[aligned.df["split"] == "train"].reset_index(drop=True)
     train_df = train_df[(label_matrix(train_df, attrs) >= 0).any(axis=1)].reset_index(drop=True)
-    if tcfg.counterfactuals:
+    if clf_train_cfg.counterfactuals:
         train_set, train_df = with_counterfactuals(train_set, train_df, aligned, inputs.get("groundtruth"), attrs,
                                                    run_dir / "counterfactuals")
     blobs = None
-    if tcfg.smudge_fraction > 0:
-        blobs = [aligned_blobs(row, attrs, tcfg.image_size) for _, row in train_df.iterrows()]
+    if clf_train_cfg.smudge_fraction > 0:
+        blobs = [aligned_blobs(row, attrs, clf_train_cfg.image_size) for _, row in train_df.iterrows()]
         log.info("[train_classifier] smudged negatives on %.0f%% of each batch (%d of %d images have landmarks)",
-                 100 * tcfg.smudge_fraction, sum(len(b) > 0 for b in blobs), len(blobs))
-    with torch_threads(tcfg.threads):
-        model, step = train_classifier(train_set, ccfg, tcfg, run_dir, seed=cfg.seed, device=device, blobs=blobs)
+                 100 * clf_train_cfg.smudge_fraction, sum(len(b) > 0 for b in blobs), len(blobs))
+    with torch_threads(clf_train_cfg.threads):
+        model, step = train_classifier(train_set, ccfg, clf_train_cfg, run_dir, seed=cfg.seed, device=device,
+                                       blobs=blobs)
 
     split = "val"
     held = labelled(split)
@@ -334,7 +337,7 @@ def run_stage(cfg: PipelineConfig, inputs: dict, run_dir: Path) -> dict[str, mf.
         "balanced_accuracy": [metrics.get(a, {}).get("balanced_accuracy") for a in attrs] if metrics else None,
         "eval_split": split if metrics else None,
         "eval_images": len(held),
-        "image_size": tcfg.image_size,
+        "image_size": clf_train_cfg.image_size,
         "step": step,
     }
     return {"classifiers": mf.Manifest("classifiers", mf.frame("classifiers", [row]), run_dir)}

@@ -21,16 +21,18 @@ Policies (comma-separated ``train_sagan.diffaugment``):
 
 from __future__ import annotations
 
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
-import torch
-import torch.nn.functional as F
+if TYPE_CHECKING:  # torch is imported where it is used: config checks import this module without it
+    import torch
+    from torch import Tensor
 
-Tensor = torch.Tensor
 POLICIES = ("color", "translation", "cutout")
 
 
 def _rand(n: int, gen: torch.Generator, like: Tensor) -> Tensor:
+    import torch
+
     return torch.rand(n, 1, 1, 1, generator=gen).to(like.device, like.dtype)
 
 
@@ -44,10 +46,15 @@ def color(x: Tensor, gen: torch.Generator) -> Tensor:
 
 
 def _shifts(n: int, limit: int, gen: torch.Generator) -> Tensor:
+    import torch
+
     return torch.randint(-limit, limit + 1, (n, 1, 1), generator=gen)
 
 
 def translation(x: Tensor, gen: torch.Generator, ratio: float = 0.125) -> Tensor:
+    import torch
+    import torch.nn.functional as F
+
     n, _, h, w = x.shape
     dy, dx = _shifts(n, int(h * ratio + 0.5), gen), _shifts(n, int(w * ratio + 0.5), gen)
     b, i, j = torch.meshgrid(torch.arange(n), torch.arange(h), torch.arange(w), indexing="ij")
@@ -59,6 +66,8 @@ def translation(x: Tensor, gen: torch.Generator, ratio: float = 0.125) -> Tensor
 
 
 def cutout(x: Tensor, gen: torch.Generator, ratio: float = 0.25) -> Tensor:
+    import torch
+
     n, _, h, w = x.shape
     ch, cw = max(1, int(h * ratio + 0.5)), max(1, int(w * ratio + 0.5))
     cy = torch.randint(0, h + (1 - ch % 2), (n, 1, 1), generator=gen)
@@ -69,7 +78,7 @@ def cutout(x: Tensor, gen: torch.Generator, ratio: float = 0.25) -> Tensor:
     return x * (~inside).unsqueeze(1).to(x.device, x.dtype)
 
 
-_FUNCTIONS: dict[str, Callable[[Tensor, torch.Generator], Tensor]] = {
+_FUNCTIONS: dict[str, Callable] = {
     "color": color, "translation": translation, "cutout": cutout}
 
 

@@ -63,6 +63,7 @@ from augment.runtime import resolve_device
 from augment.sagan.classifier import classifier_from_manifest
 from augment.sagan.data import attribute_labels
 from augment.sagan.generators import load_generator
+from augment.stages import StageInputs, StageOutputs
 
 log = logging.getLogger("augment.eval_sagan")
 
@@ -289,10 +290,10 @@ def _heldout(cmeta: dict, attribute: str) -> float | None:
     return m.get("accuracy")
 
 
-def run_stage(cfg: PipelineConfig, inputs: dict, run_dir: Path) -> dict[str, Path]:
+def run_stage(cfg: PipelineConfig, inputs: StageInputs, run_dir: Path) -> StageOutputs:
     """eval_sagan: every generator of ``generators`` on the ``eval_sagan.split`` of
     ``aligned`` -> ``<run_dir>/metrics.json``."""
-    ecfg = cfg.eval_sagan
+    sagan_eval_cfg = cfg.eval_sagan
     device = resolve_device(cfg.device)
     gens: mf.Manifest = inputs["generators"]
     gt: mf.Manifest | None = inputs.get("groundtruth")
@@ -300,8 +301,8 @@ def run_stage(cfg: PipelineConfig, inputs: dict, run_dir: Path) -> dict[str, Pat
     for _, row in gens.df.iterrows():
         attribute = row["attribute"]
         result, grid = evaluate_attribute(attribute, gens.root / row["path"], inputs["classifiers"],
-                                          inputs["aligned"], gt, ecfg.split, ecfg.max_images,
-                                          ecfg.batch_size, device)
+                                          inputs["aligned"], gt, sagan_eval_cfg.split, sagan_eval_cfg.max_images,
+                                          sagan_eval_cfg.batch_size, device)
         result["generator_id"] = row["generator_id"]
         result.update(_identity(cfg, inputs, gens.root / row["path"], attribute, gt, device))
         metrics[attribute] = result

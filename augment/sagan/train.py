@@ -24,7 +24,6 @@ rank r draws the global batches r, W + r, ... and rank 0 alone writes files.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import logging
 import time
@@ -39,7 +38,7 @@ from tqdm import tqdm
 from augment import checkpoint as ckpt
 from augment import distributed as dist
 from augment import manifest as mf
-from augment.config import PipelineConfig, TrainSaganConfig, section_json
+from augment.config import PipelineConfig, TrainSaganConfig, section_hash
 from augment.io import save_png, to_uint8
 from augment.runtime import derive_seed, resolve_device, torch_threads
 from augment.sagan.data import BalancedBatchSampler, ImageDataset, attribute_labels, attribute_rows
@@ -48,6 +47,7 @@ from augment.sagan import diffaug
 from augment.sagan.losses import d_loss, g_forward, g_loss
 from augment.sagan.model import SaganModelConfig, SaGANDiscriminator, SaGANGenerator, model_config
 from augment.sagan.smudge import aligned_blobs, smudge_batch
+from augment.stages import StageInputs, StageOutputs
 
 log = logging.getLogger("augment.train_sagan")
 
@@ -66,16 +66,16 @@ def _autocast(device: torch.device):
     return contextlib.nullcontext()
 
 
-def _seen_by(D, tcfg: TrainSaganConfig, aug_rng: torch.Generator | None):
-    """D, or D behind ``tcfg.diffaugment`` (beyond the paper) when it is set."""
-    policies = diffaug.parse(tcfg.diffaugment)
+def _seen_by(D, sagan_cfg: TrainSaganConfig, aug_rng: torch.Generator | None):
+    """D, or D behind ``sagan_cfg.diffaugment`` (beyond the paper) when it is set."""
+    policies = diffaug.parse(sagan_cfg.diffaugment)
     if policies and aug_rng is None:
         raise ValueError("train_sagan.diffaugment is set: the step needs its aug_rng")
     return diffaug.augmented(D, policies, aug_rng)
 
 
 def d_step(G, D, opt_D: torch.optim.Optimizer, x_real: torch.Tensor, c_org: torch.Tensor,
-           alpha: torch.Tensor, tcfg: TrainSaganConfig,
+           alpha: torch.Tensor, sagan_cfg: TrainSaganConfig,
            smudged: tuple[torch.Tensor, torch.Tensor] | None = None,
            x_fake: torch.Tensor | None = None,
            aug_rng: torch.Generator | None = None) -> dict[str, torch.Tensor]:
@@ -84,15 +84,15 @@ def d_step(G, D, opt_D: torch.optim.Optimizer, x_real: torch.Tensor, c_org: torc
     real images smudged for D_cls (``d_smudge_fraction``). ``x_fake``: the edits
     G(x_real, 1 - c_org) if the caller has them (``train_step``), else ``G``
     makes them without gradients. ``D`` may be DDP-wrapped; with
-    ``tcfg.diffaugment`` it sees every image through the augmentation, drawn
+    ``sagan_cfg.diffaugment`` it sees every image through the augmentation, drawn
     from ``aug_rng``. Returns detached 0-dim loss terms."""
     device = x_real.device
     if x_fake is None:
         with torch.no_grad(), _autocast(device):
             x_fake, _ = dist.unwrap(G)(x_real, 1 - c_org)
     with _autocast(device):
-        loss, parts = d_loss(_seen_by(D, tcfg, aug_rng), x_real, x_fake.detach().to(x_real.dtype), c_org, alpha,
-                             lambda_gp=tcfg.lambda_gp, lambda_cls=tcfg.lambda_cls,
+        loss, parts = d_loss(_seen_by(D, sagan_cfg, aug_rng), x_real, x_fake.detach().to(x_real.dtype), c_org, alpha,
+                             lambda_gp=sagan_cfg.lambda_gp, lambda_cls=sagan_cfg.lambda_cls,
                              x_smudge=None if smudged is None else smudged[0],
                              c_smudge=None if smudged is None else smudged[1])
     opt_D.zero_grad(set_to_none=True)
@@ -102,7 +102,7 @@ def d_step(G, D, opt_D: torch.optim.Optimizer, x_real: torch.Tensor, c_org: torc
 
 
 def g_step(G, D, opt_G: torch.optim.Optimizer, x_real: torch.Tensor, c_org: torch.Tensor,
-           tcfg: TrainSaganConfig, rec_scale: float = 1.0,
+           sagan_cfg: TrainSaganConfig, rec_scale: float = 1.0,
            forward: tuple[torch.Tensor, ...] | None = None,
            aug_rng: torch.Generator | None = None) -> dict[str, torch.Tensor]:
     """One generator update towards the flipped labels. ``G`` may be DDP-wrapped;
@@ -114,11 +114,11 @@ def g_step(G, D, opt_G: torch.optim.Optimizer, x_real: torch.Tensor, c_org: torc
     D.requires_grad_(False)
     try:
         with _autocast(x_real.device):
-            loss, parts = g_loss(G, _seen_by(D, tcfg, aug_rng), x_real, c_org, 1 - c_org, lambda_cls=tcfg.lambda_cls,
-                                 lambda1=tcfg.lambda1 * rec_scale, lambda2=tcfg.lambda2 * rec_scale,
-                                 lambda_mask=tcfg.lambda_mask, detach_mask_identity=tcfg.detach_mask_identity,
-                                 lambda_area=tcfg.lambda_area, mask_area=(tcfg.mask_area_min, tcfg.mask_area_max),
-                                 lambda_tv=tcfg.lambda_tv, lambda_bin=tcfg.lambda_bin, forward=forward)
+            loss, parts = g_loss(G, _seen_by(D, sagan_cfg, aug_rng), x_real, c_org, 1 - c_org, lambda_cls=sagan_cfg.lambda_cls,
+                                 lambda1=sagan_cfg.lambda1 * rec_scale, lambda2=sagan_cfg.lambda2 * rec_scale,
+                                 lambda_mask=sagan_cfg.lambda_mask, detach_mask_identity=sagan_cfg.detach_mask_identity,
+                                 lambda_area=sagan_cfg.lambda_area, mask_area=(sagan_cfg.mask_area_min, sagan_cfg.mask_area_max),
+                                 lambda_tv=sagan_cfg.lambda_tv, lambda_bin=sagan_cfg.lambda_bin, forward=forward)
         opt_G.zero_grad(set_to_none=True)
         loss.backward()
         opt_G.step()
@@ -129,7 +129,7 @@ def g_step(G, D, opt_G: torch.optim.Optimizer, x_real: torch.Tensor, c_org: torc
 
 def train_step(G, D, opt_G: torch.optim.Optimizer, opt_D: torch.optim.Optimizer,
                batches: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor, Any]],
-               tcfg: TrainSaganConfig, rec_scale: float = 1.0,
+               sagan_cfg: TrainSaganConfig, rec_scale: float = 1.0,
                aug_rng: torch.Generator | None = None) -> list[dict[str, torch.Tensor]]:
     """One generator step: a critic update per batch of ``batches``
     ((x_real, c_org, alpha, smudged), as ``d_step`` takes them), then the
@@ -147,28 +147,28 @@ def train_step(G, D, opt_G: torch.optim.Optimizer, opt_D: torch.optim.Optimizer,
             with _autocast(x_real.device):
                 forward = g_forward(G, x_real, c_org, 1 - c_org)
             x_fake = forward[0][: len(x_real)]
-        parts.append(d_step(G, D, opt_D, x_real, c_org, alpha, tcfg, smudged, x_fake=x_fake, aug_rng=aug_rng))
-    parts.append(g_step(G, D, opt_G, x_real, c_org, tcfg, rec_scale, forward=forward, aug_rng=aug_rng))
+        parts.append(d_step(G, D, opt_D, x_real, c_org, alpha, sagan_cfg, smudged, x_fake=x_fake, aug_rng=aug_rng))
+    parts.append(g_step(G, D, opt_G, x_real, c_org, sagan_cfg, rec_scale, forward=forward, aug_rng=aug_rng))
     return parts
 
 
-def rec_weight_scale(step: int, tcfg: TrainSaganConfig) -> float:
+def rec_weight_scale(step: int, sagan_cfg: TrainSaganConfig) -> float:
     """Factor on lambda1 and lambda2 at generator step ``step`` (0-based): a linear
     ramp from 1/rec_warmup to 1 over the first ``rec_warmup`` steps (beyond the
     paper: the edit can appear before reconstruction pins G to the identity); 1 without."""
-    if tcfg.rec_warmup <= 0:
+    if sagan_cfg.rec_warmup <= 0:
         return 1.0
-    return min(1.0, (step + 1) / tcfg.rec_warmup)
+    return min(1.0, (step + 1) / sagan_cfg.rec_warmup)
 
 
-def learning_rate(step: int, tcfg: TrainSaganConfig) -> float:
+def learning_rate(step: int, sagan_cfg: TrainSaganConfig) -> float:
     """lr at generator step ``step`` (0-based): constant (the paper), or with
-    ``lr_decay_from`` < 1 falling linearly to 0 over the last part of ``tcfg.steps``
+    ``lr_decay_from`` < 1 falling linearly to 0 over the last part of ``sagan_cfg.steps``
     (as StarGAN does; beyond the paper). A function of the step only, so resumes are exact."""
-    start = tcfg.lr_decay_from * tcfg.steps
-    if tcfg.lr_decay_from >= 1.0 or step < start:
-        return tcfg.lr
-    return tcfg.lr * max(0.0, (tcfg.steps - step) / max(tcfg.steps - start, 1.0))
+    start = sagan_cfg.lr_decay_from * sagan_cfg.steps
+    if sagan_cfg.lr_decay_from >= 1.0 or step < start:
+        return sagan_cfg.lr
+    return sagan_cfg.lr * max(0.0, (sagan_cfg.steps - step) / max(sagan_cfg.steps - start, 1.0))
 
 
 # --------------------------------------------------------------------------- #
@@ -176,7 +176,7 @@ def learning_rate(step: int, tcfg: TrainSaganConfig) -> float:
 # --------------------------------------------------------------------------- #
 
 
-def build(mcfg: SaganModelConfig, tcfg: TrainSaganConfig, seed: int, device: torch.device):
+def build(mcfg: SaganModelConfig, sagan_cfg: TrainSaganConfig, seed: int, device: torch.device):
     """(G, D, opt_G, opt_D), initialised from ``seed`` without touching the global RNG."""
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
@@ -184,13 +184,13 @@ def build(mcfg: SaganModelConfig, tcfg: TrainSaganConfig, seed: int, device: tor
     memory_format = torch.channels_last if device.type == "cuda" else torch.contiguous_format
     G = G.to(device, memory_format=memory_format)
     D = D.to(device, memory_format=memory_format)
-    betas = (tcfg.beta1, tcfg.beta2)
-    opt_G = torch.optim.Adam(G.parameters(), lr=tcfg.lr, betas=betas)
-    opt_D = torch.optim.Adam(D.parameters(), lr=tcfg.lr, betas=betas)
+    betas = (sagan_cfg.beta1, sagan_cfg.beta2)
+    opt_G = torch.optim.Adam(G.parameters(), lr=sagan_cfg.lr, betas=betas)
+    opt_D = torch.optim.Adam(D.parameters(), lr=sagan_cfg.lr, betas=betas)
     return G, D, opt_G, opt_D
 
 
-def checkpoint_meta(mcfg: SaganModelConfig, attribute: str, step: int, seed: int, config_hash: str,
+def checkpoint_meta(mcfg: SaganModelConfig, attribute: str, step: int, seed: int, train_sagan_hash: str,
                     preset: str, kind: str = CHECKPOINT_KIND) -> dict[str, Any]:
     return {
         "kind": kind,
@@ -199,7 +199,9 @@ def checkpoint_meta(mcfg: SaganModelConfig, attribute: str, step: int, seed: int
         "attribute": attribute,
         "step": step,
         "seed": seed,
-        "config_hash": config_hash,
+        # the train_sagan section's hash (augment.config.section_hash); the key keeps
+        # its name so that checkpoints written before still load
+        "config_hash": train_sagan_hash,
         "image_size": mcfg.image_size,
     }
 
@@ -249,12 +251,12 @@ def train(
     attribute: str,
     dataset: ImageDataset,
     mcfg: SaganModelConfig,
-    tcfg: TrainSaganConfig,
+    sagan_cfg: TrainSaganConfig,
     out_dir: Path,
     *,
     seed: int,
     device: torch.device | str = "cpu",
-    config_hash: str = "",
+    train_sagan_hash: str = "",
     samples_dir: Path | None = None,
     steps: int | None = None,
     blobs: list[np.ndarray] | None = None,
@@ -262,12 +264,12 @@ def train(
     """Train (or resume) one attribute's SaGAN; returns the checkpoint folder of the last step.
 
     ``dataset`` yields (image (3,S,S) in [-1,1], label in {0,1}); S must be
-    ``mcfg.image_size``. ``steps`` (default ``tcfg.steps``) lets a caller stop
+    ``mcfg.image_size``. ``steps`` (default ``sagan_cfg.steps``) lets a caller stop
     early; a later call with more steps continues from the latest checkpoint.
     ``blobs[i]`` (B,4): where image i may be smudged for D_cls (``d_smudge_fraction``).
     """
     device = torch.device(device)
-    steps = tcfg.steps if steps is None else steps
+    steps = sagan_cfg.steps if steps is None else steps
     out_dir = Path(out_dir)
     ckpt_dir = out_dir / "checkpoints"
     metrics_path = out_dir / "metrics.jsonl"
@@ -276,7 +278,7 @@ def train(
     if dataset.size != mcfg.image_size:
         raise ValueError(f"dataset images are {dataset.size} px, the model wants {mcfg.image_size} px")
 
-    G, D, opt_G, opt_D = build(mcfg, tcfg, derive_seed(seed, "train_sagan", attribute, "init"), device)
+    G, D, opt_G, opt_D = build(mcfg, sagan_cfg, derive_seed(seed, "train_sagan", attribute, "init"), device)
     alpha_rng = torch.Generator(device="cpu").manual_seed(
         derive_seed(seed, "train_sagan", attribute, "alpha", dist.rank()))
     aug_rng = torch.Generator(device="cpu").manual_seed(
@@ -311,7 +313,7 @@ def train(
                  "opt_G": opt_G.state_dict(), "opt_D": opt_D.state_dict(),
                  "rng": {**{f"alpha_{r}": s for r, s in enumerate(rngs)},
                          **{f"diffaugment_{r}": s for r, s in enumerate(aug_rngs)}}},
-                checkpoint_meta(mcfg, attribute, at, seed, config_hash, tcfg.preset),
+                checkpoint_meta(mcfg, attribute, at, seed, train_sagan_hash, sagan_cfg.preset),
             )
             ckpt.prune(ckpt_dir, KEEP_CHECKPOINTS)
         dist.barrier()
@@ -321,14 +323,14 @@ def train(
         return ckpt_dir / f"step_{step:07d}"
 
     G_train, D_train = dist.wrap_ddp(G, device), dist.wrap_ddp(D, device)
-    if tcfg.compile:
+    if sagan_cfg.compile:
         G_train = torch.compile(G_train)
-    sampler = BalancedBatchSampler(dataset.labels, tcfg.batch_size, derive_seed(seed, "train_sagan", attribute, "data"),
-                                   start=step * tcfg.n_critic, rank=dist.rank(), world_size=dist.world_size())
-    loader = DataLoader(dataset, batch_sampler=sampler, num_workers=tcfg.workers,
-                        pin_memory=device.type == "cuda", persistent_workers=tcfg.workers > 0)
+    sampler = BalancedBatchSampler(dataset.labels, sagan_cfg.batch_size, derive_seed(seed, "train_sagan", attribute, "data"),
+                                   start=step * sagan_cfg.n_critic, rank=dist.rank(), world_size=dist.world_size())
+    loader = DataLoader(dataset, batch_sampler=sampler, num_workers=sagan_cfg.workers,
+                        pin_memory=device.type == "cuda", persistent_workers=sagan_cfg.workers > 0)
     batches = iter(loader)
-    fixed = fixed_batch(dataset.labels, tcfg.sample_images)
+    fixed = fixed_batch(dataset.labels, sagan_cfg.sample_images)
     x_fixed = torch.stack([dataset[i][0] for i in fixed]).to(device)
     memory_format = torch.channels_last if device.type == "cuda" else torch.contiguous_format
 
@@ -339,23 +341,23 @@ def train(
     bar = tqdm(total=steps, initial=step, desc=f"train_sagan {attribute}", unit="step", disable=not main,
                dynamic_ncols=True)
     deterministic_before = torch.are_deterministic_algorithms_enabled()
-    if tcfg.deterministic:
+    if sagan_cfg.deterministic:
         torch.use_deterministic_algorithms(True)
     try:
         while step < steps:
-            lr = learning_rate(step, tcfg)
+            lr = learning_rate(step, sagan_cfg)
             for opt in (opt_G, opt_D):
                 for group in opt.param_groups:
                     group["lr"] = lr
             step_batches = []
-            for k in range(tcfg.n_critic):
+            for k in range(sagan_cfg.n_critic):
                 x_real, c_org = next(batches)
                 smudged = None
-                if tcfg.d_smudge_fraction > 0 and blobs is not None:
-                    b = (step * tcfg.n_critic + k) * dist.world_size() + dist.rank()  # this batch's number
+                if sagan_cfg.d_smudge_fraction > 0 and blobs is not None:
+                    b = (step * sagan_cfg.n_critic + k) * dist.world_size() + dist.rank()  # this batch's number
                     # evenly spread over the batch, so both classes (positives come first) get some
                     sel = np.unique(np.round(np.linspace(0, len(x_real) - 1,
-                                                         max(1, round(tcfg.d_smudge_fraction * len(x_real))))))
+                                                         max(1, round(sagan_cfg.d_smudge_fraction * len(x_real))))))
                     sel = torch.from_numpy(sel.astype(np.int64))
                     idx = sampler.batch(b)
                     x_s = smudge_batch(x_real[sel], [blobs[idx[i]] for i in sel.tolist()], 1.0,
@@ -365,8 +367,8 @@ def train(
                 c_org = c_org.to(device, non_blocking=True)
                 alpha = torch.rand(len(x_real), generator=alpha_rng).to(device)
                 step_batches.append((x_real, c_org, alpha, smudged))
-            for parts in train_step(G_train, D_train, opt_G, opt_D, step_batches, tcfg,
-                                    rec_weight_scale(step, tcfg), aug_rng):
+            for parts in train_step(G_train, D_train, opt_G, opt_D, step_batches, sagan_cfg,
+                                    rec_weight_scale(step, sagan_cfg), aug_rng):
                 for name, v in parts.items():
                     # summed on the device; read back once per log line
                     sums[name] = sums[name] + v if name in sums else v
@@ -374,11 +376,11 @@ def train(
             step += 1
             steps_since_log += 1
             bar.update(1)
-            if step % tcfg.log_every == 0 or step == steps:
+            if step % sagan_cfg.log_every == 0 or step == steps:
                 elapsed = time.perf_counter() - t_log
                 record = {"step": step, **{k: float(sums[k]) / counts[k] for k in sums},
                           "step_time_s": elapsed / steps_since_log,
-                          "images_per_s": steps_since_log * tcfg.n_critic * tcfg.batch_size
+                          "images_per_s": steps_since_log * sagan_cfg.n_critic * sagan_cfg.batch_size
                           * dist.world_size() / elapsed}
                 if main:
                     with open(metrics_path, "a") as fh:
@@ -386,9 +388,9 @@ def train(
                 bar.set_postfix(W=f"{record['wasserstein']:.2f}", id=f"{record['g_rec_id']:.3f}",
                                 mask=f"{record['mask_mean']:.2f}", acc=f"{record['d_acc_real']:.2f}")
                 sums, counts, steps_since_log, t_log = {}, {}, 0, time.perf_counter()
-            if samples_dir is not None and main and (step % tcfg.sample_every == 0 or step == steps):
+            if samples_dir is not None and main and (step % sagan_cfg.sample_every == 0 or step == steps):
                 save_png(sample_grid(dist.unwrap(G), x_fixed), Path(samples_dir) / f"step_{step:07d}.png")
-            if step % tcfg.checkpoint_every == 0 or step == steps:
+            if step % sagan_cfg.checkpoint_every == 0 or step == steps:
                 save(step)
     finally:
         bar.close()
@@ -409,36 +411,37 @@ def training_alignment(aligned: mf.Manifest) -> dict | None:
 # --------------------------------------------------------------------------- #
 
 
-def stage_model_config(tcfg: TrainSaganConfig) -> SaganModelConfig:
-    return model_config(tcfg.preset, tcfg.image_size, tcfg.g_width, tcfg.d_width, tcfg.res_blocks)
+def stage_model_config(sagan_cfg: TrainSaganConfig) -> SaganModelConfig:
+    s = sagan_cfg
+    return model_config(s.preset, s.image_size, s.g_width, s.d_width, s.res_blocks)
 
 
-def run_stage(cfg: PipelineConfig, inputs: dict, run_dir: Path) -> dict[str, mf.Manifest]:
+def run_stage(cfg: PipelineConfig, inputs: StageInputs, run_dir: Path) -> StageOutputs:
     """train_sagan: one generator per ``train_sagan.attributes`` on the aligned
     ``train`` split -> the ``generators`` manifest (root = run_dir)."""
-    tcfg = cfg.train_sagan
+    sagan_cfg = cfg.train_sagan
     aligned: mf.Manifest = inputs["aligned"]
     device = resolve_device(cfg.device)
-    mcfg = stage_model_config(tcfg)
-    chash = hashlib.sha256(section_json(cfg, ["train_sagan"]).encode()).hexdigest()[:16]
+    mcfg = stage_model_config(sagan_cfg)
+    train_sagan_hash = section_hash(cfg, ["train_sagan"])
     rows = []
-    for attribute in tcfg.attributes:
+    for attribute in sagan_cfg.attributes:
         paths, labels = attribute_rows(aligned, attribute, ["train"])
         n_pos = int(labels.sum())
         log.info("[train_sagan] %s: %d training images with a known label (%d with, %d without)",
                  attribute, len(labels), n_pos, len(labels) - n_pos)
         dataset = ImageDataset(paths, mcfg.image_size, labels)
         blobs = None
-        if tcfg.d_smudge_fraction > 0:
+        if sagan_cfg.d_smudge_fraction > 0:
             df = aligned.df[aligned.df["split"] == "train"].reset_index(drop=True)
             df = df[attribute_labels(df, attribute) >= 0]  # the rows of ``dataset``, in order
             blobs = [aligned_blobs(row, [attribute], mcfg.image_size) for _, row in df.iterrows()]
             log.info("[train_sagan] %s: D_cls sees %.0f%% of each batch smudged (%d of %d images have landmarks)",
-                     attribute, 100 * tcfg.d_smudge_fraction, sum(len(b) > 0 for b in blobs), len(blobs))
+                     attribute, 100 * sagan_cfg.d_smudge_fraction, sum(len(b) > 0 for b in blobs), len(blobs))
         out_dir = run_dir / attribute
-        with torch_threads(tcfg.threads):
-            last = train(attribute, dataset, mcfg, tcfg, out_dir, seed=cfg.seed, device=device,
-                         config_hash=chash, samples_dir=run_dir / "samples" / attribute, blobs=blobs)
+        with torch_threads(sagan_cfg.threads):
+            last = train(attribute, dataset, mcfg, sagan_cfg, out_dir, seed=cfg.seed, device=device,
+                         train_sagan_hash=train_sagan_hash, samples_dir=run_dir / "samples" / attribute, blobs=blobs)
         gen_dir = out_dir / "generator"
         if dist.is_main():
             export_generator(last, gen_dir, training_alignment(aligned))
@@ -446,8 +449,8 @@ def run_stage(cfg: PipelineConfig, inputs: dict, run_dir: Path) -> dict[str, mf.
                 "attribute": attribute,
                 "path": gen_dir.relative_to(run_dir).as_posix(),
                 "generator_id": weights_id(gen_dir),
-                "step": tcfg.steps,
-                "preset": tcfg.preset,
+                "step": sagan_cfg.steps,
+                "preset": sagan_cfg.preset,
                 "image_size": mcfg.image_size,
                 "train_images": len(labels),
                 "train_positive": n_pos,

@@ -13,35 +13,25 @@ changed pixels. It is the project's embedded default dataset.
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 from augment import manifest as mf
+from augment.config import PipelineConfig
 from augment.data.synthfaces.dataset import Settings, SettingError, check_out, read_stamp, synthesize, validate
 from augment.data.synthfaces.params import ATTRIBUTES
 from augment.data.synthfaces.preview import contact_sheet, write_contact_sheet
+from augment.stages import StageInputs, StageOutputs
 
 __all__ = ["ATTRIBUTES", "SettingError", "Settings", "contact_sheet", "describe", "make", "run_stage",
            "settings_from_config", "synthesize", "validate", "write_contact_sheet"]
 
 
-def settings_from_config(cfg) -> Settings:
+def settings_from_config(cfg: PipelineConfig) -> Settings:
     """The ``synth`` section of a PipelineConfig -> Settings (seed: the section's or the run's)."""
     sc = cfg.synth
-    return Settings(
-        identities=sc.identities,
-        images_per_identity=sc.images_per_identity,
-        lfw_identities=sc.lfw_identities,
-        lfw_images_per_identity=sc.lfw_images_per_identity,
-        size=sc.size,
-        habit_strength=sc.habit_strength,
-        lfw_habit_strength=sc.lfw_habit_strength,
-        groundtruth_splits=tuple(sc.groundtruth_splits),
-        habit_by_attribute=dict(sc.habit_by_attribute),
-        lfw_habit_by_attribute=dict(sc.lfw_habit_by_attribute),
-        habit_prior_by_attribute=dict(sc.habit_prior_by_attribute),
-        jpeg_quality=sc.jpeg_quality,
-        seed=cfg.seed if sc.seed is None else sc.seed,
-    )
+    given = {f.name: getattr(sc, f.name) for f in dataclasses.fields(Settings)}
+    return Settings(**{**given, "seed": cfg.seed if sc.seed is None else sc.seed})
 
 
 def make(out: Path | str, settings: Settings, workers: int = 0, preview: Path | str | None = None,
@@ -77,7 +67,7 @@ def check_out_file(path: Path) -> None:
         raise SettingError("preview", f"{path} is a folder; give a .png file name")
 
 
-def run_stage(cfg, inputs: dict, run_dir: Path) -> dict[str, mf.Manifest]:
+def run_stage(cfg: PipelineConfig, inputs: StageInputs, run_dir: Path) -> StageOutputs:
     """The ``synth`` stage: render into ``synth.out`` (empty: ``<run_dir>/data``)
     unless a complete dataset with the same settings is already there."""
     from augment.runtime import workers

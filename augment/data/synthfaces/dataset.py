@@ -18,7 +18,6 @@ import dataclasses
 import json
 import os
 import shutil
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -26,7 +25,7 @@ import pandas as pd
 
 from augment import __version__
 from augment import manifest as mf
-from augment.config import ConfigError
+from augment.config import ConfigError, SynthConfig
 from augment.data.synthfaces import layout
 from augment.data.synthfaces.params import ATTRIBUTES, sample_identity, sample_shot
 from augment.data.synthfaces.render import BatchRender
@@ -39,28 +38,14 @@ LFW_SIZE = 250
 CHUNK = 4  # identities per unit of work (and of resumption)
 
 
-@dataclass(frozen=True)
-class Settings:
-    """Everything the output depends on (stored in the stamp)."""
+# The settings the rendered bytes depend on: the ``synth`` config section
+# (augment/config/sections.py, where each key is defined and commented) without
+# where the dataset goes and how many processes render it, and with the seed
+# resolved (the section's, or the run's).
+NOT_RENDERING = ("out", "workers")
 
-    identities: int = 60
-    images_per_identity: int = 12
-    lfw_identities: int = 30
-    lfw_images_per_identity: int = 6
-    size: int = 128
-    habit_strength: float = 0.85
-    jpeg_quality: int = 0
-    seed: int = 0
-    # P(habitual value) for the LFW-part (evaluation) people; None = habit_strength.
-    lfw_habit_strength: float | None = None
-    # CelebA-part splits whose photos get counterfactuals (the LFW part always does).
-    groundtruth_splits: tuple[str, ...] = ("test",)
-    # Per-attribute overrides of habit_strength / lfw_habit_strength, e.g. {"Eyeglasses": 1.0}.
-    habit_by_attribute: dict = dataclasses.field(default_factory=dict)
-    lfw_habit_by_attribute: dict = dataclasses.field(default_factory=dict)
-    # Per-attribute P(a person's habitual value is 1), overriding params.HABIT_PRIOR.
-    habit_prior_by_attribute: dict = dataclasses.field(default_factory=dict)
 
+class _SettingsMethods:
     @property
     def ext(self) -> str:
         return "jpg" if self.jpeg_quality > 0 else "png"
@@ -84,6 +69,26 @@ class Settings:
         if "groundtruth_splits" in d:
             d["groundtruth_splits"] = list(d["groundtruth_splits"])
         return d
+
+
+def _rendering_fields() -> list[tuple]:
+    out = []
+    for f in dataclasses.fields(SynthConfig):
+        if f.name in NOT_RENDERING:
+            continue
+        if f.name == "seed":  # resolved: always a number here
+            out.append(("seed", int, dataclasses.field(default=0)))
+        elif f.default_factory is not dataclasses.MISSING:
+            out.append((f.name, f.type, dataclasses.field(default_factory=f.default_factory)))
+        else:
+            out.append((f.name, f.type, dataclasses.field(default=f.default)))
+    return out
+
+
+Settings = dataclasses.make_dataclass("Settings", _rendering_fields(), bases=(_SettingsMethods,), frozen=True)
+Settings.__module__ = __name__  # so that worker processes unpickle it from here
+Settings.__doc__ = """Everything the output depends on (stored in the stamp): the fields of
+``SynthConfig`` but ``out`` and ``workers``, with ``seed`` an int."""
 
 
 OPTIONAL_DEFAULTS = {"lfw_habit_strength": None, "groundtruth_splits": ("test",), "habit_by_attribute": {},

@@ -1,27 +1,16 @@
-"""Pipeline configuration: YAML -> frozen dataclasses.
+"""The config sections: one frozen dataclass per stage, and ``PipelineConfig`` holding them.
 
-Precedence: dataclass defaults < the pipeline YAML < ``--set a.b.c=value``.
-Every error names the YAML file and the dotted key; an unknown key also gets the
-closest valid key ("did you mean ..."). Relative paths are resolved against the
-current working directory, as a shell user expects.
-
-Each stage reads its own section (``synth``, ``data``, ``align``, ...); the
-runner fingerprints only the sections a stage declares, so editing one section
-reruns that stage and what follows it, nothing upstream.
+This file is the one place where a config key is defined: its type, its default
+and a comment saying what it does (keys beyond the paper say so and are off in
+the ``paper`` preset). A new stage's section goes here, as a field of
+``PipelineConfig`` named like the stage; its range checks go in
+``augment/config/checks.py``.
 """
 
 from __future__ import annotations
 
-import dataclasses
-import difflib
-import json
-import types
-import typing
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any, Literal, Optional
-
-import yaml
+from typing import Literal, Optional
 
 
 class ConfigError(Exception):
@@ -29,6 +18,7 @@ class ConfigError(Exception):
 
 
 def _must_exist() -> dict:
+    """Field metadata: a path that must exist when the config is loaded (empty = unset)."""
     return {"must_exist": True}
 
 
@@ -226,7 +216,8 @@ class EditConfig:
     min_attr_prob: float = 0.0
     min_id_similarity: float = -1.0
     max_mask_area: float = 1.0
-    recognizer: str = ""  # a recognition checkpoint for id_similarity; empty = none
+    # a recognition checkpoint for id_similarity (and the min_id_similarity filter); empty = none
+    recognizer: str = field(default="", metadata=_must_exist())
     shard_size: int = 10000  # files per output folder
     chunk_size: int = 256  # rows per resumable part (and per rank under torchrun)
     # torch.compile the generators (Inductor): on a 2-core CPU the paper preset's
@@ -280,7 +271,7 @@ class TrainRecognitionConfig:
     checkpoint_every: int = 1  # epochs
     keep_checkpoints: int = 2
     workers: int = 0  # DataLoader processes; 0 = decode once into memory in this process
-    pretrained: str = ""  # a local weights file; never downloaded
+    pretrained: str = field(default="", metadata=_must_exist())  # a local weights file; never downloaded
 
 
 @dataclass(frozen=True)
@@ -332,331 +323,3 @@ class PipelineConfig:
     train_recognition: TrainRecognitionConfig = field(default_factory=TrainRecognitionConfig)
     evaluate: EvaluateConfig = field(default_factory=EvaluateConfig)
     report: ReportConfig = field(default_factory=ReportConfig)
-
-
-# --------------------------------------------------------------------------- #
-# Loading
-# --------------------------------------------------------------------------- #
-
-
-def _type_name(tp: Any) -> str:
-    origin = typing.get_origin(tp)
-    if origin is Literal:
-        return "one of " + ", ".join(repr(a) for a in typing.get_args(tp))
-    if origin in (typing.Union, types.UnionType):
-        args = [a for a in typing.get_args(tp) if a is not type(None)]
-        return " or ".join(_type_name(a) for a in args) + " or null"
-    if origin in (tuple, list):
-        return f"a list of {_type_name(typing.get_args(tp)[0])}"
-    if origin is dict:
-        return f"a mapping of {_type_name(typing.get_args(tp)[1])}"
-    if dataclasses.is_dataclass(tp):
-        return f"a mapping ({tp.__name__})"
-    return getattr(tp, "__name__", str(tp))
-
-
-def _coerce(value: Any, tp: Any, key: str, source: str) -> Any:
-    """Check ``value`` against the annotation ``tp``; return the typed value."""
-    origin = typing.get_origin(tp)
-
-    def bad() -> ConfigError:
-        return ConfigError(
-            f"{source}: key '{key}' must be {_type_name(tp)}, got {value!r} ({type(value).__name__})"
-        )
-
-    if origin in (typing.Union, types.UnionType):
-        args = typing.get_args(tp)
-        if value is None and type(None) in args:
-            return None
-        errors = []
-        for arg in args:
-            if arg is type(None):
-                continue
-            try:
-                return _coerce(value, arg, key, source)
-            except ConfigError as e:
-                errors.append(e)
-        raise bad()
-    if origin is Literal:
-        if value in typing.get_args(tp):
-            return value
-        raise bad()
-    if origin in (tuple, list):
-        if isinstance(value, str) and "," in value:  # --set stages=a,b
-            value = [v.strip() for v in value.split(",") if v.strip()]
-        if isinstance(value, str):
-            value = [value]
-        if not isinstance(value, (list, tuple)):
-            raise bad()
-        (item_tp, *_rest) = typing.get_args(tp)
-        items = [_coerce(v, item_tp, f"{key}[{i}]", source) for i, v in enumerate(value)]
-        return tuple(items)
-    if origin is dict:
-        if not isinstance(value, dict):
-            raise bad()
-        _, val_tp = typing.get_args(tp)
-        return {str(k): _coerce(v, val_tp, f"{key}.{k}", source) for k, v in value.items()}
-    if dataclasses.is_dataclass(tp):
-        if isinstance(value, tp):
-            return value
-        if not isinstance(value, dict):
-            raise bad()
-        return _build(tp, value, key, source)
-    if tp is bool:
-        if isinstance(value, bool):
-            return value
-        raise bad()
-    if tp is int:
-        if isinstance(value, int) and not isinstance(value, bool):
-            return value
-        raise bad()
-    if tp is float:
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return float(value)
-        raise bad()
-    if tp is str:
-        if isinstance(value, str):
-            return value
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return str(value)
-        raise bad()
-    raise ConfigError(f"{source}: key '{key}' has an unsupported type {tp!r}")  # pragma: no cover
-
-
-def _all_keys(cls: type, prefix: str = "") -> list[str]:
-    """Every dotted key reachable in ``cls`` (for "did you mean" suggestions)."""
-    keys = []
-    hints = typing.get_type_hints(cls)
-    for f in dataclasses.fields(cls):
-        dotted = f"{prefix}{f.name}"
-        keys.append(dotted)
-        tp = hints[f.name]
-        for arg in (tp, *typing.get_args(tp)):
-            if dataclasses.is_dataclass(arg):
-                keys.extend(_all_keys(arg, dotted + "."))
-    return keys
-
-
-def _suggest(key: str, root_cls: type) -> str:
-    candidates = _all_keys(root_cls)
-    leaf = key.rsplit(".", 1)[-1]
-    close = difflib.get_close_matches(key, candidates, n=1, cutoff=0.6)
-    if not close:
-        # a right leaf in the wrong section, or a misspelt leaf anywhere
-        by_leaf = {c.rsplit(".", 1)[-1]: c for c in candidates}
-        leaf_match = difflib.get_close_matches(leaf, list(by_leaf), n=1, cutoff=0.7)
-        close = [by_leaf[leaf_match[0]]] if leaf_match else []
-    return f"; did you mean '{close[0]}'?" if close else ""
-
-
-_ROOT_CLS: list[type] = [PipelineConfig]
-
-
-def _build(cls: type, data: dict, prefix: str, source: str) -> Any:
-    hints = typing.get_type_hints(cls)
-    names = {f.name for f in dataclasses.fields(cls)}
-    for k in data:
-        if k not in names:
-            dotted = f"{prefix}.{k}" if prefix else str(k)
-            raise ConfigError(
-                f"{source}: unknown key '{dotted}'{_suggest(dotted, _ROOT_CLS[0])}"
-            )
-    kwargs = {}
-    for f in dataclasses.fields(cls):
-        if f.name in data:
-            dotted = f"{prefix}.{f.name}" if prefix else f.name
-            kwargs[f.name] = _coerce(data[f.name], hints[f.name], dotted, source)
-    return cls(**kwargs)
-
-
-def _set_dotted(tree: dict, dotted: str, value: Any, source: str) -> None:
-    parts = dotted.split(".")
-    node = tree
-    for p in parts[:-1]:
-        child = node.get(p)
-        if child is None:
-            child = node[p] = {}
-        if not isinstance(child, dict):
-            raise ConfigError(f"{source}: '{dotted}' goes inside '{p}', which is not a mapping")
-        node = child
-    node[parts[-1]] = value
-
-
-def parse_overrides(overrides: typing.Iterable[str]) -> list[tuple[str, Any]]:
-    """``["a.b=1", "c=x,y"]`` -> ``[("a.b", 1), ("c", "x,y")]``; values are YAML scalars."""
-    out = []
-    for item in overrides:
-        if "=" not in item:
-            raise ConfigError(f"--set {item!r}: expected KEY=VALUE, e.g. --set train_sagan.steps=100")
-        key, raw = item.split("=", 1)
-        key = key.strip()
-        if not key:
-            raise ConfigError(f"--set {item!r}: empty key")
-        try:
-            value = yaml.safe_load(raw) if raw.strip() else ""
-        except yaml.YAMLError:
-            value = raw
-        out.append((key, value))
-    return out
-
-
-def _check_paths(cfg: Any, prefix: str, source: str) -> None:
-    for f in dataclasses.fields(cfg):
-        value = getattr(cfg, f.name)
-        dotted = f"{prefix}.{f.name}" if prefix else f.name
-        if dataclasses.is_dataclass(value):
-            _check_paths(value, dotted, source)
-        elif f.metadata.get("must_exist") and value and not Path(value).exists():
-            raise ConfigError(f"{source}: key '{dotted}' names a path that does not exist: {value}")
-
-
-def _check_datasets(cfg: PipelineConfig, source: str) -> None:
-    """Dataset roots must exist unless the synth stage of this pipeline makes them."""
-    for role in ("train", "eval"):
-        ds = getattr(cfg.data, role)
-        if ds is None:
-            continue
-        key = f"data.{role}.root"
-        if not ds.root:
-            if ds.format != "synthfaces":
-                raise ConfigError(f"{source}: key '{key}' is required for format '{ds.format}'")
-            if "synth" not in cfg.stages:
-                raise ConfigError(
-                    f"{source}: key '{key}' is empty, which means the synth stage's output, "
-                    "but 'synth' is not in 'stages'"
-                )
-            continue
-        made_by_synth = ds.format == "synthfaces" and "synth" in cfg.stages
-        if not made_by_synth and not Path(ds.root).exists():
-            raise ConfigError(f"{source}: key '{key}' names a path that does not exist: {ds.root}")
-
-
-def load_config(
-    path: str | Path | None = None,
-    overrides: typing.Iterable[str] = (),
-    *,
-    check_paths: bool = True,
-) -> PipelineConfig:
-    """Read a pipeline YAML, apply ``--set`` overrides, validate, and freeze.
-
-    Raises ConfigError naming the file and the dotted key on any problem.
-    """
-    source = str(path) if path is not None else "<defaults>"
-    tree: dict = {}
-    if path is not None:
-        p = Path(path)
-        if not p.is_file():
-            raise ConfigError(f"{source}: pipeline file not found")
-        try:
-            loaded = yaml.safe_load(p.read_text(encoding="utf-8"))
-        except yaml.YAMLError as e:
-            mark = getattr(e, "problem_mark", None)
-            where = f" line {mark.line + 1}" if mark is not None else ""
-            raise ConfigError(f"{source}:{where} is not valid YAML: {getattr(e, 'problem', e)}") from e
-        if loaded is None:
-            loaded = {}
-        if not isinstance(loaded, dict):
-            raise ConfigError(f"{source}: the top level must be a mapping of keys, got {type(loaded).__name__}")
-        tree = loaded
-    cfg = _build(PipelineConfig, tree, "", source)
-    # Overrides one at a time, so an error names the --set flag, not the file.
-    for key, value in parse_overrides(overrides):
-        flag = f"--set {key}"
-        _set_dotted(tree, key, value, flag)
-        cfg = _build(PipelineConfig, tree, "", flag)
-    from augment.stages import STAGES  # late: stages import config
-
-    for i, name in enumerate(cfg.stages):
-        if name not in STAGES:
-            close = difflib.get_close_matches(name, list(STAGES), n=1)
-            hint = f"; did you mean '{close[0]}'?" if close else f"; known stages: {', '.join(STAGES)}"
-            raise ConfigError(f"{source}: key 'stages[{i}]' names an unknown stage '{name}'{hint}")
-    _check_evaluate(cfg, source)
-    _check_edit_models(cfg, source)
-    _check_diffaugment(cfg, source)
-    if check_paths:
-        _check_paths(cfg, "", source)
-        _check_datasets(cfg, source)
-        if "edit" in cfg.stages and cfg.edit.generators:
-            _check_generators_alignment(cfg, source)
-    return cfg
-
-
-def _check_evaluate(cfg: PipelineConfig, source: str) -> None:
-    """Protocol names and attribute names of the evaluate section."""
-    from augment.data.celeba import CELEBA_ATTRIBUTES
-
-    def attribute(key: str, name: str) -> None:
-        if name not in CELEBA_ATTRIBUTES:
-            close = difflib.get_close_matches(name, CELEBA_ATTRIBUTES, n=1)
-            hint = f"; did you mean '{close[0]}'?" if close else ""
-            raise ConfigError(f"{source}: key '{key}' names '{name}', not a CelebA attribute{hint}")
-
-    for i, p in enumerate(cfg.evaluate.protocols):
-        key = f"evaluate.protocols[{i}]"
-        if p.startswith("attr-shift:"):
-            attribute(key, p.split(":", 1)[1])
-        elif p not in ("lfw", "celeba-ident"):
-            raise ConfigError(f"{source}: key '{key}' must be lfw, celeba-ident or attr-shift:<Attribute>, got {p!r}")
-    for i, a in enumerate(cfg.evaluate.strata):
-        attribute(f"evaluate.strata[{i}]", a)
-    src = cfg.evaluate.attributes_from
-    if src not in ("dataset", "classifier") and not src.endswith(".csv"):
-        raise ConfigError(f"{source}: key 'evaluate.attributes_from' must be dataset, classifier or a .csv file, "
-                          f"got {src!r}")
-
-
-def _check_diffaugment(cfg: PipelineConfig, source: str) -> None:
-    from augment.sagan import diffaug
-
-    try:
-        diffaug.parse(cfg.train_sagan.diffaugment)
-    except ValueError as e:
-        raise ConfigError(f"{source}: key 'train_sagan.diffaugment': {e}") from None
-
-
-def _check_generators_alignment(cfg: PipelineConfig, source: str) -> None:
-    """Refuse, before anything runs, generators trained on faces aligned otherwise than this pipeline aligns."""
-    from augment import trained  # late: it imports this module
-
-    gens = trained.resolve(cfg.edit.generators, "generators", f"{source}: key 'edit.generators'")
-    for _, row in gens.df.iterrows():
-        trained.check_alignment(gens, row, cfg.align.template, cfg.align.size,
-                                f"{source}'s faces (align.template, align.size)")
-
-
-def _check_edit_models(cfg: PipelineConfig, source: str) -> None:
-    """The edit stage's generators (and classifier) come from this pipeline or from a path, not both."""
-    if "edit" not in cfg.stages:
-        return
-    for key, stage in (("generators", "train_sagan"), ("classifier", "train_classifier")):
-        if getattr(cfg.edit, key) and stage in cfg.stages:
-            raise ConfigError(
-                f"{source}: key 'edit.{key}' is set, but '{stage}' is in 'stages' too; "
-                f"remove one (edit.{key} reuses models trained earlier, {stage} trains new ones)"
-            )
-    if not cfg.edit.generators and "train_sagan" not in cfg.stages:
-        raise ConfigError(
-            f"{source}: the edit stage needs generators: add 'train_sagan' to 'stages' or set 'edit.generators' "
-            "to a finished run (or its generators.parquet)"
-        )
-
-
-def to_dict(cfg: Any) -> Any:
-    """A dataclass tree as plain YAML/JSON-able data (tuples become lists)."""
-    if dataclasses.is_dataclass(cfg):
-        return {f.name: to_dict(getattr(cfg, f.name)) for f in dataclasses.fields(cfg)}
-    if isinstance(cfg, (tuple, list)):
-        return [to_dict(v) for v in cfg]
-    if isinstance(cfg, dict):
-        return {k: to_dict(v) for k, v in cfg.items()}
-    return cfg
-
-
-def dump_yaml(cfg: PipelineConfig) -> str:
-    return yaml.safe_dump(to_dict(cfg), sort_keys=False)
-
-
-def section_json(cfg: PipelineConfig, keys: typing.Iterable[str]) -> str:
-    """Canonical JSON of the named top-level sections (what a stage depends on)."""
-    return json.dumps({k: to_dict(getattr(cfg, k)) for k in keys}, sort_keys=True)

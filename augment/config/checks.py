@@ -1,0 +1,241 @@
+"""Checks of a loaded config, run by ``load_config`` before any stage runs.
+
+Each error names the source (file or ``--set`` flag) and the dotted key, so
+that a bad value exits with status 2 instead of failing later inside a stage.
+Range checks apply to the sections of the stages this pipeline runs (the only
+ones its results depend on); a new section's bounds go in ``RANGES``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+from pathlib import Path
+from typing import Any
+
+from augment.config.sections import ConfigError, PipelineConfig
+
+# Bounds of numeric keys, (lowest, highest) allowed, None = unbounded: values
+# outside them make a stage fail part-way (a zero batch or chunk size, a
+# modulo by zero every N steps) or mean nothing (a probability above 1).
+RANGES: dict[str, tuple[float | None, float | None]] = {
+    "align.size": (16, None),
+    "align.min_prob": (0, 1),
+    "align.min_face": (1, None),
+    "align.detect_max_side": (0, None),
+    "align.batch_size": (1, None),
+    "train_classifier.width": (1, None),
+    "train_classifier.batch_size": (1, None),
+    "train_classifier.checkpoint_every": (1, None),
+    "train_classifier.smudge_fraction": (0, 1),
+    "train_sagan.batch_size": (1, None),
+    "train_sagan.n_critic": (1, None),
+    "train_sagan.checkpoint_every": (1, None),
+    "train_sagan.sample_every": (1, None),
+    "train_sagan.sample_images": (1, None),
+    "train_sagan.log_every": (1, None),
+    "train_sagan.mask_area_min": (0, 1),
+    "train_sagan.mask_area_max": (0, 1),
+    "train_sagan.lr_decay_from": (0, 1),
+    "train_sagan.d_smudge_fraction": (0, 1),
+    "eval_sagan.max_images": (0, None),
+    "eval_sagan.batch_size": (1, None),
+    "edit.batch_size": (1, None),
+    "edit.min_attr_prob": (0, 1),
+    "edit.min_id_similarity": (-1, 1),
+    "edit.max_mask_area": (0, 1),
+    "edit.shard_size": (1, None),
+    "edit.chunk_size": (1, None),
+    "train_recognition.embedding_size": (1, None),
+    "train_recognition.dropout": (0, 1),
+    "train_recognition.repeats": (1, None),
+    "train_recognition.epochs": (1, None),
+    "train_recognition.batch_size": (1, None),
+    "train_recognition.flip": (0, 1),
+    "evaluate.bootstrap": (0, None),
+    "evaluate.batch_size": (1, None),
+    "report.grid_images": (0, None),
+}
+# SaganModelConfig fields -> the train_sagan keys that set them (d_layers and
+# g_downsample follow from image_size and the preset).
+_SAGAN_KEYS = {"image_size": "image_size", "g_width": "g_width", "d_width": "d_width", "g_res_blocks": "res_blocks",
+               "g_downsample": "image_size", "d_layers": "image_size"}
+
+
+def used_sections(cfg: PipelineConfig) -> set[str]:
+    from augment.stages import STAGES  # late: stages import config
+
+    return {sec for name in cfg.stages for sec in STAGES[name].sections}
+
+
+def check_stage_names(cfg: PipelineConfig, source: str) -> None:
+    from augment.stages import STAGES
+
+    for i, name in enumerate(cfg.stages):
+        if name not in STAGES:
+            close = difflib.get_close_matches(name, list(STAGES), n=1)
+            hint = f"; did you mean '{close[0]}'?" if close else f"; known stages: {', '.join(STAGES)}"
+            raise ConfigError(f"{source}: key 'stages[{i}]' names an unknown stage '{name}'{hint}")
+
+
+def check_ranges(cfg: PipelineConfig, source: str) -> None:
+    """``RANGES``, the synth settings and the network sizes of the sections this pipeline uses."""
+    used = used_sections(cfg)
+    for key, (lo, hi) in RANGES.items():
+        section, name = key.split(".")
+        value = getattr(getattr(cfg, section), name)
+        if section not in used or ((lo is None or value >= lo) and (hi is None or value <= hi)):
+            continue
+        bound = f"within [{lo}, {hi}]" if lo is not None and hi is not None else \
+            f"at least {lo}" if lo is not None else f"at most {hi}"
+        raise ConfigError(f"{source}: key '{key}' must be {bound}, got {value}")
+    if "synth" in used:
+        _check_synth(cfg, source)
+    if "train_sagan" in used:
+        _check_sagan_sizes(cfg, source)
+    if "train_recognition" in used:
+        problem = backbone_size_problem(cfg.train_recognition.backbone, cfg.train_recognition.image_size)
+        if problem:
+            raise ConfigError(f"{source}: key 'train_recognition.image_size': {problem} "
+                              f"(backbone {cfg.train_recognition.backbone})")
+
+
+def backbone_size_problem(backbone: str, image_size: int) -> str | None:
+    """Why ``backbone`` (recognition/backbones.py) cannot take ``image_size`` px faces, or None."""
+    if backbone == "inception_resnet_v1":
+        return None if image_size >= 80 else f"image_size must be at least 80, got {image_size}"
+    return None if image_size >= 16 and image_size % 16 == 0 else \
+        f"image_size must be a multiple of 16, got {image_size}"
+
+
+def _check_synth(cfg: PipelineConfig, source: str) -> None:
+    from augment.data.synthfaces import SettingError, settings_from_config, validate
+
+    try:
+        validate(settings_from_config(cfg))
+    except SettingError as e:
+        raise ConfigError(f"{source}: key 'synth.{e.key}' {e.reason}") from None
+
+
+def _check_sagan_sizes(cfg: PipelineConfig, source: str) -> None:
+    """The SaGAN networks can take the sizes train_sagan asks for (augment/sagan/sizes.py)."""
+    from augment.sagan.sizes import SizeError, model_config
+
+    s = cfg.train_sagan
+    try:
+        model_config(s.preset, s.image_size, s.g_width, s.d_width, s.res_blocks)
+    except SizeError as e:
+        raise ConfigError(f"{source}: key 'train_sagan.{_SAGAN_KEYS[e.field]}': {e}") from None
+
+
+def check_diffaugment(cfg: PipelineConfig, source: str) -> None:
+    """train_sagan.diffaugment names known policies (augment/sagan/diffaug.py)."""
+    from augment.sagan import diffaug
+
+    try:
+        diffaug.parse(cfg.train_sagan.diffaugment)
+    except ValueError as e:
+        raise ConfigError(f"{source}: key 'train_sagan.diffaugment': {e}") from None
+
+
+def check_edit_filters(cfg: PipelineConfig, source: str) -> None:
+    """A filter the user set must have its judge: otherwise the edit stage would keep every edit silently."""
+    if "edit" not in cfg.stages:
+        return
+    e, before = cfg.edit, cfg.stages[: cfg.stages.index("edit")]
+    if e.min_attr_prob > 0 and not e.classifier and "train_classifier" not in before:
+        raise ConfigError(
+            f"{source}: key 'edit.min_attr_prob' is {e.min_attr_prob}, but no classifier scores the edits: "
+            "add 'train_classifier' to 'stages' before 'edit', set 'edit.classifier' to one trained earlier, "
+            "or set edit.min_attr_prob to 0"
+        )
+    if e.min_id_similarity > -1 and not e.recognizer:
+        raise ConfigError(
+            f"{source}: key 'edit.min_id_similarity' is {e.min_id_similarity}, but 'edit.recognizer' is empty, "
+            "so no identity similarity is measured: set edit.recognizer to a recognition checkpoint, "
+            "or set edit.min_id_similarity to -1"
+        )
+
+
+def check_paths(cfg: Any, prefix: str, source: str) -> None:
+    """Keys marked ``must_exist`` (augment/config/sections.py) name paths that exist."""
+    for f in dataclasses.fields(cfg):
+        value = getattr(cfg, f.name)
+        dotted = f"{prefix}.{f.name}" if prefix else f.name
+        if dataclasses.is_dataclass(value):
+            check_paths(value, dotted, source)
+        elif f.metadata.get("must_exist") and value and not Path(value).exists():
+            raise ConfigError(f"{source}: key '{dotted}' names a path that does not exist: {value}")
+
+
+def check_datasets(cfg: PipelineConfig, source: str) -> None:
+    """Dataset roots must exist unless the synth stage of this pipeline makes them."""
+    for role in ("train", "eval"):
+        ds = getattr(cfg.data, role)
+        if ds is None:
+            continue
+        key = f"data.{role}.root"
+        if not ds.root:
+            if ds.format != "synthfaces":
+                raise ConfigError(f"{source}: key '{key}' is required for format '{ds.format}'")
+            if "synth" not in cfg.stages:
+                raise ConfigError(
+                    f"{source}: key '{key}' is empty, which means the synth stage's output, "
+                    "but 'synth' is not in 'stages'"
+                )
+            continue
+        made_by_synth = ds.format == "synthfaces" and "synth" in cfg.stages
+        if not made_by_synth and not Path(ds.root).exists():
+            raise ConfigError(f"{source}: key '{key}' names a path that does not exist: {ds.root}")
+
+
+def check_evaluate(cfg: PipelineConfig, source: str) -> None:
+    """Protocol names and attribute names of the evaluate section."""
+    from augment.data.celeba import CELEBA_ATTRIBUTES
+
+    def attribute(key: str, name: str) -> None:
+        if name not in CELEBA_ATTRIBUTES:
+            close = difflib.get_close_matches(name, CELEBA_ATTRIBUTES, n=1)
+            hint = f"; did you mean '{close[0]}'?" if close else ""
+            raise ConfigError(f"{source}: key '{key}' names '{name}', not a CelebA attribute{hint}")
+
+    for i, p in enumerate(cfg.evaluate.protocols):
+        key = f"evaluate.protocols[{i}]"
+        if p.startswith("attr-shift:"):
+            attribute(key, p.split(":", 1)[1])
+        elif p not in ("lfw", "celeba-ident"):
+            raise ConfigError(f"{source}: key '{key}' must be lfw, celeba-ident or attr-shift:<Attribute>, got {p!r}")
+    for i, a in enumerate(cfg.evaluate.strata):
+        attribute(f"evaluate.strata[{i}]", a)
+    src = cfg.evaluate.attributes_from
+    if src not in ("dataset", "classifier") and not src.endswith(".csv"):
+        raise ConfigError(f"{source}: key 'evaluate.attributes_from' must be dataset, classifier or a .csv file, "
+                          f"got {src!r}")
+
+
+def check_generators_alignment(cfg: PipelineConfig, source: str) -> None:
+    """Refuse, before anything runs, generators trained on faces aligned otherwise than this pipeline aligns."""
+    from augment import trained  # late: it imports this module
+
+    gens = trained.resolve(cfg.edit.generators, "generators", f"{source}: key 'edit.generators'")
+    for _, row in gens.df.iterrows():
+        trained.check_alignment(gens, row, cfg.align.template, cfg.align.size,
+                                f"{source}'s faces (align.template, align.size)")
+
+
+def check_edit_models(cfg: PipelineConfig, source: str) -> None:
+    """The edit stage's generators (and classifier) come from this pipeline or from a path, not both."""
+    if "edit" not in cfg.stages:
+        return
+    for key, stage in (("generators", "train_sagan"), ("classifier", "train_classifier")):
+        if getattr(cfg.edit, key) and stage in cfg.stages:
+            raise ConfigError(
+                f"{source}: key 'edit.{key}' is set, but '{stage}' is in 'stages' too; "
+                f"remove one (edit.{key} reuses models trained earlier, {stage} trains new ones)"
+            )
+    if not cfg.edit.generators and "train_sagan" not in cfg.stages:
+        raise ConfigError(
+            f"{source}: the edit stage needs generators: add 'train_sagan' to 'stages' or set 'edit.generators' "
+            "to a finished run (or its generators.parquet)"
+        )
+
