@@ -1,6 +1,6 @@
 """Run the benchmarks: ``python -m benchmarks [SECTION ...] [options]``.
 
-Sections (all by default, in this order): edit, align, sagan_step,
+Sections (all by default, in this order): edit, align, align_command, sagan_step,
 recognition, demo, memory. Each section's figures replace its key in
 benchmarks/results.json (other keys are kept) and benchmarks/RESULTS.md is
 rewritten from the whole file. The default sizes keep a full run on a
@@ -74,6 +74,15 @@ def run_section(name: str, opts: Options, args: argparse.Namespace) -> dict:
             return {"skipped": "align is measured on the CPU only (the stage's MTCNN runs in CPU worker processes)"}
         try:
             return align_bench.measure(images=opts.size(args.align_images), runs=args.runs)
+        except FileNotFoundError as e:
+            return {"skipped": str(e)}
+    if name == "align_command":
+        from benchmarks import align_command
+
+        if opts.device != "cpu":
+            return {"skipped": "align is measured on the CPU only"}
+        try:
+            return align_command.measure(images=opts.size(200), runs=args.runs)  # the job size a user runs first
         except FileNotFoundError as e:
             return {"skipped": str(e)}
     if name == "sagan_step":

@@ -24,7 +24,7 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-from benchmarks.common import comparison, machine, save_result  # noqa: E402
+from benchmarks.common import comparison, save_result  # noqa: E402
 
 DEFAULT_DATA = REPO.parent / "shared" / "data" / "celeba-wild-sample"
 
@@ -64,28 +64,36 @@ def run_plain(data: Path, images: int) -> tuple[float, int]:
     return seconds, faces
 
 
+def measure(data: Path = DEFAULT_DATA, images: int = 200, runs: int = 3) -> dict:
+    if not (data / "img_celeba").is_dir():
+        raise FileNotFoundError(f"{data}: no img_celeba/ folder (pass --data)")
+    ours, plain, f_ours, f_plain = [], [], set(), set()
+    for k in range(runs):
+        s, f = run_ours(data, images)
+        ours.append(s)
+        f_ours.add(f)
+        s, f = run_plain(data, images)
+        plain.append(s)
+        f_plain.add(f)
+        print(f"run {k + 1}: augment align {ours[-1]:.1f} s ({min(f_ours)} faces), "
+              f"plain script {plain[-1]:.1f} s ({min(f_plain)} faces)", flush=True)
+    result = comparison(ours, plain, "s", higher_is_better=False)
+    result.update(images=images, faces_ours=sorted(f_ours), faces_reference=sorted(f_plain), device="cpu",
+                  note="whole commands: start-up, imports and model loading included")
+    print(f"align_command: ratio {result['ratio']:.2f}x (plain / ours wall time)")
+    return result
+
+
 def main(argv: list[str] | None = None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--data", type=Path, default=DEFAULT_DATA)
     ap.add_argument("--images", type=int, default=200)
     ap.add_argument("--runs", type=int, default=3)
     args = ap.parse_args(argv)
-    if not (args.data / "img_celeba").is_dir():
-        raise SystemExit(f"{args.data}: no img_celeba/ folder (pass --data)")
-    ours, plain, f_ours, f_plain = [], [], set(), set()
-    for k in range(args.runs):
-        s, f = run_ours(args.data, args.images)
-        ours.append(s)
-        f_ours.add(f)
-        s, f = run_plain(args.data, args.images)
-        plain.append(s)
-        f_plain.add(f)
-        print(f"run {k + 1}: augment align {ours[-1]:.1f} s ({min(f_ours)} faces), "
-              f"plain script {plain[-1]:.1f} s ({min(f_plain)} faces)", flush=True)
-    result = comparison(ours, plain, "s", higher_is_better=False)
-    result.update(images=args.images, faces_ours=sorted(f_ours), faces_reference=sorted(f_plain),
-                  machine=machine(), note="whole commands: start-up, imports and model loading included")
-    print(f"ratio {result['ratio']:.2f}x (plain / ours wall time)")
+    try:
+        result = measure(args.data, args.images, args.runs)
+    except FileNotFoundError as e:
+        raise SystemExit(str(e))
     save_result("align_command", result)
     return result
 

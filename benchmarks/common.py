@@ -95,7 +95,7 @@ def machine() -> dict:
 
 
 # The sections of results.json, in report order (``python -m benchmarks`` runs them).
-SECTIONS = ("edit", "align", "sagan_step", "recognition", "demo", "memory")
+SECTIONS = ("edit", "align", "align_command", "sagan_step", "recognition", "demo", "memory")
 
 
 def load_results(path: Path = RESULTS_JSON) -> dict:

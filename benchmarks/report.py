@@ -13,6 +13,7 @@ GPU_JSON = HERE / "results_gpu.json"
 COMPARISONS = [
     ("edit", (), "edit: decode, both values, PNG (img/s)", 2.0),
     ("align", (), "align: photos aligned (img/s)", 2.0),
+    ("align_command", (), "augment align vs a plain script, whole commands (s)", 2.0),
     ("sagan_step", ("fast",), "SaGAN step, fast preset (s/step)", 1.3),
     ("sagan_step", ("paper",), "SaGAN step, paper preset 128 px (s/step)", 1.3),
 ]
