@@ -1,6 +1,6 @@
 """pipelines/celeba_cpu.yaml, shrunken (few images, few steps), on the real files:
 SaGAN and the classifier on celeba-aligned-10k, recognizers on celeba-identities,
-LFW View 1 (slow; skipped without ../shared/data)."""
+LFW View 1 (slow: 2-6 minutes on 2 shared cores; skipped without ../shared/data)."""
 
 from __future__ import annotations
 
@@ -45,25 +45,24 @@ def test_celeba_cpu_pipeline_shrunken(celeba_aligned_10k, celeba_identities, lfw
 
     # the generators learnt from data.sagan's training split, the classifier too
     gens = mf.read(work / "train_sagan" / "generators.parquet", "generators")
-    assert set(gens.df["attribute"]) == {"Eyeglasses", "Smiling"}
+    assert set(gens.df["attribute"]) == {"Eyeglasses"}
     n_sagan_train = int((sagan.df["split"] == "train").sum())
     assert set(gens.df["train_images"]) == {n_sagan_train}
     quality = json.loads((work / "eval_sagan" / "metrics.json").read_text())
     n_sagan_test = int((sagan.df["split"] == "test").sum())
-    for attribute in ("Eyeglasses", "Smiling"):
-        assert quality[attribute]["images"] == n_sagan_test
-        assert 0.0 <= quality[attribute]["edit_success"] <= 1.0
+    assert quality["Eyeglasses"]["images"] == n_sagan_test
+    assert 0.0 <= quality["Eyeglasses"]["edit_success"] <= 1.0
 
-    # every training photo of data.train edited to both values of both attributes
+    # every training photo of data.train edited to both values
     edits = mf.read(work / "edit" / "edits.parquet", "images")
     train_ids = set(aligned.df.loc[aligned.df["split"] == "train", "sample_id"])
-    assert len(edits) == 4 * len(train_ids) and set(edits.df["parent_id"]) == train_ids
+    assert len(edits) == 2 * len(train_ids) and set(edits.df["parent_id"]) == train_ids
 
     metrics = json.loads((work / "evaluate" / "metrics.json").read_text())
     assert set(metrics["protocols"]) == {"lfw", "attr-shift:Eyeglasses", "celeba-ident"}
     for name in ("lfw", "attr-shift:Eyeglasses"):
         proto = metrics["protocols"][name]
-        assert {"baseline", "+Eyeglasses", "+Smiling"} <= set(proto["models"])
+        assert {"baseline", "+Eyeglasses"} <= set(proto["models"])
         assert proto["repeats"]["+Eyeglasses"]["seeds"] == 3 and proto["repeats"]["baseline"]["seeds"] == 3
     assert metrics["protocols"]["lfw"]["models"]["baseline"]["pairs"] == 1000
     html = (work / "report.html").read_text()
