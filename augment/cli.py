@@ -407,8 +407,10 @@ def pairs_cmd(images, attribute, source, out, seed, folds, max_per_fold) -> None
 @click.argument("input_path", metavar="INPUT", type=click.Path(exists=True, path_type=Path))
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path),
               help="Folder for aligned.parquet, rejects.parquet and the aligned images.")
-@click.option("--mode", type=click.Choice(["auto", "mtcnn", "landmarks", "none"]), default="auto", show_default=True,
-              help="auto: the rows' landmarks where present, MTCNN otherwise; none: already aligned, crop/resize only.")
+@click.option("--mode", type=click.Choice(["auto", "mtcnn", "landmarks", "prealigned", "none"]), default="auto",
+              show_default=True,
+              help="auto: the rows' landmarks where present, MTCNN otherwise; prealigned: CelebA-style aligned crops "
+                   "of any size; none: already aligned, crop/resize only.")
 @click.option("--template", type=click.Choice(["sagan", "arcface"]), default=None, help="Default: sagan.")
 @click.option("--size", type=click.IntRange(min=16), default=None, help="Output side in px (default 128).")
 @click.option("--dataset", type=click.Choice(["celeba", "lfw", "synthfaces", "folder"]), default=None,

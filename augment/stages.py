@@ -116,8 +116,9 @@ STAGES: dict[str, Stage] = {
             target="augment.data.read:run_stage",
             sections=("data",),
             uses=("groundtruth",),  # a SynthFaces dataset rendered by this pipeline
-            outputs={"source": "images", "eval_source": "images", "pairs": "pairs"},
-            optional_outputs=("eval_source", "pairs"),  # with data.eval (pairs: when it has a pairs file)
+            outputs={"source": "images", "eval_source": "images", "pairs": "pairs", "sagan_source": "images"},
+            # with data.eval (pairs: when it has a pairs file); sagan_source with data.sagan
+            optional_outputs=("eval_source", "pairs", "sagan_source"),
             help="read the training and evaluation datasets into source manifests",
         ),
         Stage(
@@ -125,9 +126,9 @@ STAGES: dict[str, Stage] = {
             target="augment.align:run_stage",
             sections=("align", "data"),
             inputs=("source",),
-            uses=("eval_source",),
-            outputs={"aligned": "images", "eval_aligned": "images", "rejects": "rejects"},
-            optional_outputs=("eval_aligned",),
+            uses=("eval_source", "sagan_source"),
+            outputs={"aligned": "images", "eval_aligned": "images", "rejects": "rejects", "sagan_aligned": "images"},
+            optional_outputs=("eval_aligned", "sagan_aligned"),
             help="detect (MTCNN) or read landmarks, warp faces onto the template",
         ),
         Stage(
@@ -135,7 +136,8 @@ STAGES: dict[str, Stage] = {
             target="augment.sagan.classifier:run_stage",
             sections=("train_classifier",),
             inputs=("aligned",),
-            uses=("groundtruth",),  # train_classifier.counterfactuals
+            # counterfactuals (train_classifier.counterfactuals); data.sagan's images in place of aligned
+            uses=("groundtruth", "sagan_aligned"),
             outputs={"classifiers": "classifiers"},
             help="train the independent attribute classifier that judges edits",
         ),
@@ -144,6 +146,7 @@ STAGES: dict[str, Stage] = {
             target="augment.sagan.train:run_stage",
             sections=("train_sagan",),
             inputs=("aligned",),
+            uses=("sagan_aligned",),  # data.sagan's images in place of aligned
             outputs={"generators": "generators"},
             help="train one SaGAN generator per attribute",
             distributed=True,
@@ -154,8 +157,9 @@ STAGES: dict[str, Stage] = {
             sections=("eval_sagan",),
             inputs=("aligned", "classifiers", "generators"),
             # the recognizers and their metrics when train_recognition and evaluate run
-            # before it: identity preservation with the baseline at the LFW threshold
-            uses=("groundtruth", "recognizers", "recognition_metrics"),
+            # before it: identity preservation with the baseline at the LFW threshold;
+            # data.sagan's images in place of aligned
+            uses=("groundtruth", "recognizers", "recognition_metrics", "sagan_aligned"),
             outputs={"sagan_metrics": FILE},
             help="edit quality on the test split (success, outside change, mask IoU, PSNR)",
         ),

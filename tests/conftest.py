@@ -40,3 +40,29 @@ def one_torch_thread():
 
     with torch_threads(1):
         yield
+
+
+CELEBA_ALIGNED_10K = SHARED_DATA / "celeba-aligned-10k"
+CELEBA_IDENTITIES = SHARED_DATA / "celeba-identities"
+CELEBA_FULLTEXT = SHARED_DATA / "celeba-fulltext"
+
+
+@pytest.fixture
+def celeba_aligned_10k() -> Path:
+    if not (CELEBA_ALIGNED_10K / "img_align_celeba").is_dir():
+        pytest.skip(f"real CelebA aligned 89x109 copy not found at {CELEBA_ALIGNED_10K}")
+    return CELEBA_ALIGNED_10K
+
+
+@pytest.fixture
+def celeba_identities() -> Path:
+    if not (CELEBA_IDENTITIES / "img_align_celeba").is_dir():
+        pytest.skip(f"real CelebA identities set not found at {CELEBA_IDENTITIES}")
+    return CELEBA_IDENTITIES
+
+
+@pytest.fixture
+def celeba_fulltext() -> Path:
+    if not (CELEBA_FULLTEXT / "identity_CelebA.txt").is_file():
+        pytest.skip(f"real CelebA text files not found at {CELEBA_FULLTEXT}")
+    return CELEBA_FULLTEXT

@@ -21,7 +21,7 @@ import numpy as np
 
 from augment import manifest as mf
 from augment.align import detect as det
-from augment.align.templates import template
+from augment.align.templates import prealigned_points, scale_landmarks, template
 from augment.align.warp import centre_square, compose, rescale, similarity, warp
 from augment.config import AlignConfig
 from augment.data.images import MAX_PIXELS, ImageDecodeError, decode
@@ -63,8 +63,12 @@ class Item:
     source: str
     rel: str  # path relative to the source root
     file: str  # absolute path
-    mode: str  # mtcnn | landmarks | none
+    mode: str  # mtcnn | landmarks | prealigned | none
     landmarks: tuple[float, ...] | None
+    # (width, height) of the image the landmarks were measured on (CelebA's
+    # aligned landmark file: 178x218); None = this image's own pixels. A copy
+    # of another size gets its landmarks scaled to it.
+    landmark_frame: tuple[int, int] | None = None
 
 
 def out_path(prefix: str, sample_id: str, fmt: str) -> str:
@@ -119,13 +123,19 @@ def _decode(item: Item, s: Settings):
 
 
 def _geometry_only(item: Item, img, s: Settings, dst: np.ndarray, out_dir: Path, prefix: str) -> dict:
-    """``landmarks`` and ``none`` rows: no detector."""
+    """``landmarks``, ``prealigned`` and ``none`` rows: no detector."""
     if item.mode == "none":
         m = centre_square(*img.source_size, s.size)
         return aligned_record(item, 0, img.pixels, m, img.scale, s, out_dir, prefix, img.source_size)
+    if item.mode == "prealigned":
+        m = similarity(prealigned_points(*img.source_size), dst)
+        return aligned_record(item, 0, img.pixels, m, img.scale, s, out_dir, prefix, img.source_size)
     if item.landmarks is None:
-        return _reject(item, "no_landmarks", "row has no landmarks (mode 'landmarks')", img.source_size)
+        return _reject(item, "no_landmarks", "no landmark row (missing_landmarks: reject; 'prealigned' or 'mtcnn' "
+                       "align such images otherwise)", img.source_size)
     lm = np.asarray(item.landmarks, dtype=np.float64).reshape(5, 2)
+    if item.landmark_frame is not None and tuple(item.landmark_frame) != tuple(img.source_size):
+        lm = scale_landmarks(lm, item.landmark_frame, *img.source_size)
     if not np.isfinite(lm).all() or np.hypot(*(lm[1] - lm[0])) < 1.0:
         return _reject(item, "bad_landmarks", f"unusable landmarks {lm.reshape(-1).round(1).tolist()}", img.source_size)
     m = similarity(lm, dst)

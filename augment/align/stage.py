@@ -10,8 +10,14 @@ the assembled manifest has exactly the rows of an uninterrupted run, in source
 order.
 
 Per row the alignment mode is ``mtcnn`` (detect), ``landmarks`` (the row's 5
-points) or ``none`` (already aligned: centre square, resized); ``auto`` picks
-``landmarks`` for rows that carry landmarks and ``mtcnn`` for the others.
+points), ``prealigned`` (a CelebA-style aligned crop of any size: CelebA's mean
+landmarks scaled to the image) or ``none`` (already aligned: centre square,
+resized). Under ``auto`` and ``landmarks`` the rows that carry landmarks use
+them, and ``missing_landmarks`` decides for the others: ``prealigned``,
+``mtcnn``, ``reject`` (reason ``no_landmarks``), or ``auto`` = ``mtcnn`` under
+``auto`` and ``reject`` under ``landmarks``. Landmarks measured on another size
+of the image (``landmark_frame`` in the source manifest's extra, e.g. CelebA's
+178x218) are scaled to the image's own size.
 """
 
 from __future__ import annotations
@@ -67,13 +73,28 @@ def _landmarks_of(value) -> tuple[float, ...] | None:
     return tuple(float(v) for v in arr)
 
 
-def resolve_modes(df: pd.DataFrame, mode: str) -> list[str]:
-    """The alignment mode of each row: ``auto`` -> landmarks where a row has them, else mtcnn."""
-    if mode not in ("auto", "mtcnn", "landmarks", "none"):
-        raise ValueError(f"unknown alignment mode {mode!r}; known: auto, mtcnn, landmarks, none")
-    if mode != "auto":
+MODES = ("auto", "mtcnn", "landmarks", "prealigned", "none")
+MISSING_LANDMARKS = ("auto", "prealigned", "mtcnn", "reject")
+
+
+def resolve_modes(df: pd.DataFrame, mode: str, missing_landmarks: str = "auto") -> list[str]:
+    """The alignment mode of each row.
+
+    ``auto`` and ``landmarks``: ``landmarks`` where a row has them; the others
+    follow ``missing_landmarks`` (``reject`` keeps them in ``landmarks`` mode,
+    which rejects them with reason ``no_landmarks``; ``auto`` = ``mtcnn`` under
+    ``auto``, ``reject`` under ``landmarks``). Any other mode applies to every row.
+    """
+    if mode not in MODES:
+        raise ValueError(f"unknown alignment mode {mode!r}; known: {', '.join(MODES)}")
+    if missing_landmarks not in MISSING_LANDMARKS:
+        raise ValueError(f"unknown missing_landmarks {missing_landmarks!r}; known: {', '.join(MISSING_LANDMARKS)}")
+    if mode not in ("auto", "landmarks"):
         return [mode] * len(df)
-    return ["landmarks" if _landmarks_of(v) is not None else "mtcnn" for v in df["landmarks"]]
+    if missing_landmarks == "auto":
+        missing_landmarks = "mtcnn" if mode == "auto" else "reject"
+    without = "landmarks" if missing_landmarks == "reject" else missing_landmarks
+    return ["landmarks" if _landmarks_of(v) is not None else without for v in df["landmarks"]]
 
 
 # --------------------------------------------------------------------------- #
@@ -125,10 +146,17 @@ class _Parts:
         return json.loads((self.folder / f"{chunk:06d}.json").read_text())
 
 
+def landmark_frame(source: mf.Manifest) -> tuple[int, int] | None:
+    """(width, height) the source's landmarks were measured on, when its reader says so."""
+    frame = source.meta.get("extra", {}).get("landmark_frame")
+    return None if frame is None else (int(frame[0]), int(frame[1]))
+
+
 def _items(source: mf.Manifest, modes: list[str]) -> list[Item]:
     df = source.df
+    frame = landmark_frame(source)
     return [
-        Item(i, sid, src, rel, str(source.abspath(rel)), mode, _landmarks_of(lm))
+        Item(i, sid, src, rel, str(source.abspath(rel)), mode, _landmarks_of(lm), frame)
         for i, (sid, src, rel, lm, mode) in enumerate(
             zip(df["sample_id"], df["source"], df["path"], df["landmarks"], modes)
         )
@@ -140,7 +168,7 @@ def _digest(items: list[Item], s: Settings, source_root: Path) -> str:
     h = hashlib.sha256(json.dumps({"v": PART_VERSION, "settings": payload, "root": str(source_root.resolve()),
                                    "rows": len(items)}, sort_keys=True).encode())
     for it in items:
-        h.update(json.dumps([it.sample_id, it.rel, it.mode, it.landmarks]).encode())
+        h.update(json.dumps([it.sample_id, it.rel, it.mode, it.landmarks, it.landmark_frame]).encode())
     return h.hexdigest()
 
 
@@ -188,10 +216,14 @@ def _image_row(src: dict, r: dict, size: int) -> dict:
 def align_dataset(
     source: mf.Manifest, cfg: AlignConfig, mode: str, out_dir: Path | str, *, prefix: str = "train",
     role: str = "train", device: str = "cpu", workers: int = 1, progress: bool = True,
+    missing_landmarks: str = "auto",
 ) -> AlignResult:
     """Align every row of the images manifest ``source`` into ``out_dir/<prefix>/``.
 
-    mode: auto | mtcnn | landmarks | none (see the module docstring). role:
+    mode: auto | mtcnn | landmarks | prealigned | none, and missing_landmarks:
+    auto | prealigned | mtcnn | reject for rows without landmarks (see the
+    module docstring); how many rows took each way is logged and kept in the
+    stats (``modes``, ``missing_landmarks``, ``landmarks_rescaled``). role:
     ``eval`` images without a usable face are centre-cropped (when
     ``cfg.eval_fallback == "centre_crop"``) instead of rejected, so that pairs
     never lose an image; such rows have null landmarks and det_prob and are
@@ -202,8 +234,9 @@ def align_dataset(
 
     out_dir = Path(out_dir)
     t0 = time.perf_counter()
-    modes = resolve_modes(source.df, mode)
+    modes = resolve_modes(source.df, mode, missing_landmarks)
     items = _items(source, modes)
+    _log_modes(prefix, mode, missing_landmarks, items)
     s = Settings.from_config(cfg, device, io_threads=workers if device != "cpu" else 1)
     if role == "eval" and s.keep_all:
         s = replace(s, keep_all=False)  # pairs name images, not faces: one face per evaluation image
@@ -239,6 +272,15 @@ def align_dataset(
                             "detail": r["detail"]})
 
     stats = _stats(modes, records, rejects, fallen, aligned, s, role)
+    stats["missing_landmarks"] = {"policy": missing_landmarks, **_missing_ways(mode, items)}
+    frame = landmark_frame(source)
+    if frame is not None:
+        rescaled = sum(r["kind"] == "aligned" and r["mode"] == "landmarks" and (r["src_w"], r["src_h"]) != frame
+                       for r in records)
+        stats["landmarks_rescaled"] = {"count": rescaled, "from": list(frame)}
+        if rescaled:
+            log.info("align %s: %d image(s) are not %dx%d: their landmarks were scaled to the image's size",
+                     prefix, rescaled, *frame)
     if fallen:
         stats["centre_crop_fallback"] = {"count": len(fallen), "layout": layout_from,
                                          "sample_ids": [r["sample_id"] for r in fallen]}
@@ -251,6 +293,28 @@ def align_dataset(
     out = mf.Manifest("images", mf.frame("images", aligned), out_dir, {"extra": stats})
     rej = mf.Manifest("rejects", mf.frame("rejects", rejects), source.root, {"extra": {"role": role}})
     return AlignResult(out, rej, stats)
+
+
+def _missing_ways(mode: str, items: list[Item]) -> dict[str, int]:
+    """How the rows without landmarks are aligned: {prealigned | mtcnn | reject: rows}."""
+    ways: dict[str, int] = {}
+    if mode in ("auto", "landmarks"):
+        for it in items:
+            if it.landmarks is None:
+                way = "reject" if it.mode == "landmarks" else it.mode
+                ways[way] = ways.get(way, 0) + 1
+    return ways
+
+
+def _log_modes(prefix: str, mode: str, missing_landmarks: str, items: list[Item]) -> None:
+    """One line saying how many rows take each way (landmarks, and the missing-landmark policy)."""
+    if mode not in ("auto", "landmarks"):
+        log.info("align %s: %d image(s), mode %s", prefix, len(items), mode)
+        return
+    n_lm = sum(it.landmarks is not None for it in items)
+    how = ", ".join(f"{n} -> {w}" for w, n in _missing_ways(mode, items).items()) or "none"
+    log.info("align %s: %d image(s), %d with a landmark row; %d without one (missing_landmarks: %s): %s",
+             prefix, len(items), n_lm, len(items) - n_lm, missing_landmarks, how)
 
 
 def _stats(modes, records, rejects, fallen, aligned, s: Settings, role: str) -> dict:
@@ -279,27 +343,36 @@ def _stats(modes, records, rejects, fallen, aligned, s: Settings, role: str) -> 
 
 
 def run_stage(cfg: PipelineConfig, inputs: StageInputs, run_dir: Path) -> StageOutputs:
-    """``source`` (and ``eval_source``) -> ``aligned`` (and ``eval_aligned``) + ``rejects``.
+    """``source`` (and ``eval_source``, ``sagan_source``) -> ``aligned`` (and
+    ``eval_aligned``, ``sagan_aligned``) + ``rejects``.
 
-    Rejects of both sets go into one manifest rooted at the training set's root;
-    evaluation rows carry absolute paths (their own root differs).
+    Rejects of all sets go into one manifest rooted at the training set's root;
+    the other sets' rows carry absolute paths (their own roots differ).
     """
     from augment.runtime import resolve_device, workers
 
     device = resolve_device(cfg.device).type
     n_workers = workers(cfg.align.workers)
     train = align_dataset(inputs["source"], cfg.align, cfg.data.train.align, run_dir, prefix="train",
-                          role="train", device=device, workers=n_workers)
+                          role="train", device=device, workers=n_workers,
+                          missing_landmarks=cfg.data.train.missing_landmarks)
     out: dict[str, mf.Manifest] = {"aligned": train.aligned}
     rejects = [train.rejects.df]
+    counts = {"train": train.stats["rejects"], "eval": {}}
+
+    def other(key: str, ds, prefix: str, role: str) -> None:
+        """Another dataset (eval, sagan): its aligned manifest, and its rejects with absolute paths."""
+        res = align_dataset(inputs[key], cfg.align, ds.align, run_dir, prefix=prefix, role=role, device=device,
+                            workers=n_workers, missing_landmarks=ds.missing_landmarks)
+        out[f"{prefix}_aligned"] = res.aligned
+        rejects.append(res.rejects.df.assign(path=[str(res.rejects.abspath(p).resolve())
+                                                   for p in res.rejects.df["path"]]))
+        counts[prefix] = res.stats["rejects"]
+
     if "eval_source" in inputs and cfg.data.eval is not None:
-        ev = align_dataset(inputs["eval_source"], cfg.align, cfg.data.eval.align, run_dir, prefix="eval",
-                           role="eval", device=device, workers=n_workers)
-        out["eval_aligned"] = ev.aligned
-        ev_rej = ev.rejects.df.assign(path=[str(ev.rejects.abspath(p).resolve()) for p in ev.rejects.df["path"]])
-        rejects.append(ev_rej)
+        other("eval_source", cfg.data.eval, "eval", "eval")
+    if "sagan_source" in inputs and cfg.data.sagan is not None:
+        other("sagan_source", cfg.data.sagan, "sagan", "train")  # training images: no centre-crop fallback
     rej = pd.concat(rejects, ignore_index=True) if len(rejects) > 1 else rejects[0]
-    out["rejects"] = mf.Manifest("rejects", rej, train.rejects.root,
-                                 {"extra": {"train": train.stats["rejects"],
-                                            "eval": ev.stats["rejects"] if "eval_aligned" in out else {}}})
+    out["rejects"] = mf.Manifest("rejects", rej, train.rejects.root, {"extra": counts})
     return out

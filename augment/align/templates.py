@@ -39,6 +39,28 @@ def _sagan(size: int) -> np.ndarray:
     return (CELEBA_ALIGNED_MEAN - corner + 0.5) * (size / SAGAN_CROP) - 0.5
 
 
+def prealigned_points(width: int, height: int) -> np.ndarray:
+    """(5, 2) float64: where a CelebA-style aligned crop of ``width`` x ``height`` has its face.
+
+    CelebA's mean aligned landmarks (in the official 178x218 frame) scaled to the
+    image, pixel centres kept (x' = (x + 0.5) * width / 178 - 0.5): a copy
+    downscaled to 89x109 has its eyes where the original has them, at half the
+    coordinates. Warping these points onto the ``sagan`` template reproduces
+    SaGAN's crop at any size (the centre 170/178 of the width, 24/218 from the
+    top); onto ``arcface`` a crop as tight as ArcFace's. For aligned crops
+    without a landmark row (``missing_landmarks: prealigned``).
+    """
+    w0, h0 = CELEBA_ALIGNED_SIZE
+    return (CELEBA_ALIGNED_MEAN + 0.5) * [width / w0, height / h0] - 0.5
+
+
+def scale_landmarks(points: np.ndarray, frame: tuple[int, int], width: int, height: int) -> np.ndarray:
+    """Landmarks given in a ``frame`` = (width, height) image, moved to a copy of
+    that image resized to ``width`` x ``height`` (pixel centres kept)."""
+    p = np.asarray(points, dtype=np.float64).reshape(-1, 2)
+    return (p + 0.5) * [width / frame[0], height / frame[1]] - 0.5
+
+
 def _arcface(size: int) -> np.ndarray:
     """The 112 template scaled to ``size`` (pixel-centre exact; identical at 112)."""
     return (ARCFACE_112 + 0.5) * (size / 112) - 0.5

@@ -170,7 +170,7 @@ def check_paths(cfg: Any, prefix: str, source: str) -> None:
 
 def check_datasets(cfg: PipelineConfig, source: str) -> None:
     """Dataset roots must exist unless the synth stage of this pipeline makes them."""
-    for role in ("train", "eval"):
+    for role in ("train", "eval", "sagan"):
         ds = getattr(cfg.data, role)
         if ds is None:
             continue

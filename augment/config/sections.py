@@ -74,7 +74,13 @@ class DatasetConfig:
     root: str = ""
     images: str = ""  # celeba only: img_align_celeba | img_celeba; empty = whichever exists
     pairs: str = ""
-    align: Literal["auto", "mtcnn", "landmarks", "none"] = "auto"
+    # prealigned: CelebA-style aligned crops of any size (89x109 as well as
+    # 178x218), cropped where CelebA's mean landmarks fall (augment.align.templates)
+    align: Literal["auto", "mtcnn", "landmarks", "prealigned", "none"] = "auto"
+    # Images without a landmark row under align auto / landmarks: crop as
+    # prealigned, detect with mtcnn, or reject (reason no_landmarks); auto =
+    # mtcnn under align auto, reject under align landmarks. The align log counts each.
+    missing_landmarks: Literal["auto", "prealigned", "mtcnn", "reject"] = "auto"
     max_images: int = 0  # 0 = all; >0 keeps the first N (sorted) for quick trials
     # folder only: a CSV 'path,identity' naming each photo's person; empty = one
     # identity per subfolder, or per photo in a flat folder (augment.data.folder)
@@ -82,7 +88,8 @@ class DatasetConfig:
     # Split of a training dataset without a partition file (folder, lfw):
     # 'train' = every image; 'by_identity' = identity-disjoint 80/10/10;
     # 'auto' = train for folder, by_identity for lfw. CelebA and SynthFaces use
-    # their partition file.
+    # their partition file; CelebA with 'by_identity' ignores it (a copy whose
+    # partition puts every image in one split, as the first 10,000 images).
     split: Literal["auto", "train", "by_identity"] = "auto"
 
 
@@ -92,6 +99,11 @@ class DataConfig:
 
     train: DatasetConfig = field(default_factory=DatasetConfig)
     eval: Optional[DatasetConfig] = None
+    # Beyond the paper (which trains everything on CelebA): the dataset that
+    # train_classifier, train_sagan and eval_sagan learn from, when it is not
+    # the recognizers' (e.g. labelled crops for SaGAN, many photos a person for
+    # recognition). Aligned like data.train (same align section); null = data.train.
+    sagan: Optional[DatasetConfig] = None
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,7 @@ without an attribute row have *unknown* attributes (null), not -1.
 
 from __future__ import annotations
 
+import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +25,8 @@ import numpy as np
 import pandas as pd
 
 from augment.data.errors import DatasetError, missing_file
+
+log = logging.getLogger("augment.read")
 
 CELEBA_ATTRIBUTES: tuple[str, ...] = (
     "5_o_Clock_Shadow", "Arched_Eyebrows", "Attractive", "Bags_Under_Eyes", "Bald", "Bangs",
@@ -43,6 +46,10 @@ LANDMARK_FILE = "list_landmarks_align_celeba.txt"
 # Landmarks are in the pixel coordinates of one image folder: the aligned file
 # does not apply to the in-the-wild photos, which have their own file.
 LANDMARK_FILES = {"img_align_celeba": LANDMARK_FILE, "img_celeba": "list_landmarks_celeba.txt"}
+# The pixel frame of the official landmark files: the aligned file's points are
+# in the 178x218 aligned crops, so a downscaled copy's landmarks scale with it
+# (augment.align). The in-the-wild file is per photo (no common frame).
+LANDMARK_FRAMES = {"img_align_celeba": (178, 218)}
 SPLITS = {0: "train", 1: "val", 2: "test"}
 IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
 
@@ -66,8 +73,60 @@ def _lines(path: Path) -> list[str]:
         raise DatasetError(f"{path}: cannot read: {e.strerror or e}") from e
 
 
+def _head(path: Path, n: int) -> list[str]:
+    """The first ``n`` lines of ``path`` (fewer if the file is shorter)."""
+    try:
+        with open(path, encoding="utf-8", errors="replace") as fh:
+            return [line.rstrip("\r\n") for _, line in zip(range(n), fh)]
+    except OSError as e:
+        raise DatasetError(f"{path}: cannot read: {e.strerror or e}") from e
+
+
+def _table(path: Path, skip: int, columns: int, dtype) -> tuple[np.ndarray, np.ndarray] | None:
+    """Whitespace-separated rows of ``image`` + ``columns`` numbers, parsed at once.
+
+    Returns (names (N,) object, values (N, columns) ``dtype``), or None when some
+    row is malformed (too few or too many fields, a token that is not a number):
+    the caller then rereads the file line by line to name the bad line. A valid
+    file of CelebA's 202,599 rows takes a fraction of a second this way, against
+    seconds for a Python loop over the lines.
+    """
+    import warnings
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # pandas' ParserWarning on a ragged row: handled below
+            df = pd.read_csv(
+                path, sep=r"\s+", header=None, skiprows=skip, names=range(columns + 1), engine="c",
+                dtype={0: str, **{i: dtype for i in range(1, columns + 1)}}, encoding_errors="replace",
+                skip_blank_lines=True, na_filter=True, comment=None,
+            )
+    except (ValueError, OverflowError, pd.errors.ParserError, UnicodeDecodeError):
+        return None
+    except OSError as e:
+        raise DatasetError(f"{path}: cannot read: {e.strerror or e}") from e
+    if df.isna().to_numpy().any():  # a short row: pandas filled the missing fields
+        return None
+    return df[0].to_numpy(dtype=object), df.iloc[:, 1:].to_numpy(dtype=dtype)
+
+
+def _check_count(path: Path, count_line: str, rows: int) -> None:
+    """Log, never trust, a count line that disagrees with the rows in the file."""
+    try:
+        count = int(count_line.split()[0])
+    except (ValueError, IndexError):
+        log.warning("%s:1: the count line %r is not a number; ignored (%d rows read)", path, count_line, rows)
+        return
+    if count != rows:
+        log.warning("%s:1: the count line says %d rows but the file has %d; the count is ignored, "
+                    "the %d rows read are used", path, count, rows, rows)
+
+
 def read_identities(path: Path) -> dict[str, int]:
-    """``identity_CelebA.txt`` -> {image: identity}."""
+    """``identity_CelebA.txt`` -> {image: identity}.
+
+    A plain loop: two fields a line split by str.split is as fast as a vectorised
+    parse here (about 0.2 s for CelebA's 202,599 rows)."""
     out: dict[str, int] = {}
     for no, line in enumerate(_lines(path), 1):
         parts = line.split()
@@ -85,18 +144,25 @@ def read_identities(path: Path) -> dict[str, int]:
 def read_attributes(path: Path) -> tuple[tuple[str, ...], dict[str, np.ndarray]]:
     """``list_attr_celeba.txt`` -> (names, {image: int8 array of 1/-1}).
 
-    The count line is skipped, not trusted. Every row must have exactly one
-    value per name, each 1 or -1 (0 is accepted as -1, as some copies write it).
+    The count line is skipped, not trusted (a disagreeing count is logged).
+    Every row must have exactly one value per name, each 1 or -1 (0 is
+    accepted as -1, as some copies write it).
     """
-    lines = _lines(path)
-    if len(lines) < 2:
+    head = _head(path, 2)
+    if len(head) < 2:
         raise DatasetError(f"{path}: expected a count line and a line of attribute names")
-    names = tuple(lines[1].split())
+    names = tuple(head[1].split())
     if not names:
         raise DatasetError(f"{path}:2: the attribute-name line is empty")
     n = len(names)
+    fast = _table(path, 2, n, np.int8)
+    if fast is not None and np.isin(fast[1], (-1, 0, 1)).all():
+        vals = fast[1]
+        vals[vals == 0] = -1
+        _check_count(path, head[0], len(vals))
+        return names, dict(zip(fast[0].tolist(), vals))
     rows: dict[str, np.ndarray] = {}
-    for no, line in enumerate(lines[2:], 3):
+    for no, line in enumerate(_lines(path)[2:], 3):
         parts = line.split()
         if not parts:
             continue
@@ -106,12 +172,13 @@ def read_attributes(path: Path) -> tuple[tuple[str, ...], dict[str, np.ndarray]]
             )
         try:
             vals = np.array([int(v) for v in parts[1:]], dtype=np.int8)
-        except ValueError:
+        except (ValueError, OverflowError):
             raise DatasetError(f"{path}:{no}: values must be 1 or -1, got {line.strip()!r}") from None
         if not np.isin(vals, (-1, 0, 1)).all():
             raise DatasetError(f"{path}:{no}: values must be 1 or -1, got {line.strip()!r}")
         vals[vals == 0] = -1
         rows[parts[0]] = vals
+    _check_count(path, head[0], len(rows))
     return names, rows
 
 
@@ -128,8 +195,31 @@ def read_partition(path: Path) -> dict[str, str]:
     return out
 
 
+def _landmark_preamble(head: list[str]) -> tuple[int, str | None]:
+    """(lines before the rows, the count line or None) of a landmark file."""
+    skip, count = 0, None
+    if head and len(head[0].split()) == 1:
+        skip, count = 1, head[0]
+    if len(head) > skip:
+        first = head[skip].split()
+        if first and (first[0].endswith("_x") or first[0] == "lefteye_x"):
+            skip += 1
+    return skip, count
+
+
 def read_landmarks(path: Path) -> dict[str, np.ndarray]:
-    """5-point landmark file (count line, header, ``image`` + 10 numbers) -> {image: (10,) float32}."""
+    """5-point landmark file (count line, header, ``image`` + 10 numbers) -> {image: (10,) float32}.
+
+    Coordinates are as the file gives them: for ``list_landmarks_align_celeba.txt``
+    pixels of the official 178x218 aligned crops (see LANDMARK_FRAMES).
+    """
+    head = _head(path, 2)
+    skip, count = _landmark_preamble(head)
+    fast = _table(path, skip, 10, np.float32)
+    if fast is not None:
+        if count is not None:
+            _check_count(path, count, len(fast[0]))
+        return dict(zip(fast[0].tolist(), fast[1]))
     lines = _lines(path)
     out: dict[str, np.ndarray] = {}
     for no, line in enumerate(lines, 1):

@@ -3,6 +3,8 @@
 Outputs:
 - ``source``: the training dataset, one row per image (image manifest v1), its
   root the dataset root;
+- ``sagan_source``: the dataset of the classifier and the generators, when
+  ``data.sagan`` is configured (else they learn from ``source``);
 - ``eval_source`` and ``pairs``: the evaluation dataset and its pairs, when
   ``data.eval`` is configured.
 """
@@ -51,7 +53,13 @@ def _limit(frame: pd.DataFrame, max_images: int) -> pd.DataFrame:
     return frame.iloc[:max_images].reset_index(drop=True) if max_images > 0 else frame
 
 
-def load_celeba_like(root: Path, images: str, source: str, max_images: int = 0) -> mf.Manifest:
+def load_celeba_like(root: Path, images: str, source: str, max_images: int = 0, split: str = "auto"
+                     ) -> mf.Manifest:
+    """A CelebA-format folder -> images manifest. ``split: by_identity`` replaces the
+    partition file by an identity-disjoint 80/10/10 split of the kept rows,
+    ``train`` puts every row in train; ``auto`` keeps the partition file. Real
+    CelebA's aligned landmarks are declared in the 178x218 frame (``landmark_frame``
+    in the manifest's extra), so that a resized copy's are scaled to it."""
     data = celeba.load(root, images)
     if data.missing_images:
         log.warning("%s: %d image(s) named in %s are not on disk (first: %s)", root, len(data.missing_images),
@@ -60,8 +68,28 @@ def load_celeba_like(root: Path, images: str, source: str, max_images: int = 0) 
         # Not an error (a partial identity file is common), but never a silent drop.
         log.warning("%s: %d image(s) in %s have no row in %s and are left out", root, data.unlabelled_images,
                     data.image_dir.name, celeba.IDENTITY_FILE)
+    n_lm = int(data.frame["landmarks"].notna().sum())
+    if data.has_landmarks and n_lm < len(data.frame):
+        log.info("%s: %d of %d image(s) have a landmark row", root, n_lm, len(data.frame))
     frame = _limit(data.frame, max_images)
-    return mf.Manifest("images", _images_frame(frame, source), root)
+    if split == "by_identity":
+        frame = frame.assign(split=celeba.split_by_identity(frame["identity"].to_numpy()))
+        log.info("%s: identity-disjoint split instead of %s: %s", root,
+                 celeba.PARTITION_FILE if data.has_partition else "a partition file", _split_counts(frame))
+    elif split == "train":
+        frame = frame.assign(split="train")
+    elif data.has_partition and frame["split"].nunique() == 1 and len(frame) > 1:
+        log.warning("%s: %s puts all %d image(s) in '%s'; data.<role>.split: by_identity makes an "
+                    "identity-disjoint train/val/test split", root, celeba.PARTITION_FILE, len(frame),
+                    frame["split"].iloc[0])
+    frame_px = celeba.LANDMARK_FRAMES.get(data.image_dir.name) if source == "celeba" else None
+    extra = {"landmark_frame": list(frame_px)} if frame_px and n_lm else {}
+    return mf.Manifest("images", _images_frame(frame, source), root, {"extra": extra} if extra else {})
+
+
+def _split_counts(frame: pd.DataFrame) -> str:
+    counts = frame["split"].value_counts()
+    return ", ".join(f"{counts.get(s, 0)} {s}" for s in ("train", "val", "test"))
 
 
 def load_lfw_like(
@@ -96,12 +124,12 @@ def _pairs(root: Path, pairs: str, everything: pd.DataFrame, kept: pd.DataFrame,
 def load_folder(ds: DatasetConfig, root: Path, role: str) -> tuple[mf.Manifest, mf.Manifest | None]:
     """A photo folder (tree, flat, or flat + identities CSV; see augment.data.folder).
 
-    Training role: the split is ``data.train.split`` (``auto`` = every image in
-    train); evaluation role: every image in ``test``.
+    Training roles (train, sagan): the split is ``data.<role>.split`` (``auto`` =
+    every image in train); evaluation role: every image in ``test``.
     """
     f = folder.load(root, ds.identities)
     frame = _limit(f.frame, ds.max_images)
-    if role == "train":
+    if role != "eval":
         split = "train" if ds.split == "auto" else ds.split
         frame = frame.assign(split=folder.splits(frame["identity"].to_numpy(), split))
     else:
@@ -116,18 +144,18 @@ def load_dataset(ds: DatasetConfig, role: str, synth_root: Path | None) -> tuple
     if root is None:
         raise DatasetError(f"data.{role}.root is empty and no synth stage output is available")
     if ds.format == "celeba":
-        return load_celeba_like(root, ds.images, "celeba", ds.max_images), None
+        return load_celeba_like(root, ds.images, "celeba", ds.max_images, ds.split), None
     if ds.format == "folder":
         return load_folder(ds, root, role)
     if ds.format == "lfw":
         images, pairs = load_lfw_like(root, ds.pairs, ds.format, max_images=ds.max_images)
-        if role == "train":  # LFW has no partition file: identity-disjoint 80/10/10 unless configured
+        if role != "eval":  # LFW has no partition file: identity-disjoint 80/10/10 unless configured
             split = "by_identity" if ds.split == "auto" else ds.split
             images.df["split"] = folder.splits(images.df["identity"].to_numpy(), split)
         return images, pairs
     if ds.format == "synthfaces":
-        if role == "train":
-            return load_celeba_like(root / SYNTH_CELEBA, "", "synthfaces", ds.max_images), None
+        if role != "eval":
+            return load_celeba_like(root / SYNTH_CELEBA, "", "synthfaces", ds.max_images, ds.split), None
         lroot = root / SYNTH_LFW
         images, pairs = load_lfw_like(
             lroot, ds.pairs or str(lroot / SYNTH_LFW_PAIRS), "synthfaces",
@@ -148,6 +176,11 @@ def run_stage(cfg: PipelineConfig, inputs: StageInputs, run_dir: Path) -> StageO
     source, _ = load_dataset(cfg.data.train, "train", synth_root)
     out["source"] = source
     log.info("read train: %d images, %d identities", len(source), source.df["identity"].nunique())
+    if cfg.data.sagan is not None:
+        sagan, _ = load_dataset(cfg.data.sagan, "sagan", synth_root)
+        out["sagan_source"] = sagan
+        log.info("read sagan (train_classifier, train_sagan, eval_sagan): %d images, %d identities (%s)",
+                 len(sagan), sagan.df["identity"].nunique(), _split_counts(sagan.df))
     if cfg.data.eval is not None:
         ev, pairs = load_dataset(cfg.data.eval, "eval", synth_root)
         out["eval_source"] = ev

@@ -285,7 +285,7 @@ def run_stage(cfg: PipelineConfig, inputs: StageInputs, run_dir: Path) -> StageO
     """train_classifier: the aligned ``train`` split -> one classifier, measured on
     ``val`` (or ``test`` when val has no labels) -> the ``classifiers`` manifest."""
     clf_train_cfg = cfg.train_classifier
-    aligned: mf.Manifest = inputs["aligned"]
+    aligned: mf.Manifest = inputs.get("sagan_aligned", inputs["aligned"])  # data.sagan, else data.train
     device = resolve_device(cfg.device)
     attrs = tuple(clf_train_cfg.attributes)
     if not attrs:

@@ -298,10 +298,11 @@ def run_stage(cfg: PipelineConfig, inputs: StageInputs, run_dir: Path) -> StageO
     gens: mf.Manifest = inputs["generators"]
     gt: mf.Manifest | None = inputs.get("groundtruth")
     metrics: dict[str, dict] = {}
+    aligned = inputs.get("sagan_aligned", inputs["aligned"])  # data.sagan, else data.train
     for _, row in gens.df.iterrows():
         attribute = row["attribute"]
         result, grid = evaluate_attribute(attribute, gens.root / row["path"], inputs["classifiers"],
-                                          inputs["aligned"], gt, sagan_eval_cfg.split, sagan_eval_cfg.max_images,
+                                          aligned, gt, sagan_eval_cfg.split, sagan_eval_cfg.max_images,
                                           sagan_eval_cfg.batch_size, device)
         result["generator_id"] = row["generator_id"]
         result.update(_identity(cfg, inputs, gens.root / row["path"], attribute, gt, device))

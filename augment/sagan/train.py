@@ -420,7 +420,7 @@ def run_stage(cfg: PipelineConfig, inputs: StageInputs, run_dir: Path) -> StageO
     """train_sagan: one generator per ``train_sagan.attributes`` on the aligned
     ``train`` split -> the ``generators`` manifest (root = run_dir)."""
     sagan_cfg = cfg.train_sagan
-    aligned: mf.Manifest = inputs["aligned"]
+    aligned: mf.Manifest = inputs.get("sagan_aligned", inputs["aligned"])  # data.sagan, else data.train
     device = resolve_device(cfg.device)
     mcfg = stage_model_config(sagan_cfg)
     train_sagan_hash = section_hash(cfg, ["train_sagan"])
