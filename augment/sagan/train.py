@@ -138,12 +138,16 @@ def train_step(G, D, opt_G: torch.optim.Optimizer, opt_D: torch.optim.Optimizer,
     The last critic update's fakes are the generator update's edits: G does not
     change between them, so G(I, c) runs once, with gradients, and its detached
     output feeds the critic (the same values a separate no-grad pass gives, one
-    generator forward fewer per step).
+    generator forward fewer per step; on one process only, see below).
     """
-    parts = []
+    # Under DDP the generator's forward stays right before its backward: a DDP
+    # forward held open across the critic's DDP update made the 2-process test
+    # abort at shutdown in 1 of 3 runs (never with the forward in place).
+    reuse = not isinstance(getattr(G, "_orig_mod", G), torch.nn.parallel.DistributedDataParallel)
+    parts, forward = [], None
     for k, (x_real, c_org, alpha, smudged) in enumerate(batches):
         x_fake = None
-        if k == len(batches) - 1:
+        if reuse and k == len(batches) - 1:
             with _autocast(x_real.device):
                 forward = g_forward(G, x_real, c_org, 1 - c_org)
             x_fake = forward[0][: len(x_real)]
