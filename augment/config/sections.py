@@ -203,8 +203,9 @@ class TrainSaganConfig:
     threads: int = 0  # torch CPU threads while training; 0 = torch's default (all cores)
     # torch.compile the generator for training (Inductor; the critic stays eager:
     # its gradient penalty needs a double backward). Measured on a 2-core CPU
-    # (benchmarks/RESULTS.md): the paper preset's step 1.2x faster after ~100 s
-    # of compiling; no gain on the fast preset. Same math, not the same bits.
+    # (benchmarks/RESULTS.md): the paper preset's step 1.25x faster than eager
+    # (10.6 vs 13.2 s) after ~30 s of compiling; no gain on the fast preset.
+    # Same math, not the same bits.
     compile: bool = False
 
 
@@ -233,7 +234,7 @@ class EditConfig:
     shard_size: int = 10000  # files per output folder
     chunk_size: int = 256  # rows per resumable part (and per rank under torchrun)
     # torch.compile the generators (Inductor): on a 2-core CPU the paper preset's
-    # edits ~1.2x faster once compiled (~1 minute); not worth it for small runs
+    # edits 1.3x faster (12.1 vs 9.2 img/s) after a few seconds of compiling
     compile: bool = False
     # Models trained earlier, for a pipeline without the training stages
     # (e.g. ``stages: [read, align, edit]`` on new photos): a finished run
