@@ -341,8 +341,11 @@ def inspect_cmd(manifest: Path) -> None:
 @click.option("--pairs", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
               help="LFW pairs file (View 1 or View 2) or a pairs manifest; paths relative to --images.")
 @click.option("--images", type=click.Path(exists=True, path_type=Path), default=None,
-              help="Aligned images: an images manifest (e.g. align/eval_aligned.parquet) or an "
-                   "<identity>/<image> folder; aligned as the checkpoints' training images were.")
+              help="The images: an images manifest (e.g. align/eval_aligned.parquet) or an <identity>/<image> "
+                   "folder of aligned faces or of raw photos (see --align).")
+@click.option("--align", "align", type=click.Choice(["auto", "always", "never"]), default="auto", show_default=True,
+              help="--images a folder: auto aligns its photos with MTCNN (into OUT/aligned) unless they are "
+                   "crops of the checkpoints' training size; always / never force it.")
 @click.option("--protocol", type=click.Choice(["lfw", "celeba-ident"]), default="lfw", show_default=True)
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("runs/evaluate"),
               show_default=True, help="Folder for metrics.json and roc.png.")
@@ -356,8 +359,8 @@ def inspect_cmd(manifest: Path) -> None:
 @click.option("--batch-size", type=click.IntRange(min=1), default=128, show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Print metrics.json instead of the table.")
 @friendly_errors
-def evaluate_cmd(baseline, augmented, pairs, images, protocol, out, bootstrap, seed, split, device, batch_size,
-                 as_json) -> None:
+def evaluate_cmd(baseline, augmented, pairs, images, align, protocol, out, bootstrap, seed, split, device,
+                 batch_size, as_json) -> None:
     """Compare a baseline recognizer with augmented ones on LFW pairs or the CelebA protocol.
 
     Prints accuracy, TAR at FAR 1e-3/1e-2/1e-1, AUC, EER, each delta to the
@@ -367,10 +370,18 @@ def evaluate_cmd(baseline, augmented, pairs, images, protocol, out, bootstrap, s
     from recognition.evaluate import evaluate_command, format_table
 
     result = evaluate_command(baseline, augmented, pairs, images, protocol, out, bootstrap, seed, split, device,
-                              batch_size)
+                              batch_size, align)
     if as_json:
         click.echo(json.dumps(result, indent=2))
     else:
+        note = result.get("images_aligned")
+        if note:
+            click.echo(
+                f"--images {note['folder']}: raw photos ({note['sizes_seen']}), not {note['alignment']} like the "
+                f"models' training faces: aligned {note['images']} with MTCNN into {note['out']} "
+                f"({note['aligned']} faces found, {note['centre_cropped']} centre-cropped without a face, "
+                f"{note['rejects']} rejected)"
+            )
         click.echo(format_table(result))
         click.echo(f"wrote {out / 'metrics.json'} and {out / 'roc.png'}")
 

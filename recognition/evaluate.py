@@ -41,6 +41,7 @@ from recognition.output import bundle, format_table, plot_roc, write_json
 from recognition.protocols import (
     ATTR_SHIFT, Protocol, attr_shift_pairs, attribute_of, ident_protocol, pairs_protocol, write_lfw_pairs,
 )  # fmt: skip
+from recognition.raw_images import align_for_evaluation, looks_aligned, training_alignment
 from recognition.scoring import _seed, evaluate_models, reference_name, split_repeat
 from recognition.sources import (
     ImageIndex, Model, index_from_manifest, load_images, load_pairs, models_from_recognizers,
@@ -242,20 +243,67 @@ def evaluate_command(
     split: str | None = None,
     device: str = "auto",
     batch_size: int = 128,
+    align: str = "auto",
 ) -> dict:
-    """What ``augment evaluate`` does; returns the metrics it wrote to ``out``."""
+    """What ``augment evaluate`` does; returns the metrics it wrote to ``out``.
+
+    ``align`` (``--images`` a folder): ``auto`` aligns the photos when they are
+    not crops of the models' training size, ``always`` aligns them, ``never``
+    takes them as they are (``recognition.raw_images``)."""
     from augment.runtime import resolve_device
 
     models = resolve_models(baseline, "baseline")
     for spec in augmented:
         models += resolve_models(spec, "augmented")
-    proto, index = cli_protocol(protocol, pairs, load_images(images), models, split, _seed(seed, protocol))
-    result, rocs = evaluate_models(proto, models, index, bootstrap=bootstrap, seed=seed,
-                                   device=resolve_device(device), batch_size=batch_size)  # fmt: skip
     out = Path(out)
+    dev = resolve_device(device)
+    index, aligned_note = evaluation_images(images, models, pairs if protocol == "lfw" else None, align, out, dev)
+    proto, index = cli_protocol(protocol, pairs, index, models, split, _seed(seed, protocol))
+    result, rocs = evaluate_models(proto, models, index, bootstrap=bootstrap, seed=seed,
+                                   device=dev, batch_size=batch_size)  # fmt: skip
+    if aligned_note is not None:
+        result["images_aligned"] = aligned_note
     result["roc_png"] = str(plot_roc({protocol: rocs}, out / "roc.png"))
     write_json(result, out / "metrics.json")
     return result
+
+
+def evaluation_images(images: Path | None, models: Sequence[Model], pairs: Path | None, align: str, out: Path,
+                      device) -> tuple[ImageIndex | None, dict | None]:
+    """The image index to embed, and what was aligned here (None: the images were used as given)."""
+    from augment.runtime import workers
+
+    index = load_images(images)
+    if index is None or not Path(images).is_dir() or align == "never":
+        return index, None
+    alignment = training_alignment([m for m in models if m.checkpoint is not None])
+    if alignment is None:
+        if align == "always":  # a usage error (exit 2): the option cannot be honoured
+            from augment.config import ConfigError
+
+            raise ConfigError("--align always: the models' checkpoints record no alignment (trained before it "
+                               "was recorded, outside a run folder): align the photos with `augment align` "
+                               "and pass its aligned.parquet as --images")
+        log.info("--images %s: the models record no alignment; the images are used as they are", images)
+        return index, None
+    aligned_already, sizes = looks_aligned(index.frame["file"].tolist(), alignment.size)
+    if aligned_already and align == "auto":
+        return index, None
+    keys = []
+    if pairs is not None:
+        frame = load_pairs(pairs)
+        keys = sorted(set(frame["path_a"]) | set(frame["path_b"]))
+    result = align_for_evaluation(Path(images), keys, alignment, out / "aligned", device=device.type,
+                                  workers=workers(0))
+    fallback = result.stats.get("centre_crop_fallback", {}).get("count", 0)
+    note = {
+        "folder": str(images), "sizes_seen": sizes, "alignment": alignment.describe(),
+        "alignment_from": alignment.where, "images": len(result.aligned) + len(result.rejects),
+        "aligned": len(result.aligned) - fallback, "centre_cropped": fallback, "rejects": len(result.rejects),
+        "out": str(out / "aligned" / "aligned.parquet"),
+    }
+    log.info("--images %s: raw photos (%s), not %s: aligned them with MTCNN", images, sizes, alignment.describe())
+    return index_from_manifest(result.aligned), note
 
 
 

@@ -25,6 +25,7 @@ import pandas as pd
 
 from augment import manifest as mf
 from augment.data.errors import DatasetError
+from recognition.raw_images import Alignment, alignment_from_meta, alignment_of_run
 
 IMAGE_EXTS = (".jpg", ".png", ".jpeg", ".bmp", ".webp")
 
@@ -128,6 +129,7 @@ class Model:
     attributes: tuple[str, ...] = ()
     backbone: str | None = None  # expected backbone of the checkpoint
     baseline: bool = False
+    alignment: Alignment | None = None  # how its training faces were aligned (checkpoints; None: unknown)
     _table_index: ImageIndex | None = field(default=None, repr=False)
     _table_emb: np.ndarray | None = field(default=None, repr=False)
 
@@ -216,14 +218,27 @@ def read_embedding_table(path: Path) -> tuple[pd.DataFrame, np.ndarray]:
 
 
 def models_from_recognizers(recognizers: mf.Manifest) -> list[Model]:
-    df = recognizers.df
-    return [
-        Model(
-            name=r.name, checkpoint=Path(recognizers.root) / r.path, backbone=r.backbone,
+    root = Path(recognizers.root)
+    run_alignment = alignment_of_run(root)
+    models = []
+    for r in recognizers.df.itertuples():
+        folder = root / r.path
+        alignment = _checkpoint_alignment(folder) or run_alignment
+        models.append(Model(
+            name=r.name, checkpoint=folder, backbone=r.backbone, alignment=alignment,
             attributes=tuple(r.attributes if r.attributes is not None else ()), baseline=r.name == "baseline",
-        )  # fmt: skip
-        for r in df.itertuples()
-    ]
+        ))  # fmt: skip
+    return models
+
+
+def _checkpoint_alignment(folder: Path) -> Alignment | None:
+    meta = folder / "meta.json"
+    if not meta.is_file():
+        return None  # named by the manifest but gone: embedding it reports the missing checkpoint
+    try:
+        return alignment_from_meta(json.loads(meta.read_text()), str(meta))
+    except (OSError, json.JSONDecodeError):
+        return None  # unreadable: loading the checkpoint reports it
 
 
 def resolve_models(spec: str, role: str) -> list[Model]:
@@ -245,7 +260,8 @@ def resolve_models(spec: str, role: str) -> list[Model]:
     if (path / "meta.json").is_file():
         meta = json.loads((path / "meta.json").read_text())
         attrs = tuple(meta.get("attributes") or ())
-        return [Model(name or meta.get("name") or path.name, checkpoint=path, attributes=attrs, baseline=is_base)]
+        return [Model(name or meta.get("name") or path.name, checkpoint=path, attributes=attrs, baseline=is_base,
+                      alignment=alignment_from_meta(meta, str(path / "meta.json")))]
     for cand in (path / "recognizers.parquet", path / "train_recognition" / "recognizers.parquet"):
         if cand.is_file():
             return _pick(models_from_recognizers(mf.read(cand, kind="recognizers")), role, name, cand)

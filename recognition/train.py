@@ -265,11 +265,14 @@ def train_model(
     device: torch.device,
     total_steps: int | None = None,
     metrics_file: Path | None = None,
+    alignment: dict | None = None,
 ) -> tuple[Path, dict]:
     """Train one recognizer (resuming from its latest checkpoint) and write ``out/final``.
 
-    ``total_steps`` None = ``epochs`` passes over this model's data. Returns
-    (final checkpoint folder, its metadata).
+    ``total_steps`` None = ``epochs`` passes over this model's data. ``alignment``
+    ({template, size} of the training faces) goes into the final checkpoint's
+    metadata, so that ``augment evaluate`` can align raw photos the same way.
+    Returns (final checkpoint folder, its metadata).
     """
     final = out / "final"
     if (final / ckpt.META).is_file():
@@ -363,6 +366,8 @@ def train_model(
         dist.barrier()
     meta = checkpoint_meta(rec_cfg, spec, labels, epoch, step, total)
     meta["train_images"] = len(data)
+    if alignment:
+        meta["alignment"] = alignment
     if dist.is_main():
         ckpt.save(final, {"backbone": model.backbone.state_dict()}, meta)
     dist.barrier()
@@ -395,11 +400,13 @@ def run_stage(cfg: PipelineConfig, inputs: StageInputs, run_dir: Path) -> StageO
     if rec_cfg.budget == "equal_steps":
         per_epoch = (specs[0].images // rec_cfg.batch_size)
         base_steps = rec_cfg.epochs * per_epoch
+    extra = aligned.meta.get("extra", {})
+    alignment = {"template": extra["template"], "size": int(extra["size"])} if "template" in extra else None
     rows = []
     for spec in specs:
         final, meta = train_model(spec, rec_cfg, run_dir / "models" / spec.folder, labels, transform,
                                   repeat_seed(cfg.seed, spec.repeat),
-                                  device, base_steps, run_dir / "metrics.jsonl")  # fmt: skip
+                                  device, base_steps, run_dir / "metrics.jsonl", alignment)  # fmt: skip
         rows.append({
             "name": spec.name,
             "path": final.relative_to(run_dir).as_posix(),
