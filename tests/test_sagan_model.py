@@ -172,3 +172,23 @@ def test_channels_last_instance_norm_matches_torch():
     y.backward(g), y_ref.backward(g)
     torch.testing.assert_close(xl.grad, xr.grad, atol=1e-4, rtol=1e-4)
     torch.testing.assert_close(ours.weight.grad, ref.weight.grad, atol=1e-4, rtol=1e-4)
+
+
+def test_mask_scaled_to_its_maximum():
+    """mask_scale=max: each image's mask is the paper's mask over its own maximum
+    (strongest point exactly 1, shape kept); older checkpoints load as 'none'."""
+    import dataclasses
+
+    G = SaGANGenerator(TINY)
+    G_max = SaGANGenerator(dataclasses.replace(TINY, mask_scale="max"))
+    G_max.load_state_dict(G.state_dict())
+    x = _images(3, 16)
+    b, b_max = G.attention(x), G_max.attention(x)
+    peak = b.amax(dim=(2, 3), keepdim=True)
+    assert bool((peak < 0.99).all())  # the paper's mask does not reach 1 here...
+    assert torch.allclose(b_max.amax(dim=(2, 3)), torch.ones(3, 1))  # ...the scaled one does
+    assert torch.allclose(b_max, b / peak)
+    assert model_config("fast", mask_scale="max").mask_scale == "max"
+    assert SaganModelConfig.from_dict({k: v for k, v in TINY.to_dict().items() if k != "mask_scale"}) == TINY
+    with pytest.raises(ValueError, match="mask_scale"):
+        SaganModelConfig(mask_scale="min")

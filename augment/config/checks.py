@@ -59,7 +59,7 @@ RANGES: dict[str, tuple[float | None, float | None]] = {
 # SaganModelConfig fields -> the train_sagan keys that set them (d_layers and
 # g_downsample follow from image_size and the preset).
 _SAGAN_KEYS = {"image_size": "image_size", "g_width": "g_width", "d_width": "d_width", "g_res_blocks": "res_blocks",
-               "g_downsample": "image_size", "d_layers": "image_size"}
+               "g_downsample": "image_size", "d_layers": "image_size", "mask_scale": "mask_scale"}
 
 
 def used_sections(cfg: PipelineConfig) -> set[str]:
@@ -123,7 +123,7 @@ def _check_sagan_sizes(cfg: PipelineConfig, source: str) -> None:
 
     s = cfg.train_sagan
     try:
-        model_config(s.preset, s.image_size, s.g_width, s.d_width, s.res_blocks)
+        model_config(s.preset, s.image_size, s.g_width, s.d_width, s.res_blocks, s.mask_scale)
     except SizeError as e:
         raise ConfigError(f"{source}: key 'train_sagan.{_SAGAN_KEYS[e.field]}': {e}") from None
 

@@ -165,6 +165,9 @@ class TrainSaganConfig:
     g_width: int = 0  # channels of F_m / F_a after their first conv; 0 = the preset's
     d_width: int = 0  # channels of D's first conv; 0 = the preset's
     res_blocks: int = -1  # residual blocks in F_m / F_a; -1 = the preset's
+    # Beyond the paper (keep "none" for it): "max" divides each image's mask by its
+    # maximum, so the strongest point of every mask is 1 (augment/sagan/model.py).
+    mask_scale: Literal["none", "max"] = "none"
     steps: int = 1000  # generator steps (each after n_critic critic steps)
     batch_size: int = 16
     n_critic: int = 3

@@ -114,14 +114,24 @@ class AttributeManipulationNet(nn.Module):
 
 
 class SpatialAttentionNet(nn.Module):
-    """F_a: x (N,3,H,W) in [-1,1] -> mask b (N,1,H,W) in [0,1]. Never sees c."""
+    """F_a: x (N,3,H,W) in [-1,1] -> mask b (N,1,H,W) in [0,1]. Never sees c.
+
+    ``cfg.mask_scale == "max"`` (beyond the paper) divides each image's mask by
+    its maximum, so its strongest point is 1: the paper's sigmoid mask tends to
+    stay under 0.5 on a short run, and a half blend leaves half the old
+    attribute in place (docs/sagan_ablation.md).
+    """
 
     def __init__(self, cfg: SaganModelConfig) -> None:
         super().__init__()
         self.net = _encoder_decoder(3, 1, cfg)
+        self.scale_to_max = cfg.mask_scale == "max"
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.sigmoid(self.net(x))
+        b = torch.sigmoid(self.net(x))
+        if self.scale_to_max:
+            b = b / b.amax(dim=(2, 3), keepdim=True).clamp_min(1e-6)
+        return b
 
 
 class SaGANGenerator(nn.Module):

@@ -18,6 +18,9 @@ class SizeError(ValueError):
         self.field = field
 
 
+MASK_SCALES = ("none", "max")
+
+
 @dataclass(frozen=True)
 class SaganModelConfig:
     """Sizes of both networks. ``paper`` = SAGAN.md Tables 1 and 2.
@@ -29,6 +32,10 @@ class SaganModelConfig:
     - g_res_blocks: residual blocks at the bottleneck (paper 4).
     - d_width: channels of D's first conv (paper 32); each next conv doubles them.
     - d_layers: stride-2 4x4 convs in D's trunk (paper 6: 128 px -> 2x2).
+    - mask_scale: ``none`` (the paper: b = sigmoid(F_a's output)) or ``max``
+      (beyond the paper: b divided by its own maximum over the image, so every
+      mask reaches 1 where the attention is strongest and an edit is never a
+      faint blend; ``SpatialAttentionNet``).
     """
 
     image_size: int = 128
@@ -37,8 +44,12 @@ class SaganModelConfig:
     g_res_blocks: int = 4
     d_width: int = 32
     d_layers: int = 6
+    mask_scale: str = "none"
 
     def __post_init__(self) -> None:
+        if self.mask_scale not in MASK_SCALES:
+            raise SizeError("mask_scale", f"model config: mask_scale must be one of {MASK_SCALES}, "
+                                          f"got {self.mask_scale!r}")
         for name in ("image_size", "g_width", "g_downsample", "d_width", "d_layers"):
             if getattr(self, name) < 1:
                 raise SizeError(name, f"model config: {name} must be >= 1, got {getattr(self, name)}")
@@ -82,7 +93,7 @@ PRESETS: dict[str, SaganModelConfig] = {
 
 
 def model_config(preset: str, image_size: int = 0, g_width: int = 0, d_width: int = 0,
-                 g_res_blocks: int = -1) -> SaganModelConfig:
+                 g_res_blocks: int = -1, mask_scale: str = "none") -> SaganModelConfig:
     """A preset, with any of its sizes overridden (0 / -1 = keep the preset's).
 
     Changing ``image_size`` keeps D's output at the preset's spatial size by
@@ -104,4 +115,6 @@ def model_config(preset: str, image_size: int = 0, g_width: int = 0, d_width: in
         changes["d_width"] = d_width
     if g_res_blocks >= 0:
         changes["g_res_blocks"] = g_res_blocks
+    if mask_scale != "none":
+        changes["mask_scale"] = mask_scale
     return dataclasses.replace(base, **changes)

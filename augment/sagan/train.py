@@ -417,7 +417,7 @@ def training_alignment(aligned: mf.Manifest) -> dict | None:
 
 def stage_model_config(sagan_cfg: TrainSaganConfig) -> SaganModelConfig:
     s = sagan_cfg
-    return model_config(s.preset, s.image_size, s.g_width, s.d_width, s.res_blocks)
+    return model_config(s.preset, s.image_size, s.g_width, s.d_width, s.res_blocks, s.mask_scale)
 
 
 def run_stage(cfg: PipelineConfig, inputs: StageInputs, run_dir: Path) -> StageOutputs:
