@@ -398,8 +398,32 @@ def build(cfg: PipelineConfig, inputs: dict, run_dir: Path, grids: dict[str, Ima
     return doc
 
 
+def grid_rows(df: pd.DataFrame, attribute: str, n: int) -> pd.DataFrame:
+    """n held-out rows (the test split, else all) for an edit grid: the first half
+    with ``attribute``, the second without, when both kinds are labelled (so the
+    grid shows the attribute drawn and taken away); else n rows evenly spaced."""
+    import pandas as pd
+
+    from augment.sagan.data import attribute_labels
+
+    pick = df[df["split"] == "test"]
+    if pick.empty:
+        pick = df
+
+    def spaced(rows: pd.DataFrame, k: int) -> pd.DataFrame:
+        return rows.iloc[:: max(1, len(rows) // max(k, 1))].iloc[:k]
+
+    labels = attribute_labels(pick, attribute)
+    with_, without = pick[labels == 1], pick[labels == 0]
+    if n >= 2 and len(with_) and len(without):
+        k = min(n // 2, len(with_))
+        return pd.concat([spaced(with_, k), spaced(without, n - k)])
+    return spaced(pick, n)
+
+
 def edit_grids(cfg: PipelineConfig, aligned: mf.Manifest, generators: mf.Manifest, n: int) -> dict[str, Image.Image]:
-    """Per attribute: rows of (input | +attribute | -attribute | mask) on held-out images.
+    """Per attribute: rows of (input | +attribute | -attribute | mask) on held-out
+    images, wearers first (``grid_rows``).
 
     Uses the same code path as the edit stage (one attention pass per image).
     """
@@ -410,17 +434,13 @@ def edit_grids(cfg: PipelineConfig, aligned: mf.Manifest, generators: mf.Manifes
     from augment.runtime import resolve_device
     from augment.sagan.generators import load_generator
 
-    df = aligned.df
-    pick = df[df["split"] == "test"]
-    if pick.empty:
-        pick = df
-    pick = pick.iloc[:: max(1, len(pick) // max(n, 1))].iloc[:n]
-    if pick.empty:
-        return {}
-    x = torch.stack([to_tensor(read_rgb(aligned.root / p)) for p in pick["path"]])
     device = resolve_device(cfg.device)
     grids = {}
     for _, g in generators.df.iterrows():
+        pick = grid_rows(aligned.df, g["attribute"], n)
+        if pick.empty:
+            continue
+        x = torch.stack([to_tensor(read_rgb(aligned.root / p)) for p in pick["path"]])
         G, _ = load_generator(generators.root / g["path"], g["attribute"], device)
         with torch.inference_mode():
             mask, edits = edit_batch(EditModels(g["attribute"], g["generator_id"], G, int(g["image_size"])),
