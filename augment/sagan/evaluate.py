@@ -321,9 +321,10 @@ def run_stage(cfg: PipelineConfig, inputs: StageInputs, run_dir: Path) -> StageO
 
 def _identity(cfg: PipelineConfig, inputs: dict, generator_dir: Path, attribute: str, gt: mf.Manifest | None,
               device) -> dict:
-    """id_preserved and its oracle twin (augment.sagan.identity), when this pipeline has
-    trained and evaluated a baseline recognizer and SynthFaces' ground truth is there."""
-    if "recognizers" not in inputs or "recognition_metrics" not in inputs or gt is None:
+    """id_preserved and (with SynthFaces' ground truth) its oracle twin
+    (augment.sagan.identity), when this pipeline has trained and evaluated a
+    baseline recognizer; on data.train's eval_sagan.split rows (held-out people)."""
+    if "recognizers" not in inputs or "recognition_metrics" not in inputs:
         return {}
     from augment.sagan.identity import baseline_recognizer, id_preservation, lfw_threshold
 
@@ -335,6 +336,8 @@ def _identity(cfg: PipelineConfig, inputs: dict, generator_dir: Path, attribute:
         rows = rows.iloc[: cfg.eval_sagan.max_images]
     out = id_preservation(G, int(gmeta["image_size"]), attribute, aligned, rows, gt, rec, rsize,
                           lfw_threshold(inputs["recognition_metrics"]), device, cfg.eval_sagan.batch_size)
-    log.info("[eval_sagan] %s: id_preserved %.3f (oracle %.3f), id_similarity %.3f (oracle %.3f)", attribute,
-             out["id_preserved"], out["id_preserved_oracle"], out["id_similarity"], out["id_similarity_oracle"])
+    oracle = (f" (oracle {out['id_preserved_oracle']:.3f}, {out['id_similarity_oracle']:.3f})"
+              if out["id_preserved_oracle"] is not None else " (no ground truth: no oracle)")
+    log.info("[eval_sagan] %s: id_preserved %.3f, id_similarity %.3f on %d images%s", attribute,
+             out["id_preserved"], out["id_similarity"], out["id_images"], oracle)
     return out

@@ -7,7 +7,8 @@ aligned crop) are embedded; reported are their mean cosine similarity and the
 fraction verified as the same person at the threshold the LFW protocol chose
 for that recognizer. The same for SynthFaces' exact counterfactual of each
 image (the oracle): its figure is the ceiling an editor can reach, since even a
-perfect edit changes the face a little.
+perfect edit changes the face a little. Without ground truth (real faces) the
+edits alone are measured and the ``_oracle`` figures are None.
 """
 
 from __future__ import annotations
@@ -48,21 +49,26 @@ def baseline_recognizer(recognizers: mf.Manifest, device) -> tuple[torch.nn.Modu
 
 @torch.no_grad()
 def id_preservation(generator, generator_size: int, attribute: str, aligned: mf.Manifest, rows: pd.DataFrame,
-                    gt: mf.Manifest, recognizer: torch.nn.Module, recognizer_size: int, threshold: float,
+                    gt: mf.Manifest | None, recognizer: torch.nn.Module, recognizer_size: int, threshold: float,
                     device="cpu", batch_size: int = 32) -> dict:
     """``id_preserved`` (fraction of edits with cosine > ``threshold``), ``id_similarity``
     (mean cosine) and their ``_oracle`` twins over the ``rows`` of ``aligned`` that have a
-    label and an exact counterfactual; each edit flips the image's attribute."""
+    label and (with ``gt``) an exact counterfactual; each edit flips the image's attribute.
+    ``gt`` None: every labelled row, no oracle (its figures None)."""
     from augment.edit import EditModels, edit_batch
     from augment.oracle import perfect_edit
     from augment.sagan.evaluate import groundtruth_index
     from recognition.embed import embed_batch
 
-    truths = groundtruth_index(gt, attribute, set(rows["source"].dropna()))
     labels = from_vectors(rows["attributes"], attribute)
-    keep = [(i, truths[s]) for i, s in enumerate(rows["sample_id"]) if labels[i] >= 0 and s in truths]
+    if gt is None:
+        keep = [(i, None) for i in range(len(rows)) if labels[i] >= 0]
+    else:
+        truths = groundtruth_index(gt, attribute, set(rows["source"].dropna()))
+        keep = [(i, truths[s]) for i, s in enumerate(rows["sample_id"]) if labels[i] >= 0 and s in truths]
     if not keep:
-        raise DatasetError(f"no labelled image with an exact counterfactual of {attribute} to measure identity on")
+        raise DatasetError(f"no labelled image{' with an exact counterfactual' if gt is not None else ''} of "
+                           f"{attribute} to measure identity on")
     models = EditModels(attribute, "", generator, generator_size)
 
     def embed(x: torch.Tensor) -> torch.Tensor:
@@ -80,9 +86,10 @@ def id_preservation(generator, generator_size: int, attribute: str, aligned: mf.
         for i, truth in part:
             row = rows.iloc[i]
             target = 1 - int(labels[i])
-            cf, _ = perfect_edit(row, Path(aligned.root), truth, Path(gt.root), target, int(labels[i]))
+            if truth is not None:
+                cf, _ = perfect_edit(row, Path(aligned.root), truth, Path(gt.root), target, int(labels[i]))
+                cfs.append(cf)
             srcs.append(read_rgb(Path(aligned.root) / row["path"]))
-            cfs.append(cf)
             targets.append(target)
         x = tensor(srcs)
         e_src = embed(x)
@@ -92,11 +99,14 @@ def id_preservation(generator, generator_size: int, attribute: str, aligned: mf.
         for v, xe in out.items():  # each image keeps the edit to its own target
             edited[t == v] = xe[t == v].clamp(-1, 1)
         sim.append((embed(edited) * e_src).sum(1).cpu().numpy())
-        sim_oracle.append((embed(tensor(cfs)) * e_src).sum(1).cpu().numpy())
-    s, so = np.concatenate(sim), np.concatenate(sim_oracle)
+        if cfs:
+            sim_oracle.append((embed(tensor(cfs)) * e_src).sum(1).cpu().numpy())
+    s = np.concatenate(sim)
+    so = np.concatenate(sim_oracle) if sim_oracle else None
     return {
         "id_preserved": float((s > threshold).mean()), "id_similarity": float(s.mean()),
-        "id_preserved_oracle": float((so > threshold).mean()), "id_similarity_oracle": float(so.mean()),
+        "id_preserved_oracle": None if so is None else float((so > threshold).mean()),
+        "id_similarity_oracle": None if so is None else float(so.mean()),
         "id_threshold": threshold, "id_images": int(s.size),
     }  # fmt: skip
 
