@@ -323,14 +323,15 @@ def _identity(cfg: PipelineConfig, inputs: dict, generator_dir: Path, attribute:
               device) -> dict:
     """id_preserved and (with SynthFaces' ground truth) its oracle twin
     (augment.sagan.identity), when this pipeline has trained and evaluated a
-    baseline recognizer; on data.train's eval_sagan.split rows (held-out people)."""
+    baseline recognizer; on the images judged above (data.sagan's, else data.train's
+    ``eval_sagan.split`` rows: people neither the generator nor the recognizer trained on)."""
     if "recognizers" not in inputs or "recognition_metrics" not in inputs:
         return {}
     from augment.sagan.identity import baseline_recognizer, id_preservation, lfw_threshold
 
     G, gmeta = load_generator(generator_dir, attribute, device)
     rec, rsize = baseline_recognizer(inputs["recognizers"], device)
-    aligned = inputs["aligned"]
+    aligned = inputs.get("sagan_aligned", inputs["aligned"])
     rows = aligned.df[aligned.df["split"] == cfg.eval_sagan.split].reset_index(drop=True)
     if cfg.eval_sagan.max_images > 0:
         rows = rows.iloc[: cfg.eval_sagan.max_images]
