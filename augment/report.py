@@ -454,8 +454,9 @@ def edit_grids(cfg: PipelineConfig, aligned: mf.Manifest, generators: mf.Manifes
 
 def run_stage(cfg: PipelineConfig, inputs: StageInputs, run_dir: Path) -> StageOutputs:
     grids = {}
-    if isinstance(inputs.get("aligned"), mf.Manifest) and isinstance(inputs.get("generators"), mf.Manifest):
-        grids = edit_grids(cfg, inputs["aligned"], inputs["generators"], cfg.report.grid_images)
+    faces = inputs.get("sagan_aligned", inputs.get("aligned"))  # the images eval_sagan judged
+    if isinstance(faces, mf.Manifest) and isinstance(inputs.get("generators"), mf.Manifest):
+        grids = edit_grids(cfg, faces, inputs["generators"], cfg.report.grid_images)
     doc = build(cfg, inputs, run_dir, grids)
     write_text(run_dir / "report.md", doc.render_md())
     out = run_dir / "report.html"

@@ -208,8 +208,10 @@ STAGES: dict[str, Stage] = {
             name="report",
             target="augment.report:run_stage",
             sections=("report",),
+            # edit grids on data.sagan's test people when set (labelled, the images
+            # eval_sagan judges), else on data.train's
             uses=("source", "eval_source", "pairs", "aligned", "eval_aligned", "rejects", "generators",
-                  "sagan_metrics", "edits", "recognition_metrics"),
+                  "sagan_metrics", "edits", "recognition_metrics", "sagan_aligned"),
             outputs={"report": FILE},
             help="report.html and report.md with tables, curves and edit grids",
         ),
