@@ -45,13 +45,17 @@ def test_celeba_cpu_pipeline_shrunken(celeba_aligned_10k, celeba_identities, lfw
 
     # the generators learnt from data.sagan's training split, the classifier too
     gens = mf.read(work / "train_sagan" / "generators.parquet", "generators")
-    assert set(gens.df["attribute"]) == {"Eyeglasses"}
+    assert set(gens.df["attribute"]) == {"Eyeglasses", "Smiling"}
     n_sagan_train = int((sagan.df["split"] == "train").sum())
     assert set(gens.df["train_images"]) == {n_sagan_train}
     quality = json.loads((work / "eval_sagan" / "metrics.json").read_text())
     n_sagan_test = int((sagan.df["split"] == "test").sum())
-    assert quality["Eyeglasses"]["images"] == n_sagan_test
-    assert 0.0 <= quality["Eyeglasses"]["edit_success"] <= 1.0
+    for attr in ("Eyeglasses", "Smiling"):
+        assert quality[attr]["images"] == n_sagan_test
+        assert 0.0 <= quality[attr]["edit_success"] <= 1.0
+        # identity on real faces: the baseline recognizer, no oracle without ground truth
+        assert quality[attr]["id_images"] == n_sagan_test and quality[attr]["id_preserved_oracle"] is None
+        assert 0.0 <= quality[attr]["id_preserved"] <= 1.0
 
     # every training photo of data.train edited to both values
     edits = mf.read(work / "edit" / "edits.parquet", "images")
@@ -59,11 +63,16 @@ def test_celeba_cpu_pipeline_shrunken(celeba_aligned_10k, celeba_identities, lfw
     assert len(edits) == 2 * len(train_ids) and set(edits.df["parent_id"]) == train_ids
 
     metrics = json.loads((work / "evaluate" / "metrics.json").read_text())
-    assert set(metrics["protocols"]) == {"lfw", "attr-shift:Eyeglasses", "celeba-ident"}
-    for name in ("lfw", "attr-shift:Eyeglasses"):
+    assert set(metrics["protocols"]) == {"lfw", "attr-shift:Eyeglasses", "attr-shift:Smiling", "celeba-ident"}
+    for name in ("lfw", "attr-shift:Eyeglasses", "attr-shift:Smiling"):
         proto = metrics["protocols"][name]
-        assert {"baseline", "+Eyeglasses"} <= set(proto["models"])
-        assert proto["repeats"]["+Eyeglasses"]["seeds"] == 3 and proto["repeats"]["baseline"]["seeds"] == 3
+        assert {"baseline", "+Eyeglasses", "+Smiling"} <= set(proto["models"])
+        assert {proto["repeats"][m]["seeds"] for m in ("baseline", "+Eyeglasses", "+Smiling")} == {3}
     assert metrics["protocols"]["lfw"]["models"]["baseline"]["pairs"] == 1000
     html = (work / "report.html").read_text()
     assert "data:image/png;base64," in html  # the real edit grids
+    # every recognizer records how its faces were aligned, for `augment evaluate` on raw photos
+    recs = mf.read(work / "train_recognition" / "recognizers.parquet", "recognizers")
+    for path in recs.df["path"]:
+        meta = json.loads((work / "train_recognition" / path / "meta.json").read_text())
+        assert meta["alignment"] == {"template": "sagan", "size": 64}

@@ -136,3 +136,7 @@ def test_id_preservation_of_an_editor_that_changes_nothing(tmp_path):
     assert out["id_similarity_oracle"] < 1.0  # the perfect edit does change the face
     strict = id_preservation(_KeepGenerator(), 32, "Eyeglasses", aligned, rows, gt, recognizer, 16, threshold=1.01)
     assert strict["id_preserved"] == 0.0 and strict["id_preserved_oracle"] == 0.0
+    # real faces have no ground truth: the edits alone, every labelled row, no oracle
+    real = id_preservation(_KeepGenerator(), 32, "Eyeglasses", aligned, rows, None, recognizer, 16, threshold=0.5)
+    assert real["id_images"] == len(rows) and real["id_preserved"] == 1.0
+    assert real["id_preserved_oracle"] is None and real["id_similarity_oracle"] is None
