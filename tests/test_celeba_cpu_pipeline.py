@@ -60,7 +60,7 @@ def test_celeba_cpu_pipeline_shrunken(celeba_aligned_10k, celeba_identities, lfw
     # every training photo of data.train edited to both values
     edits = mf.read(work / "edit" / "edits.parquet", "images")
     train_ids = set(aligned.df.loc[aligned.df["split"] == "train", "sample_id"])
-    assert len(edits) == 2 * len(train_ids) and set(edits.df["parent_id"]) == train_ids
+    assert len(edits) == 4 * len(train_ids) and set(edits.df["parent_id"]) == train_ids  # 2 attributes x 2 values
 
     metrics = json.loads((work / "evaluate" / "metrics.json").read_text())
     assert set(metrics["protocols"]) == {"lfw", "attr-shift:Eyeglasses", "attr-shift:Smiling", "celeba-ident"}
