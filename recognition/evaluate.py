@@ -41,7 +41,7 @@ from recognition.output import bundle, format_table, plot_roc, write_json
 from recognition.protocols import (
     ATTR_SHIFT, Protocol, attr_shift_pairs, attribute_of, ident_protocol, pairs_protocol, write_lfw_pairs,
 )  # fmt: skip
-from recognition.raw_images import align_for_evaluation, looks_aligned, training_alignment
+from recognition.raw_images import align_for_evaluation, looks_aligned, models_alignment
 from recognition.scoring import _seed, evaluate_models, reference_name, split_repeat
 from recognition.sources import (
     ImageIndex, Model, index_from_manifest, load_images, load_pairs, models_from_recognizers,
@@ -276,7 +276,7 @@ def evaluation_images(images: Path | None, models: Sequence[Model], pairs: Path 
     index = load_images(images)
     if index is None or not Path(images).is_dir() or align == "never":
         return index, None
-    alignment = training_alignment([m for m in models if m.checkpoint is not None])
+    alignment = models_alignment([m for m in models if m.checkpoint is not None])
     if alignment is None:
         if align == "always":  # a usage error (exit 2): the option cannot be honoured
             from augment.config import ConfigError

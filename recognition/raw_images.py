@@ -5,7 +5,7 @@ align stage's template and size). ``augment evaluate`` is often pointed at a
 folder of raw photos instead (LFW's 250x250 deep-funneled images, a user's own
 pictures), which it would otherwise resize whole and score as faces. Here:
 
-- ``training_alignment``: the template and size the models' training faces were
+- ``models_alignment``: the template and size the models' training faces were
   aligned with: the checkpoint's ``alignment`` metadata, else (checkpoints made
   before it was recorded) the ``align`` manifest of the run they belong to;
 - ``looks_aligned``: whether a folder's images are already such crops (every
@@ -55,13 +55,13 @@ def alignment_of_run(recognizers_root: Path) -> Alignment | None:
     aligned = Path(recognizers_root).parent / "align" / "aligned.parquet"
     if not aligned.is_file():
         return None
-    extra = mf.read(aligned, kind="images").meta.get("extra", {})
-    if "template" not in extra or "size" not in extra:
-        return None
-    return Alignment(str(extra["template"]), int(extra["size"]), str(aligned))
+    from augment.align.stage import alignment_of
+
+    got = alignment_of(mf.read(aligned, kind="images"))
+    return None if got is None else Alignment(got["template"], got["size"], str(aligned))
 
 
-def training_alignment(models: Sequence) -> Alignment | None:
+def models_alignment(models: Sequence) -> Alignment | None:
     """The one alignment all checkpoint models were trained on (None: none recorded);
     an error when two models disagree (their faces cannot share one crop)."""
     found = {(m.alignment.template, m.alignment.size): m.alignment for m in models if m.alignment is not None}

@@ -41,6 +41,7 @@ from torch.utils.data import DataLoader, DistributedSampler
 from augment import checkpoint as ckpt
 from augment import distributed as dist
 from augment import manifest as mf
+from augment.align.stage import alignment_of
 from augment.config import PipelineConfig
 from augment.data.errors import DatasetError
 from augment.stages import StageInputs, StageOutputs
@@ -400,8 +401,7 @@ def run_stage(cfg: PipelineConfig, inputs: StageInputs, run_dir: Path) -> StageO
     if rec_cfg.budget == "equal_steps":
         per_epoch = (specs[0].images // rec_cfg.batch_size)
         base_steps = rec_cfg.epochs * per_epoch
-    extra = aligned.meta.get("extra", {})
-    alignment = {"template": extra["template"], "size": int(extra["size"])} if "template" in extra else None
+    alignment = alignment_of(aligned)
     rows = []
     for spec in specs:
         final, meta = train_model(spec, rec_cfg, run_dir / "models" / spec.folder, labels, transform,

@@ -17,18 +17,21 @@ CELEBA_WILD = SHARED_DATA / "celeba-wild-sample"
 LFW_SAMPLE = SHARED_DATA / "lfw-view1-sample"
 
 
+def _shared(root: Path, marker: str, what: str) -> Path:
+    """``root`` when ``root / marker`` exists, else skip the test naming what is missing."""
+    if not (root / marker).exists():
+        pytest.skip(f"{what} not found at {root}")
+    return root
+
+
 @pytest.fixture
 def celeba_wild() -> Path:
-    if not (CELEBA_WILD / "img_celeba").is_dir():
-        pytest.skip(f"real CelebA sample not found at {CELEBA_WILD}")
-    return CELEBA_WILD
+    return _shared(CELEBA_WILD, "img_celeba", "real CelebA sample")
 
 
 @pytest.fixture
 def lfw_sample() -> Path:
-    if not (LFW_SAMPLE / "lfw-deepfunneled").is_dir():
-        pytest.skip(f"real LFW sample not found at {LFW_SAMPLE}")
-    return LFW_SAMPLE
+    return _shared(LFW_SAMPLE, "lfw-deepfunneled", "real LFW sample")
 
 
 @pytest.fixture
@@ -49,20 +52,14 @@ CELEBA_FULLTEXT = SHARED_DATA / "celeba-fulltext"
 
 @pytest.fixture
 def celeba_aligned_10k() -> Path:
-    if not (CELEBA_ALIGNED_10K / "img_align_celeba").is_dir():
-        pytest.skip(f"real CelebA aligned 89x109 copy not found at {CELEBA_ALIGNED_10K}")
-    return CELEBA_ALIGNED_10K
+    return _shared(CELEBA_ALIGNED_10K, "img_align_celeba", "real CelebA aligned 89x109 copy")
 
 
 @pytest.fixture
 def celeba_identities() -> Path:
-    if not (CELEBA_IDENTITIES / "img_align_celeba").is_dir():
-        pytest.skip(f"real CelebA identities set not found at {CELEBA_IDENTITIES}")
-    return CELEBA_IDENTITIES
+    return _shared(CELEBA_IDENTITIES, "img_align_celeba", "real CelebA identities set")
 
 
 @pytest.fixture
 def celeba_fulltext() -> Path:
-    if not (CELEBA_FULLTEXT / "identity_CelebA.txt").is_file():
-        pytest.skip(f"real CelebA text files not found at {CELEBA_FULLTEXT}")
-    return CELEBA_FULLTEXT
+    return _shared(CELEBA_FULLTEXT, "identity_CelebA.txt", "real CelebA text files")

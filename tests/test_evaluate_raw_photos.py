@@ -17,7 +17,7 @@ from augment import manifest as mf
 from augment.cli import cli
 from augment.config import TrainRecognitionConfig
 from augment.data.errors import DatasetError
-from recognition.raw_images import Alignment, looks_aligned, training_alignment
+from recognition.raw_images import Alignment, looks_aligned, models_alignment
 from recognition.sources import Model
 from recognition.train import KIND, build_model
 
@@ -116,6 +116,6 @@ def test_looks_aligned_and_disagreeing_models(tmp_path):
     assert looks_aligned(files, 64) == (False, "64x64, 80x64")
     a = Model("a", checkpoint=tmp_path, alignment=Alignment("sagan", 64, "a/meta.json"))
     b = Model("b", checkpoint=tmp_path, alignment=Alignment("arcface", 64, "b/meta.json"))
-    assert training_alignment([a, Model("c", table=tmp_path)]) == a.alignment
+    assert models_alignment([a, Model("c", table=tmp_path)]) == a.alignment
     with pytest.raises(DatasetError, match="aligned differently"):
-        training_alignment([a, b])
+        models_alignment([a, b])

@@ -87,7 +87,7 @@ def test_resolve_finds_models_in_runs_stage_folders_manifests_and_checkpoints(tm
 def test_train_sagan_records_the_alignment_in_the_generator_export(tmp_path):
     from augment import checkpoint as ckpt
     from augment.sagan.generators import export_generator
-    from augment.sagan.train import training_alignment
+    from augment.align.stage import alignment_of as training_alignment
 
     aligned = mf.Manifest("images", mf.frame("images", []), tmp_path,
                           {"extra": {"template": "sagan", "size": 128, "modes": {}}})

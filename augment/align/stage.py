@@ -317,6 +317,15 @@ def _log_modes(prefix: str, mode: str, missing_landmarks: str, items: list[Item]
              prefix, len(items), n_lm, len(items) - n_lm, missing_landmarks, how)
 
 
+def alignment_of(aligned: mf.Manifest) -> dict | None:
+    """``{"template", "size"}`` an aligned manifest was made with (from the stats
+    ``_stats`` writes into its extra), or None for a manifest made otherwise."""
+    extra = aligned.meta.get("extra") or {}
+    if extra.get("template") and extra.get("size"):
+        return {"template": str(extra["template"]), "size": int(extra["size"])}
+    return None
+
+
 def _stats(modes, records, rejects, fallen, aligned, s: Settings, role: str) -> dict:
     by_mode: dict[str, int] = {}
     for m in modes:

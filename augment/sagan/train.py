@@ -41,6 +41,7 @@ from augment import manifest as mf
 from augment.config import PipelineConfig, TrainSaganConfig, section_hash
 from augment.io import save_png, to_uint8
 from augment.runtime import derive_seed, resolve_device, torch_threads
+from augment.align.stage import alignment_of
 from augment.sagan.data import BalancedBatchSampler, ImageDataset, attribute_labels, attribute_rows
 from augment.sagan.generators import CHECKPOINT_KIND, export_generator
 from augment.sagan import diffaug
@@ -402,14 +403,6 @@ def train(
     return ckpt_dir / f"step_{step:07d}"
 
 
-def training_alignment(aligned: mf.Manifest) -> dict | None:
-    """``{"template", "size"}`` of an aligned manifest (the align stage's stats), or None."""
-    extra = aligned.meta.get("extra") or {}
-    if extra.get("template") and extra.get("size"):
-        return {"template": str(extra["template"]), "size": int(extra["size"])}
-    return None
-
-
 # --------------------------------------------------------------------------- #
 # The stage
 # --------------------------------------------------------------------------- #
@@ -448,7 +441,7 @@ def run_stage(cfg: PipelineConfig, inputs: StageInputs, run_dir: Path) -> StageO
                          train_sagan_hash=train_sagan_hash, samples_dir=run_dir / "samples" / attribute, blobs=blobs)
         gen_dir = out_dir / "generator"
         if dist.is_main():
-            export_generator(last, gen_dir, training_alignment(aligned))
+            export_generator(last, gen_dir, alignment_of(aligned))
             rows.append({
                 "attribute": attribute,
                 "path": gen_dir.relative_to(run_dir).as_posix(),
@@ -460,6 +453,6 @@ def run_stage(cfg: PipelineConfig, inputs: StageInputs, run_dir: Path) -> StageO
                 "train_positive": n_pos,
             })
         dist.barrier()
-    extra = {"align": training_alignment(aligned)}
+    extra = {"align": alignment_of(aligned)}
     return {"generators": mf.Manifest("generators", mf.frame("generators", rows), run_dir, {"extra": extra})}
 
