@@ -123,7 +123,7 @@ def _check_sagan_sizes(cfg: PipelineConfig, source: str) -> None:
 
     s = cfg.train_sagan
     try:
-        model_config(s.preset, s.image_size, s.g_width, s.d_width, s.res_blocks, s.mask_scale)
+        model_config(s.preset, s.image_size, s.g_width, s.d_width, s.res_blocks, s.mask_scale, s.g_skips)
     except SizeError as e:
         raise ConfigError(f"{source}: key 'train_sagan.{_SAGAN_KEYS[e.field]}': {e}") from None
 

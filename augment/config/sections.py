@@ -168,6 +168,8 @@ class TrainSaganConfig:
     # Beyond the paper (keep "none" for it): "max" divides each image's mask by its
     # maximum, so the strongest point of every mask is 1 (augment/sagan/model.py).
     mask_scale: Literal["none", "max"] = "none"
+    # Beyond the paper (keep false for it): U-Net skips in F_m and F_a (augment/sagan/model.py).
+    g_skips: bool = False
     steps: int = 1000  # generator steps (each after n_critic critic steps)
     batch_size: int = 16
     n_critic: int = 3

@@ -101,12 +101,53 @@ def _encoder_decoder(in_ch: int, out_ch: int, cfg: SaganModelConfig) -> nn.Seque
     return nn.Sequential(*layers)
 
 
+class UNet(nn.Module):
+    """``_encoder_decoder``'s layout with U-Net skip connections (beyond the paper;
+    ``SaganModelConfig.g_skips``): each transposed conv, and the output conv, takes
+    the features of the level above concatenated with the encoder's features of
+    the same resolution (pix2pix's skips). The paper's F_m must carry every detail
+    of its input through the bottleneck (12x12 at 48 px), so it cannot copy a thin
+    frame, and the identity term then keeps the mask low wherever it is on.
+
+    x (N, in_ch, H, W) -> (N, out_ch, H, W), no output activation.
+    """
+
+    def __init__(self, in_ch: int, out_ch: int, cfg: SaganModelConfig) -> None:
+        super().__init__()
+        w = cfg.g_width
+        self.stem = nn.Sequential(nn.Conv2d(in_ch, w, 7, 1, 3, bias=False), _norm(w), nn.ReLU(inplace=True))
+        self.down = nn.ModuleList()
+        for _ in range(cfg.g_downsample):
+            self.down.append(nn.Sequential(nn.Conv2d(w, w * 2, 4, 2, 1, bias=False), _norm(w * 2), nn.ReLU(inplace=True)))
+            w *= 2
+        self.res = nn.Sequential(*[ResidualBlock(w) for _ in range(cfg.g_res_blocks)])
+        self.up = nn.ModuleList()
+        for _ in range(cfg.g_downsample):
+            self.up.append(nn.Sequential(nn.ConvTranspose2d(2 * w, w // 2, 4, 2, 1, bias=False), _norm(w // 2),
+                                         nn.ReLU(inplace=True)))
+            w //= 2
+        self.out = nn.Conv2d(2 * w, out_ch, 7, 1, 3, bias=True)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        skips = [self.stem(x)]
+        for block in self.down:
+            skips.append(block(skips[-1]))
+        h = self.res(skips[-1])
+        for block, skip in zip(self.up, reversed(skips[1:])):
+            h = block(torch.cat([h, skip], dim=1))
+        return self.out(torch.cat([h, skips[0]], dim=1))
+
+
+def _body(in_ch: int, out_ch: int, cfg: SaganModelConfig) -> nn.Module:
+    return UNet(in_ch, out_ch, cfg) if cfg.g_skips else _encoder_decoder(in_ch, out_ch, cfg)
+
+
 class AttributeManipulationNet(nn.Module):
     """F_m: (x (N,3,H,W) in [-1,1], c (N,) in {0,1}) -> I_a (N,3,H,W) in [-1,1]."""
 
     def __init__(self, cfg: SaganModelConfig) -> None:
         super().__init__()
-        self.net = _encoder_decoder(4, 3, cfg)
+        self.net = _body(4, 3, cfg)
 
     def forward(self, x: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
         plane = c.to(x.dtype).reshape(-1, 1, 1, 1).expand(-1, 1, x.shape[2], x.shape[3])
@@ -124,7 +165,7 @@ class SpatialAttentionNet(nn.Module):
 
     def __init__(self, cfg: SaganModelConfig) -> None:
         super().__init__()
-        self.net = _encoder_decoder(3, 1, cfg)
+        self.net = _body(3, 1, cfg)
         self.scale_to_max = cfg.mask_scale == "max"
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -36,6 +36,10 @@ class SaganModelConfig:
       (beyond the paper: b divided by its own maximum over the image, so every
       mask reaches 1 where the attention is strongest and an edit is never a
       faint blend; ``SpatialAttentionNet``).
+    - g_skips: beyond the paper (False there): U-Net skip connections in F_m and
+      F_a, each decoder level also seeing the encoder's features of its
+      resolution (``augment.sagan.model.UNet``), so that F_m can copy the fine
+      detail of its input and F_a can draw a thin frame's shape.
     """
 
     image_size: int = 128
@@ -45,6 +49,7 @@ class SaganModelConfig:
     d_width: int = 32
     d_layers: int = 6
     mask_scale: str = "none"
+    g_skips: bool = False
 
     def __post_init__(self) -> None:
         if self.mask_scale not in MASK_SCALES:
@@ -93,7 +98,7 @@ PRESETS: dict[str, SaganModelConfig] = {
 
 
 def model_config(preset: str, image_size: int = 0, g_width: int = 0, d_width: int = 0,
-                 g_res_blocks: int = -1, mask_scale: str = "none") -> SaganModelConfig:
+                 g_res_blocks: int = -1, mask_scale: str = "none", g_skips: bool = False) -> SaganModelConfig:
     """A preset, with any of its sizes overridden (0 / -1 = keep the preset's).
 
     Changing ``image_size`` keeps D's output at the preset's spatial size by
@@ -117,4 +122,6 @@ def model_config(preset: str, image_size: int = 0, g_width: int = 0, d_width: in
         changes["g_res_blocks"] = g_res_blocks
     if mask_scale != "none":
         changes["mask_scale"] = mask_scale
+    if g_skips:
+        changes["g_skips"] = True
     return dataclasses.replace(base, **changes)

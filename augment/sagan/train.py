@@ -410,7 +410,7 @@ def train(
 
 def stage_model_config(sagan_cfg: TrainSaganConfig) -> SaganModelConfig:
     s = sagan_cfg
-    return model_config(s.preset, s.image_size, s.g_width, s.d_width, s.res_blocks, s.mask_scale)
+    return model_config(s.preset, s.image_size, s.g_width, s.d_width, s.res_blocks, s.mask_scale, s.g_skips)
 
 
 def run_stage(cfg: PipelineConfig, inputs: StageInputs, run_dir: Path) -> StageOutputs:
