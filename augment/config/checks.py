@@ -119,11 +119,10 @@ def _check_synth(cfg: PipelineConfig, source: str) -> None:
 
 def _check_sagan_sizes(cfg: PipelineConfig, source: str) -> None:
     """The SaGAN networks can take the sizes train_sagan asks for (augment/sagan/sizes.py)."""
-    from augment.sagan.sizes import SizeError, model_config
+    from augment.sagan.sizes import SizeError, stage_model_config
 
-    s = cfg.train_sagan
     try:
-        model_config(s.preset, s.image_size, s.g_width, s.d_width, s.res_blocks, s.mask_scale, s.g_skips)
+        stage_model_config(cfg.train_sagan)
     except SizeError as e:
         raise ConfigError(f"{source}: key 'train_sagan.{_SAGAN_KEYS[e.field]}': {e}") from None
 

@@ -86,16 +86,30 @@ class ResidualBlock(nn.Module):
         return x + self.body(x)
 
 
+def _stem(in_ch: int, w: int) -> list[nn.Module]:
+    return [nn.Conv2d(in_ch, w, 7, 1, 3, bias=False), _norm(w), nn.ReLU(inplace=True)]
+
+
+def _down(w: int) -> list[nn.Module]:
+    """Half the resolution, twice the channels."""
+    return [nn.Conv2d(w, w * 2, 4, 2, 1, bias=False), _norm(w * 2), nn.ReLU(inplace=True)]
+
+
+def _up(in_ch: int, out_ch: int) -> list[nn.Module]:
+    """Twice the resolution."""
+    return [nn.ConvTranspose2d(in_ch, out_ch, 4, 2, 1, bias=False), _norm(out_ch), nn.ReLU(inplace=True)]
+
+
 def _encoder_decoder(in_ch: int, out_ch: int, cfg: SaganModelConfig) -> nn.Sequential:
     """The shared layout of F_m and F_a (Table 1), without the output activation."""
     w = cfg.g_width
-    layers: list[nn.Module] = [nn.Conv2d(in_ch, w, 7, 1, 3, bias=False), _norm(w), nn.ReLU(inplace=True)]
+    layers = _stem(in_ch, w)
     for _ in range(cfg.g_downsample):
-        layers += [nn.Conv2d(w, w * 2, 4, 2, 1, bias=False), _norm(w * 2), nn.ReLU(inplace=True)]
+        layers += _down(w)
         w *= 2
     layers += [ResidualBlock(w) for _ in range(cfg.g_res_blocks)]
     for _ in range(cfg.g_downsample):
-        layers += [nn.ConvTranspose2d(w, w // 2, 4, 2, 1, bias=False), _norm(w // 2), nn.ReLU(inplace=True)]
+        layers += _up(w, w // 2)
         w //= 2
     layers.append(nn.Conv2d(w, out_ch, 7, 1, 3, bias=True))
     return nn.Sequential(*layers)
@@ -115,16 +129,15 @@ class UNet(nn.Module):
     def __init__(self, in_ch: int, out_ch: int, cfg: SaganModelConfig) -> None:
         super().__init__()
         w = cfg.g_width
-        self.stem = nn.Sequential(nn.Conv2d(in_ch, w, 7, 1, 3, bias=False), _norm(w), nn.ReLU(inplace=True))
+        self.stem = nn.Sequential(*_stem(in_ch, w))
         self.down = nn.ModuleList()
         for _ in range(cfg.g_downsample):
-            self.down.append(nn.Sequential(nn.Conv2d(w, w * 2, 4, 2, 1, bias=False), _norm(w * 2), nn.ReLU(inplace=True)))
+            self.down.append(nn.Sequential(*_down(w)))
             w *= 2
         self.res = nn.Sequential(*[ResidualBlock(w) for _ in range(cfg.g_res_blocks)])
         self.up = nn.ModuleList()
         for _ in range(cfg.g_downsample):
-            self.up.append(nn.Sequential(nn.ConvTranspose2d(2 * w, w // 2, 4, 2, 1, bias=False), _norm(w // 2),
-                                         nn.ReLU(inplace=True)))
+            self.up.append(nn.Sequential(*_up(2 * w, w // 2)))  # its input: the level below + the skip
             w //= 2
         self.out = nn.Conv2d(2 * w, out_ch, 7, 1, 3, bias=True)
 

@@ -125,3 +125,9 @@ def model_config(preset: str, image_size: int = 0, g_width: int = 0, d_width: in
     if g_skips:
         changes["g_skips"] = True
     return dataclasses.replace(base, **changes)
+
+
+def stage_model_config(s) -> SaganModelConfig:
+    """The model config that a ``train_sagan`` section (``TrainSaganConfig``) asks for;
+    raises SizeError naming the field it cannot take."""
+    return model_config(s.preset, s.image_size, s.g_width, s.d_width, s.res_blocks, s.mask_scale, s.g_skips)

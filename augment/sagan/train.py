@@ -46,7 +46,8 @@ from augment.sagan.data import BalancedBatchSampler, ImageDataset, attribute_lab
 from augment.sagan.generators import CHECKPOINT_KIND, export_generator
 from augment.sagan import diffaug
 from augment.sagan.losses import d_loss, g_forward, g_loss
-from augment.sagan.model import SaganModelConfig, SaGANDiscriminator, SaGANGenerator, model_config
+from augment.sagan.model import SaganModelConfig, SaGANDiscriminator, SaGANGenerator
+from augment.sagan.sizes import stage_model_config
 from augment.sagan.smudge import aligned_blobs, smudge_batch
 from augment.stages import StageInputs, StageOutputs
 
@@ -406,11 +407,6 @@ def train(
 # --------------------------------------------------------------------------- #
 # The stage
 # --------------------------------------------------------------------------- #
-
-
-def stage_model_config(sagan_cfg: TrainSaganConfig) -> SaganModelConfig:
-    s = sagan_cfg
-    return model_config(s.preset, s.image_size, s.g_width, s.d_width, s.res_blocks, s.mask_scale, s.g_skips)
 
 
 def run_stage(cfg: PipelineConfig, inputs: StageInputs, run_dir: Path) -> StageOutputs:
