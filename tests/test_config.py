@@ -126,6 +126,7 @@ def test_ranges_cover_only_the_sections_of_the_stages_that_run():
     (["train_sagan.g_width=-4"], "train_sagan.g_width", "g_width must be >= 1"),
     (["train_sagan.preset=paper", "train_sagan.image_size=100"], "train_sagan.image_size", "must be divisible by"),
     (["train_recognition.image_size=100"], "train_recognition.image_size", "multiple of 16"),
+    (["train_sagan.mask_soft_steps=100"], "train_sagan.mask_soft_steps", "only applies to train_sagan.mask_scale 'hard'"),
     (["train_recognition.backbone=inception_resnet_v1"], "train_recognition.image_size", "at least 80"),
 ])
 def test_settings_the_stages_cannot_take_are_refused_at_load(sets, key, message):

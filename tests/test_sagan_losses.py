@@ -9,7 +9,7 @@ import torch
 
 from augment.config import TrainSaganConfig
 from augment.sagan import train as T
-from augment.sagan.losses import attribute_loss, d_loss, g_loss, gradient_penalty, interpolate
+from augment.sagan.losses import attribute_loss, d_loss, g_forward, g_loss, gradient_penalty, interpolate
 from augment.sagan.model import SaGANDiscriminator, SaGANGenerator
 from tests.sagan_fixtures import TINY
 
@@ -259,3 +259,34 @@ def test_train_step_reusing_the_edits_gives_the_weights_of_the_plain_step():
     moved = max((a - b).abs().max().item() for a, b in
                 zip(ours[0].parameters(), nets()[0].parameters()))
     assert moved > 1e-4  # the comparison is not between two untouched networks
+
+
+def test_identity_through_the_mask_keeps_the_value_and_holds_a_hard_mask_back():
+    """identity_through_mask: the identity term's value is the paper's for a soft mask;
+    with a hard (straight-through) mask it also has a gradient where the mask is 0,
+    so the region cannot grow unopposed."""
+    import dataclasses
+
+    torch.manual_seed(0)
+    G, D = SaGANGenerator(TINY), SaGANDiscriminator(TINY)
+    x, c = _batch()
+    _, paper = _g_loss(G, D, x, c, 1 - c)
+    _, linear = _g_loss(G, D, x, c, 1 - c, identity_through_mask=True)
+    assert linear["g_rec_id"] == pytest.approx(paper["g_rec_id"], rel=1e-5)
+
+    G_hard = SaGANGenerator(dataclasses.replace(TINY, mask_scale="hard"))
+    with torch.no_grad():  # a mask with contrast, so the hard mask has 0s
+        G.san.net[-1].weight.normal_(0.0, 1.0, generator=torch.Generator().manual_seed(0))
+    G_hard.load_state_dict(G.state_dict())
+    grads = {}
+    for linear_form in (False, True):
+        G_hard.zero_grad()
+        n = len(x)
+        x_both, mask_both, x_a_both = g_forward(G_hard, x, c, 1 - c)
+        mask_both.retain_grad()
+        loss, _ = g_loss(G_hard, D, x, c, 1 - c, lambda_cls=0.0, lambda1=0.0, lambda2=1.0,
+                         identity_through_mask=linear_form, forward=(x_both, mask_both, x_a_both))
+        loss.backward()  # the second half of the mask gets its gradient from the identity term alone
+        off = mask_both[n:].detach() == 0
+        grads[linear_form] = mask_both.grad[n:][off].abs().sum().item()
+    assert grads[False] == 0.0 and grads[True] > 0.0

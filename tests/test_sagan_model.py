@@ -196,6 +196,37 @@ def test_mask_scaled_to_its_maximum():
         SaganModelConfig(mask_scale="min")
 
 
+def test_hard_mask_is_the_soft_mask_thresholded_with_its_gradient():
+    """mask_scale=hard: b is exactly 1 where the paper's mask is at least half its
+    own maximum and 0 elsewhere; its gradient is the soft mask's (straight
+    through); with ``soft`` set (the training warm-up) it is the paper's mask."""
+    import dataclasses
+
+    G = SaGANGenerator(TINY)
+    with torch.no_grad():  # a mask with contrast (at init it is ~0.5 everywhere)
+        G.san.net[-1].weight.normal_(0.0, 1.0, generator=torch.Generator().manual_seed(0))
+    G_hard = SaGANGenerator(dataclasses.replace(TINY, mask_scale="hard"))
+    G_hard.load_state_dict(G.state_dict())
+    x = _images(3, 16)
+    b, b_hard = G.attention(x), G_hard.attention(x)
+    on = b >= 0.5 * b.amax(dim=(2, 3), keepdim=True)
+    assert set(b_hard.unique().tolist()) == {0.0, 1.0}
+    assert torch.equal(b_hard == 1, on)
+    assert 0 < on.float().mean().item() < 1  # a region, not the whole image
+    weight = _images(3, 16, seed=1)[:, :1]
+    (b * weight).sum().backward()
+    (b_hard * weight).sum().backward()
+    for p_soft, p_hard in zip(G.san.parameters(), G_hard.san.parameters()):
+        torch.testing.assert_close(p_hard.grad, p_soft.grad)
+    G_hard.san.soft = True
+    assert torch.equal(G_hard.attention(x), G.attention(x))
+    G_hard.san.soft = False
+    with torch.no_grad():
+        edit, mask = G_hard(x, torch.ones(3))
+        x_a = G_hard.manipulate(x, torch.ones(3))
+    torch.testing.assert_close(edit, torch.where(on, x_a, x))  # replaced where on, the input elsewhere
+
+
 def test_unet_skips_let_the_networks_copy_fine_detail():
     """g_skips (beyond the paper): F_m and F_a are U-Nets. Off, the networks and
     their state_dict keys are the paper's layout; on, the same shapes come out, and

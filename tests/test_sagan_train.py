@@ -156,6 +156,63 @@ def test_warm_up_and_lr_decay_are_off_by_default_and_follow_the_step():
     assert T.learning_rate(75, sagan_cfg) == pytest.approx(0.5e-3) and T.learning_rate(99, sagan_cfg) == pytest.approx(0.02e-3)
 
 
+def test_hard_mask_trains_soft_for_its_warm_up_then_hard_and_resumes_exactly(tmp_path, tiny_set, monkeypatch):
+    """mask_scale=hard with mask_soft_steps: the SAN is soft for the first steps,
+    hard after them and after training; a resumed run matches a straight one."""
+    import dataclasses
+
+    hard = dataclasses.replace(TINY, mask_scale="hard")
+    sagan_cfg = TrainSaganConfig(steps=6, batch_size=4, checkpoint_every=2, sample_every=1000, log_every=2,
+                                 deterministic=True, mask_soft_steps=3)
+    seen: list[bool] = []
+    step = T.train_step
+
+    def spy(G, *args, **kwargs):
+        seen.append(bool(T.dist.unwrap(G).san.soft))
+        return step(G, *args, **kwargs)
+
+    monkeypatch.setattr(T, "train_step", spy)
+    straight = T.train("Eyeglasses", tiny_set, hard, sagan_cfg, tmp_path / "a", seed=5)
+    assert seen == [True, True, True, False, False, False]
+    T.train("Eyeglasses", tiny_set, hard, sagan_cfg, tmp_path / "b", seed=5, steps=2)
+    resumed = T.train("Eyeglasses", tiny_set, hard, sagan_cfg, tmp_path / "b", seed=5)
+    a, b = _weights(straight), _weights(resumed)
+    assert max((a[k] - b[k]).abs().max().item() for k in a) <= 1e-6
+    G, _ = load_generator(straight, "Eyeglasses")  # what eval_sagan and edit rebuild: hard, not soft
+    with torch.no_grad():
+        assert set(G.attention(tiny_set[0][0][None]).unique().tolist()) <= {0.0, 1.0}
+
+
+def test_ema_generator_is_the_average_of_g_is_exported_and_resumes_exactly(tmp_path, tiny_set):
+    """g_ema: every checkpoint keeps the moving average of G's weights (ramped in,
+    a function of the step), the exported generator is that average, and a resumed
+    run gives the same average; off, nothing is averaged (the paper)."""
+    assert T.ema_decay(0, 0.999) == pytest.approx(0.1) and T.ema_decay(10_000, 0.999) == 0.999
+    sagan_cfg = TrainSaganConfig(steps=6, batch_size=4, checkpoint_every=3, sample_every=1000, log_every=3,
+                                 deterministic=True, g_ema=0.9)
+    straight = T.train("Eyeglasses", tiny_set, TINY, sagan_cfg, tmp_path / "a", seed=5)
+    T.train("Eyeglasses", tiny_set, TINY, sagan_cfg, tmp_path / "b", seed=5, steps=3)
+    resumed = T.train("Eyeglasses", tiny_set, TINY, sagan_cfg, tmp_path / "b", seed=5)
+    (sa, _), (sb, _) = ckpt.load(straight), ckpt.load(resumed)
+    assert max((sa["G_ema"][k] - sb["G_ema"][k]).abs().max().item() for k in sa["G_ema"]) <= 1e-6
+    # the average lags G: it is not G's last weights
+    assert max((sa["G_ema"][k] - sa["G"][k]).abs().max().item() for k in sa["G"]) > 1e-4
+    assert "G_ema" in ckpt.load(tmp_path / "b" / "checkpoints" / "step_0000003")[0]  # in every checkpoint
+    a, b = torch.nn.Linear(2, 2), torch.nn.Linear(2, 2)
+    want = {k: 0.75 * v + 0.25 * b.state_dict()[k] for k, v in a.state_dict().items()}
+    T.update_ema(a, b, 0.75)
+    for k, v in a.state_dict().items():
+        torch.testing.assert_close(v, want[k])
+    gen = T.export_generator(straight, tmp_path / "gen")
+    G, meta = load_generator(gen, "Eyeglasses")
+    assert meta["ema"] is True
+    for k, v in G.state_dict().items():
+        assert torch.equal(v, sa["G_ema"][k]), k
+    plain = T.train("Eyeglasses", tiny_set, TINY, TrainSaganConfig(steps=3, batch_size=4, sample_every=1000),
+                    tmp_path / "c", seed=5)
+    assert "G_ema" not in ckpt.load(plain)[0]
+
+
 def test_all_terms_beyond_the_paper_train_and_resume_exactly(tmp_path, tiny_set):
     """Every extra key on at once: the loop runs, logs the extra terms, and a resumed
     run (lr schedule, warm-up and smudges are functions of the step) matches."""

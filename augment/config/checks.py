@@ -38,6 +38,8 @@ RANGES: dict[str, tuple[float | None, float | None]] = {
     "train_sagan.mask_area_max": (0, 1),
     "train_sagan.lr_decay_from": (0, 1),
     "train_sagan.d_smudge_fraction": (0, 1),
+    "train_sagan.mask_soft_steps": (0, None),
+    "train_sagan.g_ema": (0, 0.9999),
     "eval_sagan.max_images": (0, None),
     "eval_sagan.batch_size": (1, None),
     "edit.batch_size": (1, None),
@@ -125,6 +127,11 @@ def _check_sagan_sizes(cfg: PipelineConfig, source: str) -> None:
         stage_model_config(cfg.train_sagan)
     except SizeError as e:
         raise ConfigError(f"{source}: key 'train_sagan.{_SAGAN_KEYS[e.field]}': {e}") from None
+    s = cfg.train_sagan
+    if s.mask_soft_steps and s.mask_scale != "hard":
+        raise ConfigError(f"{source}: key 'train_sagan.mask_soft_steps' is {s.mask_soft_steps}, but it only "
+                          f"applies to train_sagan.mask_scale 'hard' (got {s.mask_scale!r}): set it to 0 or "
+                          "mask_scale to 'hard'")
 
 
 def check_diffaugment(cfg: PipelineConfig, source: str) -> None:

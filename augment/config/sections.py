@@ -166,8 +166,9 @@ class TrainSaganConfig:
     d_width: int = 0  # channels of D's first conv; 0 = the preset's
     res_blocks: int = -1  # residual blocks in F_m / F_a; -1 = the preset's
     # Beyond the paper (keep "none" for it): "max" divides each image's mask by its
-    # maximum, so the strongest point of every mask is 1 (augment/sagan/model.py).
-    mask_scale: Literal["none", "max"] = "none"
+    # maximum, so the strongest point of every mask is 1; "hard" makes it 1 where it
+    # is at least half its maximum and 0 elsewhere (augment/sagan/model.py).
+    mask_scale: Literal["none", "max", "hard"] = "none"
     # Beyond the paper (keep false for it): U-Net skips in F_m and F_a (augment/sagan/model.py).
     g_skips: bool = False
     steps: int = 1000  # generator steps (each after n_critic critic steps)
@@ -191,6 +192,10 @@ class TrainSaganConfig:
     lambda_tv: float = 0.0  # total variation of the mask (one compact region)
     lambda_bin: float = 0.0  # mean b(1-b): a mask of 0s and 1s rather than a faint blend
     rec_warmup: int = 0  # generator steps over which lambda1 and lambda2 ramp linearly from 0 to full
+    mask_soft_steps: int = 0  # with mask_scale "hard": generator steps trained with the soft mask first
+    # decay of a moving average of G's weights, the generator exported (StyleGAN's
+    # practice: it evens out the step-to-step swings of a GAN); 0 = off, the paper
+    g_ema: float = 0.0
     lr_decay_from: float = 1.0  # fraction of the steps after which both lrs fall linearly to 0; 1 = constant
     # share of each critic batch also shown to D_cls with a dark patch over the
     # attribute's landmarks, true labels kept: a smudge no longer fools D_cls

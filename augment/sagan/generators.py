@@ -35,7 +35,8 @@ def load_generator(path: Path | str, attribute: str | None = None, device: str |
 
 
 def export_generator(checkpoint: Path, out: Path, align: dict | None = None) -> Path:
-    """Copy the generator alone out of a full checkpoint (what the edit stage loads).
+    """Copy the generator alone out of a full checkpoint (what the edit stage loads):
+    the moving average of its weights (``G_ema``) when the run kept one, else G.
 
     ``align``: how its training images were aligned, ``{"template": name,
     "size": crop px}``; recorded so that new photos can be aligned the same way
@@ -44,5 +45,6 @@ def export_generator(checkpoint: Path, out: Path, align: dict | None = None) -> 
     states, meta = ckpt.load(checkpoint)
     keep = {k: meta[k] for k in ("model_config", "preset", "attribute", "step", "seed", "config_hash", "image_size")}
     extra = {"align": align} if align else {}
-    ckpt.save(out, {"G": states["G"]}, {**keep, **extra, "kind": GENERATOR_KIND})
+    ema = "G_ema" in states
+    ckpt.save(out, {"G": states["G_ema" if ema else "G"]}, {**keep, **extra, "ema": ema, "kind": GENERATOR_KIND})
     return out

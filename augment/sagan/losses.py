@@ -23,6 +23,9 @@ masks that neither vanish nor stay soft (see docs/sagan_ablation.md):
   difference): one compact region rather than speckle (GANimation's term).
 - ``lambda_bin`` * mean(b (1 - b)): pushes b towards 0 or 1, so the edit is a
   replacement where b is on and the input where it is off, not a faint blend.
+- ``identity_through_mask`` (for ``mask_scale: hard``): the identity term as
+  mean(b |I - F_m(I, c_g)|), its value for any b >= 0, so that it also pushes
+  the straight-through mask down where the hard mask is 0.
 """
 
 from __future__ import annotations
@@ -147,6 +150,7 @@ def g_loss(
     mask_area: tuple[float, float] = (0.0, 1.0),
     lambda_tv: float = 0.0,
     lambda_bin: float = 0.0,
+    identity_through_mask: bool = False,
     forward: tuple[Tensor, Tensor, Tensor] | None = None,
 ) -> tuple[Tensor, dict[str, Tensor]]:
     """The generator's loss (``G(x, c) -> (x_edit, mask)``); the terms beyond the
@@ -162,6 +166,11 @@ def g_loss(
     if detach_mask_identity:
         # I - G(I, c_g) = b * (I - F_m(I, c_g)); with b detached only F_m learns from it
         rec_id = (mask_both[n:].detach() * (x_real - x_a_both[n:])).abs().float().mean()
+    elif identity_through_mask:
+        # the same value, b * |I - F_m(I, c_g)| (b >= 0), written linear in b: with a
+        # hard mask's straight-through gradient, |b (I - F_m)| has none where b is 0,
+        # so nothing would hold back the region's growth; this form does
+        rec_id = (mask_both[n:] * (x_real - x_a_both[n:]).abs()).float().mean()
     else:
         rec_id = (x_real - x_both[n:]).abs().float().mean()
     x_fake = x_both[:n]

@@ -170,21 +170,34 @@ class AttributeManipulationNet(nn.Module):
 class SpatialAttentionNet(nn.Module):
     """F_a: x (N,3,H,W) in [-1,1] -> mask b (N,1,H,W) in [0,1]. Never sees c.
 
-    ``cfg.mask_scale == "max"`` (beyond the paper) divides each image's mask by
-    its maximum, so its strongest point is 1: the paper's sigmoid mask tends to
-    stay under 0.5 on a short run, and a half blend leaves half the old
-    attribute in place (docs/sagan_ablation.md).
+    Beyond the paper (``cfg.mask_scale``; "none" is the paper's sigmoid mask):
+
+    - "max" divides each image's mask by its maximum, so its strongest point is
+      1: the paper's sigmoid mask tends to stay under 0.5 on a short run, and a
+      half blend leaves half the old attribute in place (docs/sagan_ablation.md).
+    - "hard" thresholds each image's mask at half its own maximum: b is exactly
+      0 or 1, so an edit replaces the region outright instead of blending it,
+      and the gradient passes straight through to the sigmoid (the
+      straight-through estimator), so F_a still learns the region's shape.
+      While ``soft`` is True (the trainer's ``mask_soft_steps`` warm-up) the
+      mask is the paper's sigmoid: a threshold needs a mask that already
+      points at the attribute.
     """
 
     def __init__(self, cfg: SaganModelConfig) -> None:
         super().__init__()
         self.net = _body(3, 1, cfg)
         self.scale_to_max = cfg.mask_scale == "max"
+        self.hard = cfg.mask_scale == "hard"
+        self.soft = False
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         b = torch.sigmoid(self.net(x))
         if self.scale_to_max:
             b = b / b.amax(dim=(2, 3), keepdim=True).clamp_min(1e-6)
+        elif self.hard and not self.soft:
+            on = (b >= 0.5 * b.amax(dim=(2, 3), keepdim=True)).to(b.dtype)
+            b = on + (b - b.detach())  # value: exactly 0 / 1; gradient: that of b
         return b
 
 

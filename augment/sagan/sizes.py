@@ -18,7 +18,7 @@ class SizeError(ValueError):
         self.field = field
 
 
-MASK_SCALES = ("none", "max")
+MASK_SCALES = ("none", "max", "hard")
 
 
 @dataclass(frozen=True)
@@ -35,7 +35,9 @@ class SaganModelConfig:
     - mask_scale: ``none`` (the paper: b = sigmoid(F_a's output)) or ``max``
       (beyond the paper: b divided by its own maximum over the image, so every
       mask reaches 1 where the attention is strongest and an edit is never a
-      faint blend; ``SpatialAttentionNet``).
+      faint blend) or ``hard`` (beyond the paper: b is 1 where the sigmoid is
+      at least half its maximum over the image and 0 elsewhere, with
+      straight-through gradients; ``SpatialAttentionNet``).
     - g_skips: beyond the paper (False there): U-Net skip connections in F_m and
       F_a, each decoder level also seeing the encoder's features of its
       resolution (``augment.sagan.model.UNet``), so that F_m can copy the fine

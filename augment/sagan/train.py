@@ -11,7 +11,9 @@ both optimisers, the interpolation RNG); the data order is a pure function of
 uninterrupted run. Layout of one attribute's folder ``<run_dir>/<attribute>/``:
 
 - ``checkpoints/step_XXXXXXX/``: full checkpoints (the last two are kept);
-- ``generator/``: the final generator alone, what the edit stage loads;
+- ``generator/``: the final generator alone, what the edit stage loads (with
+  ``g_ema`` > 0, beyond the paper, the moving average of G's weights, which is
+  also kept in every checkpoint as ``G_ema``);
 - ``metrics.jsonl``: one line per ``log_every`` steps with every loss term;
 
 and sample grids in ``<run_dir>/samples/<attribute>/step_XXXXXXX.png``.
@@ -24,6 +26,7 @@ rank r draws the global batches r, W + r, ... and rank 0 alone writes files.
 from __future__ import annotations
 
 import contextlib
+import copy
 import json
 import logging
 import time
@@ -120,7 +123,8 @@ def g_step(G, D, opt_G: torch.optim.Optimizer, x_real: torch.Tensor, c_org: torc
                                  lambda1=sagan_cfg.lambda1 * rec_scale, lambda2=sagan_cfg.lambda2 * rec_scale,
                                  lambda_mask=sagan_cfg.lambda_mask, detach_mask_identity=sagan_cfg.detach_mask_identity,
                                  lambda_area=sagan_cfg.lambda_area, mask_area=(sagan_cfg.mask_area_min, sagan_cfg.mask_area_max),
-                                 lambda_tv=sagan_cfg.lambda_tv, lambda_bin=sagan_cfg.lambda_bin, forward=forward)
+                                 lambda_tv=sagan_cfg.lambda_tv, lambda_bin=sagan_cfg.lambda_bin,
+                                 identity_through_mask=sagan_cfg.mask_scale == "hard", forward=forward)
         opt_G.zero_grad(set_to_none=True)
         loss.backward()
         opt_G.step()
@@ -165,6 +169,22 @@ def rec_weight_scale(step: int, sagan_cfg: TrainSaganConfig) -> float:
     if sagan_cfg.rec_warmup <= 0:
         return 1.0
     return min(1.0, (step + 1) / sagan_cfg.rec_warmup)
+
+
+def ema_decay(step: int, decay: float) -> float:
+    """Weight of the old average after generator step ``step`` (0-based): ``decay``,
+    ramped in as (1 + step) / (10 + step) so the first steps are not averaged
+    with the random init for hundreds of steps (StyleGAN's and StarGAN v2's
+    practice; beyond the paper). A function of the step only, so resumes are exact."""
+    return min(decay, (1 + step) / (10 + step))
+
+
+@torch.no_grad()
+def update_ema(G_ema: torch.nn.Module, G: torch.nn.Module, decay: float) -> None:
+    """G_ema <- decay * G_ema + (1 - decay) * G, parameter by parameter (the
+    networks have no buffers: InstanceNorm keeps no running statistics)."""
+    for p_ema, p in zip(G_ema.parameters(), G.parameters()):
+        p_ema.lerp_(p, 1.0 - decay)
 
 
 def learning_rate(step: int, sagan_cfg: TrainSaganConfig) -> float:
@@ -285,6 +305,7 @@ def train(
         raise ValueError(f"dataset images are {dataset.size} px, the model wants {mcfg.image_size} px")
 
     G, D, opt_G, opt_D = build(mcfg, sagan_cfg, derive_seed(seed, "train_sagan", attribute, "init"), device)
+    G_ema = copy.deepcopy(G).requires_grad_(False) if sagan_cfg.g_ema > 0 else None
     alpha_rng = torch.Generator(device="cpu").manual_seed(
         derive_seed(seed, "train_sagan", attribute, "alpha", dist.rank()))
     aug_rng = torch.Generator(device="cpu").manual_seed(
@@ -298,6 +319,9 @@ def train(
         D.load_state_dict(states["D"])
         opt_G.load_state_dict(states["opt_G"])
         opt_D.load_state_dict(states["opt_D"])
+        if G_ema is not None:
+            # a checkpoint written without g_ema starts the average at its G
+            G_ema.load_state_dict(states["G_ema"] if "G_ema" in states else states["G"])
         alpha_rng.set_state(states["rng"][f"alpha_{dist.rank()}"]
                             if f"alpha_{dist.rank()}" in states["rng"] else states["rng"]["alpha_0"])
         if f"diffaugment_{dist.rank()}" in states["rng"]:
@@ -316,6 +340,7 @@ def train(
             ckpt.save(
                 path,
                 {"G": dist.unwrap(G).state_dict(), "D": dist.unwrap(D).state_dict(),
+                 **({"G_ema": G_ema.state_dict()} if G_ema is not None else {}),
                  "opt_G": opt_G.state_dict(), "opt_D": opt_D.state_dict(),
                  "rng": {**{f"alpha_{r}": s for r, s in enumerate(rngs)},
                          **{f"diffaugment_{r}": s for r, s in enumerate(aug_rngs)}}},
@@ -355,6 +380,10 @@ def train(
             for opt in (opt_G, opt_D):
                 for group in opt.param_groups:
                     group["lr"] = lr
+            # the paper's soft mask until the hard threshold has something to threshold
+            dist.unwrap(G).san.soft = step < sagan_cfg.mask_soft_steps
+            if G_ema is not None:
+                G_ema.san.soft = dist.unwrap(G).san.soft
             step_batches = []
             for k in range(sagan_cfg.n_critic):
                 x_real, c_org = next(batches)
@@ -379,6 +408,8 @@ def train(
                     # summed on the device; read back once per log line
                     sums[name] = sums[name] + v if name in sums else v
                     counts[name] = counts.get(name, 0) + 1
+            if G_ema is not None:
+                update_ema(G_ema, G, ema_decay(step, sagan_cfg.g_ema))
             step += 1
             steps_since_log += 1
             bar.update(1)
@@ -395,11 +426,15 @@ def train(
                                 mask=f"{record['mask_mean']:.2f}", acc=f"{record['d_acc_real']:.2f}")
                 sums, counts, steps_since_log, t_log = {}, {}, 0, time.perf_counter()
             if samples_dir is not None and main and (step % sagan_cfg.sample_every == 0 or step == steps):
-                save_png(sample_grid(dist.unwrap(G), x_fixed), Path(samples_dir) / f"step_{step:07d}.png")
+                save_png(sample_grid(G_ema if G_ema is not None else dist.unwrap(G), x_fixed),
+                         Path(samples_dir) / f"step_{step:07d}.png")
             if step % sagan_cfg.checkpoint_every == 0 or step == steps:
                 save(step)
     finally:
         bar.close()
+        dist.unwrap(G).san.soft = False
+        if G_ema is not None:
+            G_ema.san.soft = False
         torch.use_deterministic_algorithms(deterministic_before)
     return ckpt_dir / f"step_{step:07d}"
 
