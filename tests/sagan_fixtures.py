@@ -9,14 +9,16 @@ sources warped by a known 2x3 transform (a shift), as the align stage would.
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import cv2
 import numpy as np
+import torch
 
 from augment import manifest as mf
 from augment.data.celeba import CELEBA_ATTRIBUTES, attribute_index
-from augment.sagan.model import SaganModelConfig
+from augment.sagan.model import SaganModelConfig, SaGANGenerator
 
 # The smallest SaGAN the tests build: 16 px, 4 channels wide.
 TINY = SaganModelConfig(image_size=16, g_width=4, g_downsample=2, g_res_blocks=1, d_width=4, d_layers=3)
@@ -81,3 +83,13 @@ def make_dataset(tmp: Path, n: int = 24, unknown: int = 2, seed: int = 0) -> tup
     aligned_m = mf.Manifest("images", mf.frame("images", rows), align)
     gt_m = mf.Manifest("groundtruth", mf.frame("groundtruth", gt_rows), synth)
     return aligned_m, gt_m
+
+
+def hard_mask_twin(G):
+    """(G with a mask of some contrast, the same weights with ``mask_scale: hard``).
+    At init the mask is ~0.5 everywhere, so its hard twin would be all 1s."""
+    with torch.no_grad():
+        G.san.net[-1].weight.normal_(0.0, 1.0, generator=torch.Generator().manual_seed(0))
+    G_hard = SaGANGenerator(dataclasses.replace(G.cfg, mask_scale="hard"))
+    G_hard.load_state_dict(G.state_dict())
+    return G, G_hard

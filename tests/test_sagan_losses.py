@@ -11,7 +11,7 @@ from augment.config import TrainSaganConfig
 from augment.sagan import train as T
 from augment.sagan.losses import attribute_loss, d_loss, g_forward, g_loss, gradient_penalty, interpolate
 from augment.sagan.model import SaGANDiscriminator, SaGANGenerator
-from tests.sagan_fixtures import TINY
+from tests.sagan_fixtures import TINY, hard_mask_twin
 
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -265,8 +265,6 @@ def test_identity_through_the_mask_keeps_the_value_and_holds_a_hard_mask_back():
     """identity_through_mask: the identity term's value is the paper's for a soft mask;
     with a hard (straight-through) mask it also has a gradient where the mask is 0,
     so the region cannot grow unopposed."""
-    import dataclasses
-
     torch.manual_seed(0)
     G, D = SaGANGenerator(TINY), SaGANDiscriminator(TINY)
     x, c = _batch()
@@ -274,10 +272,7 @@ def test_identity_through_the_mask_keeps_the_value_and_holds_a_hard_mask_back():
     _, linear = _g_loss(G, D, x, c, 1 - c, identity_through_mask=True)
     assert linear["g_rec_id"] == pytest.approx(paper["g_rec_id"], rel=1e-5)
 
-    G_hard = SaGANGenerator(dataclasses.replace(TINY, mask_scale="hard"))
-    with torch.no_grad():  # a mask with contrast, so the hard mask has 0s
-        G.san.net[-1].weight.normal_(0.0, 1.0, generator=torch.Generator().manual_seed(0))
-    G_hard.load_state_dict(G.state_dict())
+    _, G_hard = hard_mask_twin(G)
     grads = {}
     for linear_form in (False, True):
         G_hard.zero_grad()

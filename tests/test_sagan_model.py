@@ -16,7 +16,7 @@ from augment.sagan.model import (
     count_parameters,
     model_config,
 )
-from tests.sagan_fixtures import TINY
+from tests.sagan_fixtures import TINY, hard_mask_twin
 
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -200,13 +200,7 @@ def test_hard_mask_is_the_soft_mask_thresholded_with_its_gradient():
     """mask_scale=hard: b is exactly 1 where the paper's mask is at least half its
     own maximum and 0 elsewhere; its gradient is the soft mask's (straight
     through); with ``soft`` set (the training warm-up) it is the paper's mask."""
-    import dataclasses
-
-    G = SaGANGenerator(TINY)
-    with torch.no_grad():  # a mask with contrast (at init it is ~0.5 everywhere)
-        G.san.net[-1].weight.normal_(0.0, 1.0, generator=torch.Generator().manual_seed(0))
-    G_hard = SaGANGenerator(dataclasses.replace(TINY, mask_scale="hard"))
-    G_hard.load_state_dict(G.state_dict())
+    G, G_hard = hard_mask_twin(SaGANGenerator(TINY))
     x = _images(3, 16)
     b, b_hard = G.attention(x), G_hard.attention(x)
     on = b >= 0.5 * b.amax(dim=(2, 3), keepdim=True)

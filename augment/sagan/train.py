@@ -306,6 +306,7 @@ def train(
 
     G, D, opt_G, opt_D = build(mcfg, sagan_cfg, derive_seed(seed, "train_sagan", attribute, "init"), device)
     G_ema = copy.deepcopy(G).requires_grad_(False) if sagan_cfg.g_ema > 0 else None
+    generators = [G] if G_ema is None else [G, G_ema]  # the bare G: what checkpoints and samples use
     alpha_rng = torch.Generator(device="cpu").manual_seed(
         derive_seed(seed, "train_sagan", attribute, "alpha", dist.rank()))
     aug_rng = torch.Generator(device="cpu").manual_seed(
@@ -380,10 +381,8 @@ def train(
             for opt in (opt_G, opt_D):
                 for group in opt.param_groups:
                     group["lr"] = lr
-            # the paper's soft mask until the hard threshold has something to threshold
-            dist.unwrap(G).san.soft = step < sagan_cfg.mask_soft_steps
-            if G_ema is not None:
-                G_ema.san.soft = dist.unwrap(G).san.soft
+            for net in generators:  # the paper's soft mask until the hard threshold has something to threshold
+                net.san.soft = step < sagan_cfg.mask_soft_steps
             step_batches = []
             for k in range(sagan_cfg.n_critic):
                 x_real, c_org = next(batches)
@@ -432,9 +431,6 @@ def train(
                 save(step)
     finally:
         bar.close()
-        dist.unwrap(G).san.soft = False
-        if G_ema is not None:
-            G_ema.san.soft = False
         torch.use_deterministic_algorithms(deterministic_before)
     return ckpt_dir / f"step_{step:07d}"
 
