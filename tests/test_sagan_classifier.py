@@ -125,6 +125,24 @@ def test_smudge_batch_darkens_the_blobs_of_the_chosen_images_only():
     assert 70 < changed < 130  # about half, drawn from the seed
 
 
+def test_fade_blends_the_blobs_towards_a_blur_that_wipes_thin_lines():
+    x = torch.full((3, 3, 32, 32), -0.2)
+    x[:, :, 10, 4:17] = 0.8  # a one-pixel frame through the blob
+    x[:, :, 26, :] = 0.8  # the same line far from it
+    blobs = [np.array([[10, 10, 6, 4]], np.float32)] * 2 + [np.zeros((0, 4), np.float32)]
+    out = S.smudge_batch(x, blobs, 1.0, seed=1, kind="fade")
+    assert torch.equal(out, S.smudge_batch(x, blobs, 1.0, seed=1, kind="fade"))
+    assert torch.equal(out[2], x[2])  # no blob, no fade
+    contrast = out[:2, :, 10, 10] - out[:2, :, 13, 10]
+    assert (contrast < 0.7 * 1.0).all() and (contrast > 0).all()  # fainter by at least d >= 0.3, not gone
+    assert torch.equal(out[:2, :, 26], x[:2, :, 26])  # far away: untouched
+    assert torch.allclose(out[:2, :, 13, 10], x[:2, :, 13, 10], atol=0.05)  # flat skin keeps its colour
+    flat = torch.full((1, 3, 16, 16), 0.3)
+    assert torch.allclose(S.gaussian_blur(flat, 1.5), flat)
+    with pytest.raises(ValueError, match="kind"):
+        S.smudge_batch(x, blobs, 1.0, seed=1, kind="blue")
+
+
 def test_counterfactuals_join_the_training_set_with_the_label_flipped(tmp_path):
     aligned, gt = make_dataset(tmp_path / "data", n=30)
     attrs = ("Eyeglasses",)

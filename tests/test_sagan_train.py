@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -232,3 +233,8 @@ def test_all_terms_beyond_the_paper_train_and_resume_exactly(tmp_path, tiny_set)
     # without blobs the smudge term is absent (no landmarks: nothing to smudge)
     T.train("Eyeglasses", tiny_set, TINY, sagan_cfg, tmp_path / "c", seed=5, steps=6)
     assert "d_cls_smudge" not in json.loads((tmp_path / "c" / "metrics.jsonl").read_text().splitlines()[-1])
+    # faded patches instead of dark ones reach D_cls: the same seed trains other weights
+    faded = T.train("Eyeglasses", tiny_set, TINY, dataclasses.replace(sagan_cfg, d_smudge_kind="fade"),
+                    tmp_path / "d", seed=5, steps=6, blobs=blobs)
+    dark6 = _weights(T.train("Eyeglasses", tiny_set, TINY, sagan_cfg, tmp_path / "e", seed=5, steps=6, blobs=blobs))
+    assert max((dark6[k] - _weights(faded)[k]).abs().max().item() for k in dark6) > 1e-4

@@ -200,6 +200,10 @@ class TrainSaganConfig:
     # share of each critic batch also shown to D_cls with a dark patch over the
     # attribute's landmarks, true labels kept: a smudge no longer fools D_cls
     d_smudge_fraction: float = 0.0
+    # what those patches are: "dark" (a smudge is not the attribute) or "fade"
+    # (blended towards a blurred copy, labels kept: faint remains still count
+    # as the attribute, so a removal must take it all away; augment/sagan/smudge.py)
+    d_smudge_kind: Literal["dark", "fade"] = "dark"
     # comma-separated differentiable augmentations of every image D sees
     # (color, translation, cutout; augment/sagan/diffaug.py): D on few images
     # otherwise memorises them and its attribute head is fooled cheaply

@@ -5,7 +5,9 @@ judge (the attribute classifier, or SaGAN's D_cls) cannot be fooled by one.
 - ``smudge_blobs``: 5 aligned landmarks -> elliptical blobs (cx, cy, rx, ry) over
   the attribute's region (eyes, mouth, chin);
 - ``aligned_blobs``: the same from an aligned manifest row;
-- ``smudge_batch``: darken soft patches over a seeded share of a batch.
+- ``smudge_batch``: darken soft patches over a seeded share of a batch, or
+  (``kind="fade"``) blend them towards a blurred copy: the faint remains of an
+  attribute that an edit half removed.
 
 Beyond the paper and the AttGAN/STGAN protocol; off unless configured.
 """
@@ -45,7 +47,8 @@ def smudge_blobs(landmarks: np.ndarray, attributes: Sequence[str]) -> np.ndarray
     return np.asarray(blobs, np.float32).reshape(-1, 4)
 
 
-def smudge_batch(x: torch.Tensor, blobs: Sequence[np.ndarray], fraction: float, seed: int) -> torch.Tensor:
+def smudge_batch(x: torch.Tensor, blobs: Sequence[np.ndarray], fraction: float, seed: int,
+                 kind: str = "dark") -> torch.Tensor:
     """Darken soft elliptical patches over ``fraction`` of the images, drawn from ``seed``.
 
     ``x`` (N,3,S,S) in [-1,1]; ``blobs[i]`` (B,4) as ``smudge_blobs`` gives (an
@@ -55,13 +58,23 @@ def smudge_batch(x: torch.Tensor, blobs: Sequence[np.ndarray], fraction: float, 
     dark smudge a generator makes when it finds the region but paints nothing.
     Labels stay as they were, so the judge learns that such a patch is not the
     attribute (beyond the AttGAN/STGAN protocol, which trains on real images only).
+
+    ``kind="fade"``: the patch is instead blended, by the same d, towards a
+    Gaussian-blurred copy of the image (sigma = S/32 px), which wipes out thin
+    detail such as frames but keeps the skin's colour: what a removal with a mask
+    of 1 - d leaves. With labels kept, faint frames still count as glasses, so
+    a generator has to take all of them away (and blur alone is no cue: images
+    without the attribute are faded too).
     """
     if fraction <= 0:
         return x
     g = torch.Generator().manual_seed(seed)
     n, _, h, w = x.shape
     pick = torch.rand(n, generator=g) < fraction
+    if kind not in ("dark", "fade"):
+        raise ValueError(f"smudge kind must be 'dark' or 'fade', got {kind!r}")
     out = x.clone()
+    blurred = gaussian_blur(x, h / 32) if kind == "fade" else None
     ys = torch.arange(h, dtype=torch.float32).reshape(h, 1) + 0.5
     xs = torch.arange(w, dtype=torch.float32).reshape(1, w) + 0.5
     for i in range(n):
@@ -77,8 +90,24 @@ def smudge_batch(x: torch.Tensor, blobs: Sequence[np.ndarray], fraction: float, 
             cx, cy = cx + float(shift[0]) * rx, cy + float(shift[1]) * ry
             r2 = ((xs - cx) / max(rx, 1e-3)) ** 2 + ((ys - cy) / max(ry, 1e-3)) ** 2
             patch = torch.maximum(patch, torch.exp(-0.5 * (r2 / 0.6) ** 2))  # flat top, soft edge
-        out[i] = (x[i] + 1) * (1 - float(darkness) * patch.to(x.device)) - 1
+        weight = float(darkness) * patch.to(x.device)
+        if kind == "dark":
+            out[i] = (x[i] + 1) * (1 - weight) - 1
+        else:
+            out[i] = x[i] + weight * (blurred[i] - x[i])
     return out
+
+
+def gaussian_blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
+    """(N,C,H,W) -> the same blurred by a separable Gaussian of ``sigma`` px (reflected edges)."""
+    r = max(1, int(3 * sigma + 0.5))
+    t = torch.arange(-r, r + 1, dtype=x.dtype, device=x.device)
+    k = torch.exp(-0.5 * (t / sigma) ** 2)
+    k = k / k.sum()
+    c = x.shape[1]
+    y = torch.nn.functional.pad(x, (r, r, r, r), mode="reflect")
+    y = torch.nn.functional.conv2d(y, k.reshape(1, 1, 1, -1).expand(c, 1, 1, -1), groups=c)
+    return torch.nn.functional.conv2d(y, k.reshape(1, 1, -1, 1).expand(c, 1, -1, 1), groups=c)
 
 
 def aligned_blobs(row, attributes: Sequence[str], size: int) -> np.ndarray:

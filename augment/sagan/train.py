@@ -395,7 +395,8 @@ def train(
                     sel = torch.from_numpy(sel.astype(np.int64))
                     idx = sampler.batch(b)
                     x_s = smudge_batch(x_real[sel], [blobs[idx[i]] for i in sel.tolist()], 1.0,
-                                       derive_seed(seed, "train_sagan", attribute, "smudge", b))
+                                       derive_seed(seed, "train_sagan", attribute, "smudge", b),
+                                       kind=sagan_cfg.d_smudge_kind)
                     smudged = (x_s.to(device, memory_format=memory_format), c_org[sel].to(device))
                 x_real = x_real.to(device, non_blocking=True, memory_format=memory_format)
                 c_org = c_org.to(device, non_blocking=True)
