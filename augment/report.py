@@ -176,9 +176,12 @@ def _timings_section(doc: Doc, cfg: PipelineConfig) -> None:
         secs = marker.get("seconds") if marker else None
         if secs is not None and name != "report":
             total += secs
-        rows.append([name, state, None if secs is None else round(secs, 1),
+        if name == "report" and state == "interrupted":
+            state = "running"  # this report is being written: its stage is not finished yet
+        # seconds as text, so that every row has one decimal (numbers under 100 get four)
+        rows.append([name, state, None if secs is None else f"{secs:.1f}",
                      marker.get("peak_rss_mib") if marker else None])
-    rows.append(["total", "", round(total, 1), None])
+    rows.append(["total", "", f"{total:.1f}", None])
     doc.table(["stage", "state", "seconds", "peak RSS (MiB)"], rows)
 
 
