@@ -157,13 +157,19 @@ def test_mask_terms_beyond_the_paper_add_their_parts():
     assert inside["g_mask_area"] == 0.0
 
 
-def test_detached_identity_term_has_the_same_value_but_trains_f_m_only():
+def _rec_id_as_the_papers(**variant):
+    """Networks and a batch on which ``variant``'s identity term has the paper's value (asserted)."""
     torch.manual_seed(0)
     G, D = SaGANGenerator(TINY), SaGANDiscriminator(TINY)
     x, c = _batch()
-    _, plain = _g_loss(G, D, x, c, 1 - c)
-    _, detached = _g_loss(G, D, x, c, 1 - c, detach_mask_identity=True)
-    assert detached["g_rec_id"] == pytest.approx(plain["g_rec_id"], rel=1e-5)
+    _, paper = _g_loss(G, D, x, c, 1 - c)
+    _, other = _g_loss(G, D, x, c, 1 - c, **variant)
+    assert other["g_rec_id"] == pytest.approx(paper["g_rec_id"], rel=1e-5)
+    return G, D, x, c
+
+
+def test_detached_identity_term_has_the_same_value_but_trains_f_m_only():
+    G, D, x, c = _rec_id_as_the_papers(detach_mask_identity=True)
 
     def san_grad(detach: bool) -> float:
         G.zero_grad()
@@ -265,13 +271,7 @@ def test_identity_through_the_mask_keeps_the_value_and_holds_a_hard_mask_back():
     """identity_through_mask: the identity term's value is the paper's for a soft mask;
     with a hard (straight-through) mask it also has a gradient where the mask is 0,
     so the region cannot grow unopposed."""
-    torch.manual_seed(0)
-    G, D = SaGANGenerator(TINY), SaGANDiscriminator(TINY)
-    x, c = _batch()
-    _, paper = _g_loss(G, D, x, c, 1 - c)
-    _, linear = _g_loss(G, D, x, c, 1 - c, identity_through_mask=True)
-    assert linear["g_rec_id"] == pytest.approx(paper["g_rec_id"], rel=1e-5)
-
+    G, D, x, c = _rec_id_as_the_papers(identity_through_mask=True)
     _, G_hard = hard_mask_twin(G)
     grads = {}
     for linear_form in (False, True):

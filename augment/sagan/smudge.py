@@ -18,6 +18,7 @@ from typing import Sequence
 
 import numpy as np
 import torch
+from torchvision.transforms.v2.functional import gaussian_blur
 
 # Where a failed edit of each attribute leaves its dark patch, from the 5
 # aligned landmarks (left eye, right eye, nose, left and right mouth corner):
@@ -66,15 +67,15 @@ def smudge_batch(x: torch.Tensor, blobs: Sequence[np.ndarray], fraction: float, 
     a generator has to take all of them away (and blur alone is no cue: images
     without the attribute are faded too).
     """
+    if kind not in ("dark", "fade"):
+        raise ValueError(f"smudge kind must be 'dark' or 'fade', got {kind!r}")
     if fraction <= 0:
         return x
     g = torch.Generator().manual_seed(seed)
     n, _, h, w = x.shape
     pick = torch.rand(n, generator=g) < fraction
-    if kind not in ("dark", "fade"):
-        raise ValueError(f"smudge kind must be 'dark' or 'fade', got {kind!r}")
     out = x.clone()
-    blurred = gaussian_blur(x, h / 32) if kind == "fade" else None
+    blurred = _blur(x, h / 32) if kind == "fade" else None
     ys = torch.arange(h, dtype=torch.float32).reshape(h, 1) + 0.5
     xs = torch.arange(w, dtype=torch.float32).reshape(1, w) + 0.5
     for i in range(n):
@@ -98,16 +99,10 @@ def smudge_batch(x: torch.Tensor, blobs: Sequence[np.ndarray], fraction: float, 
     return out
 
 
-def gaussian_blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
-    """(N,C,H,W) -> the same blurred by a separable Gaussian of ``sigma`` px (reflected edges)."""
-    r = max(1, int(3 * sigma + 0.5))
-    t = torch.arange(-r, r + 1, dtype=x.dtype, device=x.device)
-    k = torch.exp(-0.5 * (t / sigma) ** 2)
-    k = k / k.sum()
-    c = x.shape[1]
-    y = torch.nn.functional.pad(x, (r, r, r, r), mode="reflect")
-    y = torch.nn.functional.conv2d(y, k.reshape(1, 1, 1, -1).expand(c, 1, 1, -1), groups=c)
-    return torch.nn.functional.conv2d(y, k.reshape(1, 1, -1, 1).expand(c, 1, -1, 1), groups=c)
+def _blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
+    """(N,C,H,W) -> the same under a Gaussian of ``sigma`` px, 3 sigma each side (reflected edges)."""
+    k = 2 * max(1, int(3 * sigma + 0.5)) + 1
+    return gaussian_blur(x, [k, k], [sigma, sigma])
 
 
 def aligned_blobs(row, attributes: Sequence[str], size: int) -> np.ndarray:

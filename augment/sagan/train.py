@@ -306,7 +306,7 @@ def train(
 
     G, D, opt_G, opt_D = build(mcfg, sagan_cfg, derive_seed(seed, "train_sagan", attribute, "init"), device)
     G_ema = copy.deepcopy(G).requires_grad_(False) if sagan_cfg.g_ema > 0 else None
-    generators = [G] if G_ema is None else [G, G_ema]  # the bare G: what checkpoints and samples use
+    generators = [G] if G_ema is None else [G, G_ema]  # every copy whose mask follows the soft warm-up
     alpha_rng = torch.Generator(device="cpu").manual_seed(
         derive_seed(seed, "train_sagan", attribute, "alpha", dist.rank()))
     aug_rng = torch.Generator(device="cpu").manual_seed(
