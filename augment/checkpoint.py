@@ -26,14 +26,19 @@ import shutil
 from pathlib import Path
 from typing import Any, Callable
 
-from augment.io import fsync_file, write_text
-from augment.runtime import names_file
+from augment.fs import fsync_file, names_file, write_text
+from augment.manifest import file_digest
 
 log = logging.getLogger("augment.checkpoint")
 
 FORMAT_VERSION = 1
 WEIGHTS = "weights.safetensors"
 META = "meta.json"
+
+
+def weights_id(path: Path | str) -> str:
+    """16-hex id of a checkpoint folder: sha256 of its weights file."""
+    return file_digest(Path(path) / WEIGHTS)[:16]
 
 
 class CheckpointError(Exception):

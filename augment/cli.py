@@ -73,7 +73,7 @@ def run(pipeline: Path, sets, only: str, until, force, device, nproc: int) -> No
     import os
     import time
 
-    from augment.config import load_config
+    from augment.validate import load_config
     from augment.pipeline import run_pipeline, with_device
 
     t0 = time.perf_counter()
@@ -140,8 +140,8 @@ def _relaunch_with_torchrun(nproc: int) -> None:
 @friendly_errors
 def stages(pipeline: Path, sets) -> None:
     """Print each stage's state: done, stale (config or inputs changed), interrupted or not run."""
-    from augment.config import load_config
-    from augment.pipeline import states
+    from augment.validate import load_config
+    from augment.workdir import states
     from augment.stages import STAGES
 
     cfg = load_config(pipeline, sets, check_paths=False)

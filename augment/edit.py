@@ -32,9 +32,8 @@ import json
 import logging
 import os
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Sequence
 
 import numpy as np
 import pandas as pd
@@ -45,66 +44,13 @@ from augment import distributed as dist
 from augment import manifest as mf
 from augment.config import EditConfig, PipelineConfig
 from augment.data.celeba import attribute_index
-from augment.io import read_rgb, save_png, sync_all, to_tensor, to_uint8, write_atomic
+from augment.io import read_rgb, save_edit_png, to_tensor
+from augment.fs import sync_all, write_atomic
+from augment.sagan.apply import Compute, EditModels, TunedGenerator
 from augment.sagan.data import attribute_labels
 from augment.stages import StageInputs, StageOutputs
 
 log = logging.getLogger("augment.edit")
-
-EDIT_PNG_LEVEL = 1  # zlib level of the edited images' PNGs: the fastest to write
-
-
-@dataclass
-class EditModels:
-    """What one attribute's edits need.
-
-    - ``generator``: a SaGANGenerator (``attention``, ``manipulate``, ``blend``), eval mode.
-    - ``size``: the generator's input size.
-    - ``attr_prob``: (N,3,S,S) in [-1,1] -> (N,) P(attribute present), or None.
-    - ``embed``: (N,3,H,W) in [-1,1] -> (N,D) L2-normalised embeddings, or None.
-    """
-
-    attribute: str
-    generator_id: str
-    generator: object
-    size: int
-    attr_prob: Callable | None = None
-    embed: Callable | None = None
-
-
-class TunedGenerator:
-    """A generator's ``attention`` / ``manipulate`` under torch.compile and/or
-    bf16 autocast (``edit.compile``; bf16 for CUDA benchmarks); ``blend`` and
-    the outputs stay fp32. Measured on a 2-core CPU, paper preset at 128 px
-    (benchmarks/RESULTS.md): compiled, the edit stage ran 1.3x faster than
-    eager (12.1 vs 9.2 img/s), close to the fp32 matmul rate."""
-
-    def __init__(self, G, compile: bool = True, bf16_device: str | None = None) -> None:
-        import torch
-
-        self.G = G
-        self._device = bf16_device
-        self._attention = torch.compile(G.attention) if compile else G.attention
-        self._manipulate = torch.compile(G.manipulate) if compile else G.manipulate
-        self.blend = G.blend
-
-    def _ctx(self):
-        import contextlib
-
-        import torch
-
-        if self._device is None:
-            return contextlib.nullcontext()
-        return torch.autocast(self._device.split(":")[0], dtype=torch.bfloat16)
-
-    def attention(self, x):
-        with self._ctx():
-            return self._attention(x).float()
-
-    def manipulate(self, x, c):
-        with self._ctx():
-            return self._manipulate(x, c).float()
-
 
 def target_values(directions: str, labels: np.ndarray) -> list[list[int]]:
     """Target values per row. ``labels``: 1 present, 0 absent, -1 unknown.
@@ -143,107 +89,6 @@ class _Images:
         return to_tensor(read_rgb(self.paths[i]))
 
 
-def _encode_png(arr: np.ndarray, path: Path) -> str:
-    """Write a PNG atomically; returns the sha256 of its bytes."""
-    return save_png(arr, path, compress_level=EDIT_PNG_LEVEL, fsync=False)  # synced per part
-
-
-def edit_batch(models: EditModels, x, values: Sequence[int]):
-    """Edit one batch to each target value, with a single attention pass.
-
-    x: (N,3,H,W) in [-1,1] at the aligned size. Returns (mask (N,1,H,W) in [0,1]
-    at full size, {value: x_edit (N,3,H,W) in [-1,1]}).
-    """
-    import torch
-    import torch.nn.functional as F
-
-    G = models.generator
-    full = x.shape[-1]
-    small = x if full == models.size else F.interpolate(x, size=models.size, mode="bilinear", antialias=True, align_corners=False)
-    mask = G.attention(small)
-    if full != models.size:
-        mask = F.interpolate(mask, size=full, mode="bilinear", align_corners=False).clamp_(0, 1)
-    edits = {}
-    for v in values:
-        c = torch.full((x.shape[0],), float(v), device=x.device)
-        x_a = G.manipulate(small, c)
-        if full != models.size:
-            x_a = F.interpolate(x_a, size=full, mode="bilinear", align_corners=False)
-        edits[v] = G.blend(x, x_a, mask)
-    return mask, edits
-
-
-def _score_batch(models: EditModels, x, values: Sequence[int]) -> tuple:
-    """Edit and score one (sub-)batch: (area (N,), {value: (pixels (N,H,W,3) uint8,
-    attr_prob (N,) or None, id_similarity (N,) or None)}), all numpy."""
-    import torch
-    import torch.nn.functional as F
-
-    with torch.inference_mode():  # thread-local: a compute thread enters it itself
-        mask, edits = edit_batch(models, x, values)
-        area = mask.mean(dim=(1, 2, 3)).float().cpu().numpy()
-        src_emb = models.embed(x) if models.embed is not None else None
-        out = {}
-        for v in values:
-            xe = edits[v]
-            prob = sim = None
-            if models.attr_prob is not None:
-                small = xe if xe.shape[-1] == models.size else F.interpolate(
-                    xe, size=models.size, mode="bilinear", antialias=True, align_corners=False)
-                prob = models.attr_prob(small).float().cpu().numpy()
-            if src_emb is not None:
-                sim = (models.embed(xe) * src_emb).sum(dim=1).float().cpu().numpy()
-            out[v] = (to_uint8(xe.float().cpu()), prob, sim)
-    return area, out
-
-
-def _one_torch_thread() -> None:
-    import torch
-
-    torch.set_num_threads(1)
-
-
-class _Compute:
-    """Runs ``_score_batch`` on a batch, split across one-thread workers on a CPU.
-
-    On a CPU, ``parts`` threads (the torch thread count), each running a slice
-    of the batch with ONE torch thread, beat one call with ``parts`` threads:
-    no OpenMP barrier after every layer, and a core taken by another job slows
-    one slice instead of every layer. Every image is computed on its own (no
-    layer mixes images), so the outputs do not depend on the split.
-    On CUDA the batch runs whole.
-    """
-
-    def __init__(self, device) -> None:
-        import torch
-
-        self.threads_before = torch.get_num_threads()
-        self.parts = self.threads_before if getattr(device, "type", str(device)) == "cpu" else 1
-        self.pool = ThreadPoolExecutor(self.parts, initializer=_one_torch_thread) if self.parts > 1 else None
-
-    def __call__(self, models: EditModels, x, values: Sequence[int]) -> tuple:
-        n = x.shape[0]
-        parts = min(self.parts, n)
-        if self.pool is None or parts < 2:
-            return _score_batch(models, x, values)
-        bounds = [n * k // parts for k in range(parts + 1)]
-        futures = [self.pool.submit(_score_batch, models, x[a:b], values) for a, b in zip(bounds, bounds[1:])]
-        results = [f.result() for f in futures]
-        cat = lambda arrs: None if arrs[0] is None else np.concatenate(arrs)  # noqa: E731
-        area = np.concatenate([r[0] for r in results])
-        out = {v: tuple(cat([r[1][v][i] for r in results]) for i in range(3)) for v in values}
-        return area, out
-
-    def close(self) -> None:
-        import torch
-
-        if self.pool is not None:
-            self.pool.shutdown()
-        # A worker's set_num_threads(1) also becomes the default of threads
-        # started later; restore the process's setting.
-        torch.set_num_threads(self.threads_before)
-
-
 def _passes(cfg: EditConfig, value: int, prob: float | None, sim: float | None, area: float) -> str | None:
     """The name of the first filter a row fails, or None."""
     if prob is not None and cfg.min_attr_prob > 0:
@@ -266,7 +111,7 @@ def edit_chunk(
     edit_cfg: EditConfig,
     device,
     pool: ThreadPoolExecutor,
-    compute: _Compute,
+    compute: Compute,
     workers: int = 0,
 ) -> tuple[list[dict], dict[str, int]]:
     """Edit ``rows`` (aligned images under ``root``); write PNGs under ``out_dir``.
@@ -343,7 +188,7 @@ def edit_chunk(
                     "width": int(pixels.shape[2]),
                     "height": int(pixels.shape[1]),
                 })
-                pending.append((len(out_rows) - 1, pool.submit(_encode_png, pixels[k], out_dir / rel)))
+                pending.append((len(out_rows) - 1, pool.submit(save_edit_png, pixels[k], out_dir / rel)))
         start += n
     for idx, fut in pending:
         out_rows[idx]["sha256"] = fut.result()
@@ -386,7 +231,7 @@ def edit_rows(
     if len(todo) < len(mine):
         log.info("edit: %d of %d chunk(s) already done, resuming", len(mine) - len(todo), len(mine))
     threads = max(2, os.cpu_count() or 2)
-    compute = _Compute(device)
+    compute = Compute(device)
     try:
         with ThreadPoolExecutor(threads) as pool, tqdm(total=sum(min(chunk, len(rows) - c) for _, c in todo),
                                                        desc="edit", unit="img", disable=not dist.is_main()) as bar:
@@ -416,8 +261,8 @@ def load_models(cfg: PipelineConfig, generators: mf.Manifest, classifiers: mf.Ma
     import torch
     import torch.nn.functional as F
 
-    from augment.sagan.classifier import classifier_from_manifest
     from augment.sagan.generators import load_generator
+    from augment.sagan.judge import classifier_from_manifest
 
     embed = None
     if cfg.edit.recognizer:

@@ -46,7 +46,8 @@ import pandas as pd
 from tqdm import tqdm
 
 from augment import manifest as mf
-from augment.io import read_rgb, write_atomic
+from augment.io import read_rgb
+from augment.fs import write_atomic
 
 LABELS = "labels.csv"
 LABEL_FIELDS = ["label", "identity", "identity_name", "folder"]

@@ -1,19 +1,9 @@
 """Image and file I/O for every stage: read pixels safely, convert them to and
-from tensors, encode PNGs, and write files atomically.
+from tensors, encode PNGs (written atomically by ``augment.fs``).
 
 Reading goes through ``augment.data.images.decode`` (Pillow, with its limits:
 a decompression-bomb cap, no truncated images, EXIF orientation applied,
 alpha composited); a file that cannot be used is a ``DatasetError`` naming it.
-
-Every write here is atomic: the data goes to a hidden temporary in the same
-folder (``.<name>.tmp-<pid>[<suffix>]``, a name the pipeline runner removes
-after a crash), is fsynced, then renamed over the final name. Bulk images
-(edits, aligned crops: thousands per stage) skip the per-file fsync
-(``fsync=False``, ~4 ms a file on this machine's ext4): their stage calls
-``sync_all()`` once before it writes the manifest part that lists them, so a
-part on disk never names an image that a power cut could lose. A reader, or a
-run resumed after a kill, sees the old file or the whole new one, never part
-of one. A failed write removes its temporary and names the final file.
 
 Two PNG encoders, so that existing outputs keep their exact bytes: Pillow's
 (``png_bytes``: edits, sample grids) and OpenCV's (``cv2_bytes``: aligned
@@ -24,15 +14,12 @@ from __future__ import annotations
 
 import hashlib
 import io
-import json
-import os
 from pathlib import Path
-from typing import Any, Callable
 
 import numpy as np
 
 from augment.data.errors import DatasetError
-from augment.runtime import names_file
+from augment.fs import write_bytes
 
 # --------------------------------------------------------------------------- #
 # Reading
@@ -117,6 +104,16 @@ def cv2_bytes(pixels: np.ndarray, fmt: str = "png") -> bytes:
     return buf.tobytes()
 
 
+EDIT_PNG_LEVEL = 1  # zlib level of edited images' PNGs (edit and oracle stages): the fastest to write
+
+
+def save_edit_png(pixels: np.ndarray, path: Path | str) -> str:
+    """An edited image as the edit and oracle stages write it: Pillow PNG at
+    ``EDIT_PNG_LEVEL``, atomic, not fsynced (its stage syncs once before the
+    manifest part that lists it); returns the sha256 of the file's bytes."""
+    return save_png(pixels, path, compress_level=EDIT_PNG_LEVEL, fsync=False)
+
+
 def save_png(pixels: np.ndarray, path: Path | str, compress_level: int = 6, *, fsync: bool = True) -> str:
     """(H, W, 3) uint8 -> a PNG file (Pillow), written atomically, its folder made
     if needed; returns the sha256 of the file's bytes."""
@@ -125,55 +122,3 @@ def save_png(pixels: np.ndarray, path: Path | str, compress_level: int = 6, *, f
     path.parent.mkdir(parents=True, exist_ok=True)
     write_bytes(path, data, fsync=fsync)
     return hashlib.sha256(data).hexdigest()
-
-
-# --------------------------------------------------------------------------- #
-# Atomic writes
-# --------------------------------------------------------------------------- #
-
-
-def fsync_file(path: Path | str) -> None:
-    """Flush ``path``'s data to disk."""
-    with open(path, "rb") as fh:
-        os.fsync(fh.fileno())
-
-
-def sync_all() -> None:
-    """Flush every written file to disk (one call for a batch of ``fsync=False`` writes)."""
-    os.sync()
-
-
-def write_atomic(path: Path | str, write: Callable[[Path], Any], *, suffix: str = "", fsync: bool = True) -> Path:
-    """``write(tmp)`` writes the file at ``tmp``, a hidden temporary beside ``path``
-    (ending in ``suffix``, for writers that take the format from the name); it
-    is fsynced (unless ``fsync`` is False: see the module docstring) and renamed
-    to ``path``. The folder must exist."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}{suffix}")
-    try:
-        with names_file(path):
-            write(tmp)
-            if fsync:
-                fsync_file(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    return path
-
-
-def write_bytes(path: Path | str, data: bytes, *, fsync: bool = True) -> Path:
-    """``data`` as the file ``path``, atomically."""
-    return write_atomic(path, lambda tmp: tmp.write_bytes(data), fsync=fsync)
-
-
-def write_text(path: Path | str, text: str) -> Path:
-    """``text`` as the UTF-8 file ``path``, atomically."""
-    return write_atomic(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
-
-
-def write_json(path: Path | str, data: Any, *, indent: int | None = 2, sort_keys: bool = True,
-               newline: bool = False) -> Path:
-    """``data`` as JSON (``json.dumps`` with ``indent`` and ``sort_keys``; a final
-    newline when ``newline``), atomically."""
-    return write_text(path, json.dumps(data, indent=indent, sort_keys=sort_keys) + ("\n" if newline else ""))

@@ -28,7 +28,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from augment import __version__
-from augment.io import write_atomic
+from augment.fs import write_atomic
 
 SCHEMA_VERSION = "1"
 

@@ -28,7 +28,6 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 from tqdm import tqdm
 
 from augment import manifest as mf
@@ -36,8 +35,9 @@ from augment.config import PipelineConfig
 from augment.data.attributes import from_vectors
 from augment.data.celeba import attribute_index
 from augment.data.errors import DatasetError
-from augment.edit import EDIT_PNG_LEVEL
-from augment.io import read_mask, read_rgb, save_png, sync_all
+from augment.groundtruth import groundtruth_index, perfect_edit
+from augment.io import save_edit_png
+from augment.fs import sync_all
 from augment.stages import StageInputs, StageOutputs
 
 log = logging.getLogger("augment.oracle")
@@ -50,27 +50,12 @@ def oracle_id(parent_id: str, attribute: str, value: int) -> str:
     return hashlib.sha1(f"oracle:{parent_id}:{attribute}:{value}".encode()).hexdigest()[:16]
 
 
-def perfect_edit(parent: pd.Series, aligned_root: Path, truth: pd.Series | None, gt_root: Path, value: int,
-                 current: int) -> tuple[np.ndarray, float]:
-    """(the perfect edit (H,W,3) uint8 at the aligned image's size, true changed area in [0,1])."""
-    from augment.sagan.evaluate import to_model_size
-
-    if value == current:
-        return read_rgb(aligned_root / parent["path"]), 0.0
-    if truth is None:
-        raise DatasetError(f"no exact counterfactual for {parent['path']}")  # checked before; a guard
-    size = int(parent["width"])
-    cf = to_model_size(read_rgb(gt_root / truth["counterfactual"]), parent["transform"], size, size)
-    region = to_model_size(read_mask(gt_root / truth["mask"]), parent["transform"], size, size)
-    return cf, float(np.clip(region, 0, 1).mean())
-
-
 def _write_png(arr: np.ndarray, path: Path) -> str:
     """PNG (as the edit stage writes them), written atomically; the sha256 of its
     bytes. An existing file is kept (resume)."""
     if path.is_file():
         return hashlib.sha256(path.read_bytes()).hexdigest()
-    return save_png(arr, path, compress_level=EDIT_PNG_LEVEL, fsync=False)  # synced once, below
+    return save_edit_png(arr, path)  # synced once, below
 
 
 def oracle_edits(edits: mf.Manifest, aligned: mf.Manifest, gt: mf.Manifest, out_dir: Path,
@@ -82,8 +67,6 @@ def oracle_edits(edits: mf.Manifest, aligned: mf.Manifest, gt: mf.Manifest, out_
     if missing_parent:
         raise DatasetError(f"{edits.file or edits.root}: {len(missing_parent)} edit(s) have a parent that is not in "
                            f"{aligned.file or aligned.root} (e.g. {missing_parent[0]})")
-    from augment.sagan.evaluate import groundtruth_index
-
     sources = set(aligned.df["source"].dropna())
     truths = {a: groundtruth_index(gt, a, sources) for a in sorted(e["attribute"].unique())}
     parents = by_id.loc[e["parent_id"]].reset_index(drop=True)

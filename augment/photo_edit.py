@@ -48,7 +48,8 @@ from augment.align.warp import similarity, warp
 from augment.config import ConfigError
 from augment.data.celeba import IMAGE_EXTS
 from augment.data.images import ImageDecodeError, decode
-from augment.io import cv2_bytes, write_atomic, write_bytes
+from augment.io import cv2_bytes
+from augment.fs import write_atomic, write_bytes
 
 log = logging.getLogger("augment.photo_edit")
 

@@ -21,16 +21,11 @@ stage folder can only be leftovers.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
-import os
-import re
-import resource
 import shutil
 import sys
 import time
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Iterable
 
@@ -38,114 +33,16 @@ from augment import __version__
 from augment import distributed as dist
 from augment import lock as workdir_lock
 from augment import manifest as mf
-from augment.config import PipelineConfig, config_hash, dump_yaml, section_json
-from augment.runtime import names_file
+from augment.config import PipelineConfig, config_hash, dump_yaml
+from augment.diagnostics import close_progress_bars, file_of, peak_rss_mib, reset_peak_rss
+from augment.fs import write_json
 from augment.stages import FILE, STAGES, Stage, StageInputs, StageOutputs, producers
+from augment.workdir import DONE, INPROGRESS, Runner, remove_temporaries
 
 log = logging.getLogger("augment")
 
-DONE = ".done.json"
-INPROGRESS = ".inprogress"
-# Hidden names of the project's atomic writes before their rename: ".<name>.tmp",
-# ".<name>.tmp-<pid>[.<ext>]" (files and checkpoint folders), ".<name>.old-<pid>"
-# (a checkpoint moved aside while it is overwritten).
-TEMPORARY = re.compile(r"^\..+\.(tmp|old)(-\d+)?(\.\w+)?$")
-
-
 class PipelineError(Exception):
     """A pipeline cannot run as asked (missing upstream, a stage's own error)."""
-
-
-def write_json_atomic(path: Path, data: dict) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        with names_file(path):
-            tmp.write_text(json.dumps(data, indent=2, sort_keys=True))
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    os.replace(tmp, path)
-
-
-@dataclass
-class Runner:
-    """Resolves stage folders and states for one config."""
-
-    cfg: PipelineConfig
-
-    @property
-    def workdir(self) -> Path:
-        return Path(self.cfg.workdir)
-
-    def stage_dir(self, name: str) -> Path:
-        return self.workdir / name
-
-    def marker(self, name: str) -> dict | None:
-        p = self.stage_dir(name) / DONE
-        if not p.is_file():
-            return None
-        try:
-            return json.loads(p.read_text())
-        except (OSError, json.JSONDecodeError):
-            return None  # a damaged marker counts as not done
-
-    def earlier(self, name: str) -> list[str]:
-        """The stages this pipeline runs before ``name`` (all of them for a stage not in it)."""
-        names = list(self.cfg.stages)
-        return names[: names.index(name)] if name in names else names
-
-    def upstream(self, stage: Stage) -> list[str]:
-        """The earlier stages of this pipeline that make the stage's ``inputs`` or
-        ``uses``, in pipeline order. Only earlier stages count: eval_sagan uses
-        the recognizers when train_recognition runs first, and is earlier in other
-        pipelines."""
-        before = self.earlier(stage.name)
-        made = producers(STAGES[n] for n in before)
-        wanted = {made[x] for x in (*stage.inputs, *stage.uses) if x in made}
-        return [s for s in before if s in wanted]
-
-    def fingerprint(self, name: str) -> str | None:
-        """The fingerprint ``name`` would have now; None when an upstream stage is not done."""
-        stage = STAGES[name]
-        digests = {}
-        for up in self.upstream(stage):
-            if self.state(up) != "done":
-                return None
-            digests[up] = self.marker(up)["outputs"]
-        payload = {
-            "stage": name,
-            "config": json.loads(section_json(self.cfg, stage.sections)),
-            "seed": self.cfg.seed,
-            "version": __version__,
-            "inputs": digests,
-        }
-        return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
-
-    def state(self, name: str) -> str:
-        """``done``, ``stale`` (ran, but config or inputs changed since), ``interrupted`` or ``not run``."""
-        m = self.marker(name)
-        fp = self.fingerprint(name)
-        if m is None:  # a folder with the in-progress marker: started, killed before its end
-            return "interrupted" if (self.stage_dir(name) / INPROGRESS).is_file() else "not run"
-        if fp is None or m.get("fingerprint") != fp:
-            return "stale"
-        outs = m.get("outputs", {})
-        if not all((self.stage_dir(name) / o["file"]).is_file() for o in outs.values()):
-            return "stale"
-        return "done"
-
-    def outputs(self, name: str, only: Iterable[str] | None = None) -> StageOutputs:
-        """A done stage's outputs (those named in ``only``, when given): manifests read
-        back, other files as paths."""
-        m = self.marker(name)
-        assert m is not None
-        out: StageOutputs = {}
-        for k, o in m["outputs"].items():
-            if only is not None and k not in only:
-                continue
-            path = self.stage_dir(name) / o["file"]
-            out[k] = mf.read(path) if path.suffix == ".parquet" else path
-        return out
 
 
 def _setup_logging(workdir: Path) -> logging.Handler:
@@ -285,30 +182,18 @@ def _prepare(runner: Runner, stage: Stage, fp: str) -> Path:
     elif previous == fp:
         log.info("[%s] resuming interrupted work", stage.name)
     if run_dir.exists():
-        _remove_temporaries(run_dir, stage.name)
+        remove_temporaries(run_dir, stage.name)
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / DONE).unlink(missing_ok=True)
     inprog.write_text(fp)
     return run_dir
 
 
-def _remove_temporaries(run_dir: Path, name: str) -> None:
-    """Delete the hidden temporaries that killed writes left in ``run_dir``. Safe
-    because this run holds the workdir lock: no other process is writing them."""
-    found = [p for p in run_dir.rglob(".*") if TEMPORARY.match(p.name)]
-    for p in sorted(found, key=lambda p: len(p.parts)):  # a folder before anything inside it
-        if p.is_dir() and not p.is_symlink():
-            shutil.rmtree(p, ignore_errors=True)
-        else:
-            p.unlink(missing_ok=True)
-    if found:
-        log.info("[%s] removed %d temporary file(s) left by an interrupted write", name, len(found))
-
-
 def _run_stage(runner: Runner, stage: Stage, whole_hash: str) -> None:
     cfg = runner.cfg
     fp = runner.fingerprint(stage.name)
-    assert fp is not None
+    if fp is None:  # _decide checked the upstream stages; one changed since
+        raise PipelineError(f"stage '{stage.name}': an upstream stage is no longer done")
     run_dir = runner.stage_dir(stage.name)
     if dist.is_main():
         _prepare(runner, stage, fp)
@@ -319,13 +204,13 @@ def _run_stage(runner: Runner, stage: Stage, whole_hash: str) -> None:
 
     inputs = _inputs(runner, stage)
     log.info("[%s] running", stage.name)
-    peak_reset = _reset_peak_rss()
+    peak_reset = reset_peak_rss()
     t0 = time.perf_counter()
     try:
         try:
             outs = stage.load()(cfg, inputs, run_dir)
         finally:
-            _close_progress_bars()
+            close_progress_bars()
     except KeyboardInterrupt:
         log.info("[%s] interrupted; partial work kept in %s, a rerun resumes it", stage.name, run_dir)
         raise
@@ -334,7 +219,7 @@ def _run_stage(runner: Runner, stage: Stage, whole_hash: str) -> None:
             raise
         # Python's write() errors (a full disk) name no file; the frames that
         # raised still hold it. Failing that, name the stage and its folder.
-        file = _file_of(e, run_dir)
+        file = file_of(e, run_dir)
         if file is not None:
             raise OSError(e.errno, e.strerror or str(e), str(file)) from e
         raise PipelineError(f"stage '{stage.name}' could not write in {run_dir}: {e}") from e
@@ -375,61 +260,6 @@ def _check_outputs(stage: Stage, outs: StageOutputs) -> None:
             raise PipelineError(f"stage '{stage.name}' output '{key}' is declared as {kind!r} but is {got!r}")
 
 
-def _file_of(error: BaseException, run_dir: Path) -> Path | None:
-    """The file a failed write was writing: the innermost frame of the error's
-    traceback holding a path inside ``run_dir``, preferring a final name to a
-    hidden temporary (``tmp.write_bytes`` fails in a frame that holds both)."""
-    frames, tb = [], error.__traceback__
-    while tb is not None:
-        frames.append(tb.tb_frame)
-        tb = tb.tb_next
-    root, temporary = run_dir.resolve(), None
-    for frame in reversed(frames):  # innermost first
-        for value in list(frame.f_locals.values()):
-            if not isinstance(value, Path):
-                continue
-            path = value.resolve()
-            if root not in path.parents:
-                continue
-            if not TEMPORARY.match(path.name):
-                return path
-            temporary = temporary or path
-    return temporary
-
-
-def _close_progress_bars() -> None:
-    """Close the progress bars a stage left open (one that failed part-way), so
-    that whatever is printed next, such as the one-line error, starts on a line
-    of its own and no bar is redrawn after it."""
-    tqdm = sys.modules.get("tqdm")
-    for bar in list(getattr(getattr(tqdm, "tqdm", None), "_instances", ())):
-        bar.close()
-
-
-def _reset_peak_rss() -> bool:
-    """Reset this process's peak RSS (VmHWM) to its current RSS, so the peak read
-    after a stage is that stage's; False where the kernel does not allow it."""
-    try:
-        with open("/proc/self/clear_refs", "w") as fh:
-            fh.write("5")
-        return True
-    except OSError:
-        return False
-
-
-def _peak_rss_mib() -> float:
-    """This process's peak RSS in MiB: VmHWM from /proc, else getrusage (the
-    process's peak since it started)."""
-    try:
-        with open("/proc/self/status") as fh:
-            for line in fh:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-
 def _finish(runner: Runner, stage: Stage, fp: str, whole_hash: str, outs: dict, seconds: float,
             peak_reset: bool = False) -> None:
     """Rank 0: write the returned manifests, then the done marker."""
@@ -449,8 +279,8 @@ def _finish(runner: Runner, stage: Stage, fp: str, whole_hash: str, outs: dict, 
             record[key] = {"file": path.name, "sha256": mf.file_digest(path)}
     # The stage's own peak when the peak could be reset before it; otherwise the
     # process's peak so far (which may come from an earlier stage).
-    peak_mib = _peak_rss_mib()
-    write_json_atomic(
+    peak_mib = peak_rss_mib()
+    write_json(
         run_dir / DONE,
         {"stage": stage.name, "fingerprint": fp, "outputs": record, "seconds": round(seconds, 3),
          "peak_rss_mib": round(peak_mib, 1), "peak_rss_scope": "stage" if peak_reset else "process",
@@ -459,11 +289,6 @@ def _finish(runner: Runner, stage: Stage, fp: str, whole_hash: str, outs: dict, 
     inprog.unlink(missing_ok=True)
     rows = ", ".join(f"{k}: {v['rows']} rows" if "rows" in v else f"{k}: {v['file']}" for k, v in record.items())
     log.info("[%s] done in %.1f s (%s)", stage.name, seconds, rows or "no manifests")
-
-
-def states(cfg: PipelineConfig) -> list[tuple[str, str, dict | None]]:
-    runner = Runner(cfg)
-    return [(n, runner.state(n), runner.marker(n)) for n in cfg.stages]
 
 
 def with_device(cfg: PipelineConfig, device: str | None) -> PipelineConfig:

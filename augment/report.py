@@ -23,7 +23,7 @@ from PIL import Image
 
 from augment import manifest as mf
 from augment.config import PipelineConfig, to_dict
-from augment.io import write_atomic, write_bytes, write_text
+from augment.fs import write_atomic, write_bytes, write_text
 from augment.stages import StageInputs, StageOutputs
 
 log = logging.getLogger("augment.report")
@@ -167,7 +167,7 @@ def _counts_section(doc: Doc, inputs: dict) -> None:
 
 
 def _timings_section(doc: Doc, cfg: PipelineConfig) -> None:
-    from augment.pipeline import states
+    from augment.workdir import states
 
     doc.h2("Stage timings")
     rows = []
@@ -432,7 +432,7 @@ def edit_grids(cfg: PipelineConfig, aligned: mf.Manifest, generators: mf.Manifes
     """
     import torch
 
-    from augment.edit import EditModels, edit_batch
+    from augment.sagan.apply import EditModels, edit_batch
     from augment.io import read_rgb, to_tensor, to_uint8
     from augment.runtime import resolve_device
     from augment.sagan.generators import load_generator

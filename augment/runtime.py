@@ -11,7 +11,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
-import re
 
 
 def derive_seed(seed: int, *names: object) -> int:
@@ -63,24 +62,3 @@ def torch_threads(n: int):
         yield
     finally:
         torch.set_num_threads(before)
-
-
-@contextlib.contextmanager
-def names_file(path):
-    """Give an OSError raised inside the block ``path`` as its file name, when it
-    has none: Python's write() and close() errors (a full disk) name no file,
-    and the one-line error a user sees must say which file could not be written.
-    Errors of native writers that are not OSErrors (safetensors reports
-    ``... (os error 28)``) become OSErrors with their errno."""
-    try:
-        yield
-    except OSError as e:
-        if e.filename is not None:
-            raise
-        raise OSError(e.errno, e.strerror or str(e), str(path)) from e
-    except Exception as e:
-        m = re.search(r"os error (\d+)", str(e))
-        if m is None or type(e).__name__ != "SafetensorError":
-            raise
-        code = int(m.group(1))
-        raise OSError(code, os.strerror(code), str(path)) from e

@@ -35,7 +35,7 @@ paths, writes the returned manifests and the done marker.
 A new stage's config goes in ONE place: a frozen dataclass section in
 ``augment/config/sections.py``, added as a field of ``PipelineConfig`` under the
 stage's name and listed in its ``sections``; its range checks go in
-``augment/config/checks.py`` (docs/ARCHITECTURE.md, "Adding a stage").
+``augment/validate.py`` (docs/ARCHITECTURE.md, "Adding a stage").
 """
 
 from __future__ import annotations
@@ -106,14 +106,14 @@ STAGES: dict[str, Stage] = {
     for s in [
         Stage(
             name="synth",
-            target="augment.data.synthfaces:run_stage",
+            target="augment.data.synthfaces.stage:run_stage",
             sections=("synth",),
             outputs={"groundtruth": "groundtruth"},
             help="render SynthFaces (CelebA + LFW formats + counterfactual ground truth) when absent",
         ),
         Stage(
             name="read",
-            target="augment.data.read:run_stage",
+            target="augment.data.stage:run_stage",
             sections=("data",),
             uses=("groundtruth",),  # a SynthFaces dataset rendered by this pipeline
             outputs={"source": "images", "eval_source": "images", "pairs": "pairs", "sagan_source": "images"},
@@ -123,7 +123,7 @@ STAGES: dict[str, Stage] = {
         ),
         Stage(
             name="align",
-            target="augment.align:run_stage",
+            target="augment.align.stage:run_stage",
             sections=("align", "data"),
             inputs=("source",),
             uses=("eval_source", "sagan_source"),
@@ -169,7 +169,7 @@ STAGES: dict[str, Stage] = {
             sections=("edit",),
             inputs=("aligned",),
             # or models trained earlier, from edit.generators / edit.classifier
-            # (augment/config/checks.py makes sure generators come from one of the two)
+            # (augment/validate.py makes sure generators come from one of the two)
             uses=("classifiers", "generators"),
             outputs={"edits": "images"},
             help="edit every training image to each attribute value; quality scores and filters",

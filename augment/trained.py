@@ -47,24 +47,21 @@ def _checkpoint_folder(path: Path) -> Path | None:
 
 def _generator_row(folder: Path) -> dict:
     from augment.sagan.generators import CHECKPOINT_KIND, GENERATOR_KIND
-    from augment.sagan.train import weights_id
 
     meta = ckpt.read_meta(folder)
     if meta.get("kind") not in (CHECKPOINT_KIND, GENERATOR_KIND):
         raise ckpt.CheckpointError(f"{folder}: a {meta.get('kind')!r} checkpoint, not a SaGAN generator")
-    return {"attribute": meta["attribute"], "path": folder.name, "generator_id": weights_id(folder),
+    return {"attribute": meta["attribute"], "path": folder.name, "generator_id": ckpt.weights_id(folder),
             "step": int(meta.get("step", 0)), "preset": str(meta.get("preset", "")),
             "image_size": int(meta["image_size"])}
 
 
 def _classifier_row(folder: Path) -> dict:
-    from augment.sagan.train import weights_id
-
     meta = ckpt.read_meta(folder)
     cfg = meta.get("model_config") or {}
     if "attributes" not in cfg:
         raise ckpt.CheckpointError(f"{folder}: a {meta.get('kind')!r} checkpoint, not an attribute classifier")
-    return {"path": folder.name, "classifier_id": weights_id(folder), "attributes": list(cfg["attributes"]),
+    return {"path": folder.name, "classifier_id": ckpt.weights_id(folder), "attributes": list(cfg["attributes"]),
             "image_size": int(cfg["image_size"]), "step": int(meta.get("step", 0))}
 
 

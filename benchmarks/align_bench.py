@@ -55,7 +55,8 @@ def run_reference(source, cfg, model) -> tuple[float, int]:
     from augment.align.templates import template
     from augment.align.warp import similarity, warp
     from augment.data.images import ImageDecodeError, decode
-    from augment.io import cv2_bytes, write_bytes
+    from augment.io import cv2_bytes
+    from augment.fs import write_bytes
 
     dst = template(cfg.template, cfg.size)
     out = Path(tempfile.mkdtemp(prefix="align-ref-"))

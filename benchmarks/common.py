@@ -17,7 +17,7 @@ from pathlib import Path
 from dataclasses import dataclass
 from typing import Callable
 
-from augment.io import write_json
+from augment.fs import write_json
 
 HERE = Path(__file__).resolve().parent
 RESULTS_JSON = HERE / "results.json"

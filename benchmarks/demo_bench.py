@@ -55,7 +55,7 @@ def main(opts: Options, pipeline: Path = REPO / "pipelines" / "smoke.yaml", runs
             per_stage.setdefault(name, []).append(rec)
         print(f"  demo run {k + 1}: {wall:.1f} s; " + ", ".join(f"{n} {r['seconds']:.1f} s" for n, r in stages.items()),
               flush=True)
-    from augment.config import load_config
+    from augment.validate import load_config
 
     cfg = load_config(pipeline)
     order = [s for s in cfg.stages if s in per_stage]

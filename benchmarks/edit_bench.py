@@ -95,7 +95,7 @@ def generators(opts: Options):
 
 
 def edit_models(G, opts: Options):
-    from augment.edit import EditModels, TunedGenerator
+    from augment.sagan.apply import EditModels, TunedGenerator
 
     gen = TunedGenerator(G, opts.compile, opts.device if opts.bf16 else None) if (opts.bf16 or opts.compile) else G
     return EditModels(ATTRIBUTE, "bench", gen, 128)
@@ -155,7 +155,7 @@ def compare_outputs(models, plain, paths: list[Path], opts: Options) -> float:
     """Max |ours - reference| over every image's two edits and its mask (float tensors)."""
     import torch
 
-    from augment.edit import edit_batch
+    from augment.sagan.apply import edit_batch
 
     worst = 0.0
     with torch.inference_mode():
@@ -194,14 +194,14 @@ def flop_efficiency(models, opts: Options, runs: int) -> dict:
     threads, channels_last, inference_mode)."""
     import torch
 
-    from augment.edit import _Compute
+    from augment.sagan.apply import Compute
     from augment.sagan.model import conv_macs
 
     G = getattr(models.generator, "G", models.generator)
     x = (torch.rand(16, 3, 128, 128, generator=torch.Generator().manual_seed(1)) * 2 - 1).to(opts.device)
     x = x.contiguous(memory_format=torch.channels_last)
     flops = 2 * conv_macs(G, x, torch.ones(16, device=x.device))
-    compute = _Compute(torch.device(opts.device))
+    compute = Compute(torch.device(opts.device))
 
     def forward() -> None:
         compute(models, x, [1])  # one attention pass + one manipulation + blend = G(x, 1)

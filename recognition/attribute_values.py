@@ -50,7 +50,7 @@ def predict(files: Sequence[str], attribute: str, classifiers: mf.Manifest, devi
     """The classifier's decision (P(attribute) > 0.5) on each aligned crop -> (N,) int8 1 / 0."""
     import torch
 
-    from augment.sagan.classifier import classifier_from_manifest
+    from augment.sagan.judge import classifier_from_manifest
     from augment.sagan.data import ImageDataset
 
     model, _ = classifier_from_manifest(classifiers, attribute, device)

@@ -31,7 +31,7 @@ import torch
 from torch import nn
 
 from augment.config import ConfigError
-from augment.config.checks import backbone_size_problem
+from recognition.sizes import backbone_size_problem
 
 
 class BackboneError(ConfigError, ValueError):

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-import augment.io
+import augment.fs
 from recognition import metrics as M
 
 
@@ -65,7 +65,7 @@ def plot_roc(curves: dict[str, dict[str, M.Roc]], path: Path) -> Path:
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     try:
-        augment.io.write_atomic(path, lambda tmp: fig.savefig(tmp, dpi=110), suffix=".png")
+        augment.fs.write_atomic(path, lambda tmp: fig.savefig(tmp, dpi=110), suffix=".png")
     finally:
         plt.close(fig)
     return path
@@ -88,7 +88,7 @@ def _jsonable(x):
 def write_json(data: dict, path: Path) -> Path:
     """``data`` as ``path`` (NaN and infinities as null), atomically."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    return augment.io.write_json(path, _jsonable(data), sort_keys=False)
+    return augment.fs.write_json(path, _jsonable(data), sort_keys=False)
 
 
 def bundle(results: list[dict]) -> dict:

@@ -29,7 +29,7 @@ import numpy as np
 import pandas as pd
 
 from augment.data.errors import DatasetError
-from augment.io import write_text
+from augment.fs import write_text
 
 ATTR_SHIFT = "attr-shift:"
 FOLDS = 10

@@ -55,7 +55,7 @@ def alignment_of_run(recognizers_root: Path) -> Alignment | None:
     aligned = Path(recognizers_root).parent / "align" / "aligned.parquet"
     if not aligned.is_file():
         return None
-    from augment.align.stage import alignment_of
+    from augment.align.dataset import alignment_of
 
     got = alignment_of(mf.read(aligned, kind="images"))
     return None if got is None else Alignment(got["template"], got["size"], str(aligned))
@@ -94,7 +94,7 @@ def align_for_evaluation(folder: Path, keys: Iterable[str], alignment: Alignment
     name (all when ``keys`` is empty) into ``out_dir``; returns the align result
     (``aligned`` manifest, ``rejects``, ``stats``)."""
     from augment.align.command import load_input
-    from augment.align.stage import align_dataset
+    from augment.align.dataset import align_dataset
     from augment.config import AlignConfig
 
     source = load_input(Path(folder), "lfw", "eval")

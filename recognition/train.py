@@ -41,7 +41,7 @@ from torch.utils.data import DataLoader, DistributedSampler
 from augment import checkpoint as ckpt
 from augment import distributed as dist
 from augment import manifest as mf
-from augment.align.stage import alignment_of
+from augment.align.dataset import alignment_of
 from augment.config import PipelineConfig
 from augment.data.errors import DatasetError
 from augment.stages import StageInputs, StageOutputs

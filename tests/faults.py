@@ -5,7 +5,7 @@ Run as a script, ``python tests/faults.py ARGS...`` is ``augment ARGS...``
 environment:
 
 - ``AUGMENT_FAULT_SET="module:attr=literal;..."`` sets module attributes first
-  (e.g. ``augment.align.stage:CHUNK_ROWS=8``: many resume points in a toy run);
+  (e.g. ``augment.align.dataset:CHUNK_ROWS=8``: many resume points in a toy run);
 - ``AUGMENT_FAULT_KILL="module:func:N:when[:text]"`` SIGKILLs the process at the
   Nth call of ``module.func`` (counting only calls whose arguments contain
   ``text``), ``before`` or ``after`` the call: a machine lost at an exact point;

@@ -13,11 +13,13 @@ import pytest
 from click.testing import CliRunner
 
 from augment import manifest as mf
-from augment.align import chunk, stage
+from augment.align import chunk
+from augment.align import dataset as stage
 from augment.align.detect import Face, choose, detection_size
 from augment.align.templates import ARCFACE_112, CELEBA_ALIGNED_MEAN, template
 from augment.align.warp import apply, centre_square, scale_of, similarity, warp
-from augment.config import AlignConfig, load_config
+from augment.config import AlignConfig
+from augment.validate import load_config
 from augment.pipeline import run_pipeline
 from augment.stages import STAGES, Stage
 from tests.image_files import flat_png

@@ -2,7 +2,8 @@ from pathlib import Path
 
 import pytest
 
-from augment.config import ConfigError, PipelineConfig, load_config, parse_overrides
+from augment.config import ConfigError, PipelineConfig, parse_overrides
+from augment.validate import load_config
 
 
 def write(tmp_path: Path, text: str) -> Path:
@@ -90,7 +91,7 @@ ALL_STAGES = "stages=synth,read,align,train_classifier,train_sagan,eval_sagan,ed
 def _out_of_range(key: str) -> str:
     import typing
 
-    from augment.config.checks import RANGES
+    from augment.validate import RANGES
 
     lo, hi = RANGES[key]
     section, name = key.split(".")
@@ -101,7 +102,7 @@ def _out_of_range(key: str) -> str:
 
 
 def _range_keys() -> list[str]:
-    from augment.config.checks import RANGES
+    from augment.validate import RANGES
 
     return list(RANGES)
 

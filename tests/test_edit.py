@@ -12,7 +12,8 @@ from PIL import Image
 
 from augment import manifest as mf
 from augment.config import EditConfig
-from augment.edit import EditModels, edit_batch, edit_rows, target_values
+from augment.edit import edit_rows, target_values
+from augment.sagan.apply import EditModels, edit_batch
 from augment.sagan.model import SaGANGenerator
 from tests.sagan_fixtures import TINY
 
@@ -130,7 +131,7 @@ def test_rows_filters_and_resume(tmp_path):
 def test_split_batch_gives_the_outputs_of_one_call():
     """On a CPU the edit stage splits a batch over one-thread workers; every image
     is computed on its own, so the split must not change any output."""
-    from augment.edit import _Compute, _score_batch
+    from augment.sagan.apply import Compute, score_batch
 
     G = tiny_generator()
     models = EditModels("Eyeglasses", "g", G, 16, attr_prob=lambda x: torch.sigmoid(x.mean(dim=(1, 2, 3))))
@@ -138,13 +139,13 @@ def test_split_batch_gives_the_outputs_of_one_call():
     before = torch.get_num_threads()
     torch.set_num_threads(2)
     try:
-        compute = _Compute(torch.device("cpu"))
+        compute = Compute(torch.device("cpu"))
         assert compute.parts == 2
         area, out = compute(models, x, [1, 0])
         compute.close()
         assert torch.get_num_threads() == 2
         torch.set_num_threads(1)
-        ref_area, ref_out = _score_batch(models, x, [1, 0])
+        ref_area, ref_out = score_batch(models, x, [1, 0])
     finally:
         torch.set_num_threads(before)
     np.testing.assert_allclose(area, ref_area, atol=1e-6)

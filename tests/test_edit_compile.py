@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from augment.edit import EditModels, TunedGenerator, edit_batch
+from augment.sagan.apply import EditModels, TunedGenerator, edit_batch
 from augment.sagan.model import SaganModelConfig, SaGANGenerator
 
 

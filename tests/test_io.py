@@ -13,6 +13,7 @@ import torch
 from PIL import Image
 
 from augment import io as aio
+from augment import fs as afs
 from augment.data.errors import DatasetError
 from augment.runtime import torch_threads
 
@@ -89,10 +90,10 @@ def test_atomic_writes_fsync_before_the_rename(tmp_path, monkeypatch):
     monkeypatch.setattr(os, "fsync", lambda fd: (events.append("fsync"), real_fsync(fd))[1])
     monkeypatch.setattr(os, "replace", lambda a, b: (events.append(("replace", os.path.basename(a))),
                                                      real_replace(a, b))[1])
-    aio.write_bytes(tmp_path / "a.bin", b"\x00\x01")
-    aio.write_text(tmp_path / "b.txt", "héllo\n")
-    aio.write_json(tmp_path / "c.json", {"b": 1, "a": [1, 2]})
-    aio.write_json(tmp_path / "d.json", {"b": 1, "a": 2}, indent=None, sort_keys=False, newline=True)
+    afs.write_bytes(tmp_path / "a.bin", b"\x00\x01")
+    afs.write_text(tmp_path / "b.txt", "héllo\n")
+    afs.write_json(tmp_path / "c.json", {"b": 1, "a": [1, 2]})
+    afs.write_json(tmp_path / "d.json", {"b": 1, "a": 2}, indent=None, sort_keys=False, newline=True)
     assert (tmp_path / "a.bin").read_bytes() == b"\x00\x01"
     assert (tmp_path / "b.txt").read_text(encoding="utf-8") == "héllo\n"
     assert (tmp_path / "c.json").read_text() == json.dumps({"b": 1, "a": [1, 2]}, indent=2, sort_keys=True)
@@ -105,14 +106,14 @@ def test_atomic_writes_fsync_before_the_rename(tmp_path, monkeypatch):
 
 def test_a_failed_write_keeps_the_old_file_removes_its_temporary_and_names_the_file(tmp_path):
     path = tmp_path / "a.json"
-    aio.write_json(path, {"v": 1})
+    afs.write_json(path, {"v": 1})
 
     def full_disk(tmp):
         tmp.write_text("partial")
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))  # a write() error: no file name
 
     with pytest.raises(OSError) as e:
-        aio.write_atomic(path, full_disk)
+        afs.write_atomic(path, full_disk)
     assert e.value.errno == errno.ENOSPC and e.value.filename == str(path)
     assert json.loads(path.read_text()) == {"v": 1}
     assert [p.name for p in tmp_path.iterdir()] == ["a.json"]
@@ -120,7 +121,7 @@ def test_a_failed_write_keeps_the_old_file_removes_its_temporary_and_names_the_f
 
 def test_write_atomic_gives_the_writer_a_name_with_the_suffix(tmp_path):
     seen = []
-    aio.write_atomic(tmp_path / "roc.png", lambda tmp: (seen.append(tmp.name), tmp.write_bytes(b"x")), suffix=".png")
+    afs.write_atomic(tmp_path / "roc.png", lambda tmp: (seen.append(tmp.name), tmp.write_bytes(b"x")), suffix=".png")
     assert seen == [f".roc.png.tmp-{os.getpid()}.png"] and (tmp_path / "roc.png").read_bytes() == b"x"
 
 

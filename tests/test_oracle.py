@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from augment import manifest as mf
-from augment.config import load_config
+from augment.validate import load_config
 from augment.data.attributes import from_vectors
 from augment.data.errors import DatasetError
 from augment.data.synthfaces import Settings, synthesize

@@ -8,8 +8,9 @@ from pathlib import Path
 import pytest
 
 from augment import manifest as mf
-from augment.config import load_config
-from augment.pipeline import PipelineError, Runner, run_pipeline, states
+from augment.validate import load_config
+from augment.pipeline import PipelineError, run_pipeline
+from augment.workdir import Runner, states
 from augment.stages import STAGES, Stage
 
 CALLS: list[str] = []

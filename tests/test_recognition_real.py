@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from augment.config import load_config
+from augment.validate import load_config
 from augment.pipeline import run_pipeline
 from tests.conftest import REPO
 

@@ -21,17 +21,18 @@ import pytest
 
 from augment import checkpoint as ckpt
 from augment import manifest as mf
-from augment.align import stage as align_stage
-from augment.config import load_config
+from augment.align import dataset as align_stage
+from augment.validate import load_config
 from augment.data.images import decode
-from augment.pipeline import DONE, INPROGRESS, TEMPORARY, run_pipeline
+from augment.pipeline import run_pipeline
+from augment.workdir import DONE, INPROGRESS, TEMPORARY
 from augment.stages import STAGES
 
 from tests.faults import SMOKE, augment_cmd, child_env, run_and_kill, sha256
 
 ALIGN_SETS = ["align.workers=1"]
 CHUNK_ROWS = 8  # 12 resumable chunks in the smoke data instead of 3
-CHUNK_SET = f"augment.align.stage:CHUNK_ROWS={CHUNK_ROWS}"
+CHUNK_SET = f"augment.align.dataset:CHUNK_ROWS={CHUNK_ROWS}"
 RNG = random.Random()  # a fresh kill point each run; the one used is in the failure message
 
 
@@ -146,7 +147,7 @@ def test_align_killed_at_a_random_point_resumes_to_the_clean_rows(clean_align, t
     # a manifest's temporary file is written, not yet renamed
     pytest.param("os:replace:1:before:.rejects.parquet.tmp", id="before-manifest-rename", marks=pytest.mark.slow),
     # every manifest is written, the done marker is not
-    pytest.param("augment.pipeline:write_json_atomic:1:before", id="before-done-marker", marks=pytest.mark.slow),
+    pytest.param("augment.pipeline:write_json:1:before", id="before-done-marker", marks=pytest.mark.slow),
 ])
 def test_align_killed_at_an_exact_point_resumes_to_the_clean_rows(clean_align, tmp_path, monkeypatch, kill):
     work = tmp_path / "killed"

@@ -17,8 +17,9 @@ import pytest
 
 from augment import checkpoint as ckpt
 from augment import manifest as mf
-from augment.config import load_config
-from augment.pipeline import DONE, run_pipeline
+from augment.validate import load_config
+from augment.pipeline import run_pipeline
+from augment.workdir import DONE
 
 from tests.faults import REPO, SMOKE, augment_cmd, child_env
 

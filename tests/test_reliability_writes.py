@@ -24,9 +24,9 @@ from PIL import Image
 from augment import checkpoint as ckpt
 from augment import manifest as mf
 from augment.align import chunk as align_chunk
-from augment.align import stage as align_stage
+from augment.align import dataset as align_stage
 from augment.cli import cli
-from augment.pipeline import DONE
+from augment.workdir import DONE
 
 
 def _disk_full(path) -> OSError:
@@ -181,7 +181,7 @@ def _interrupted_stage(cfg, inputs, run_dir):
 
 @pytest.mark.parametrize("config", ["same", "changed"])
 def test_leftover_temporaries_are_removed_when_the_stage_next_runs(tmp_path, monkeypatch, config):
-    from augment.config import load_config
+    from augment.validate import load_config
     from augment.pipeline import run_pipeline
     from augment.stages import STAGES, Stage
 
@@ -222,7 +222,7 @@ def test_a_write_error_without_a_file_name_gets_one(tmp_path, monkeypatch):
     """Python's write() errors carry no file name; the runner names the file the
     failing frame was writing (its final name, not the temporary), else the
     stage and its folder."""
-    from augment.config import load_config
+    from augment.validate import load_config
     from augment.pipeline import PipelineError, run_pipeline
     from augment.stages import STAGES, Stage
 

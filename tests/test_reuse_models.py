@@ -10,8 +10,10 @@ from PIL import Image
 
 from augment import manifest as mf
 from augment import trained
-from augment.config import ConfigError, load_config
-from augment.pipeline import run_pipeline, states
+from augment.config import ConfigError
+from augment.validate import load_config
+from augment.pipeline import run_pipeline
+from augment.workdir import states
 from tests.generator_files import save_generator
 
 
@@ -87,7 +89,7 @@ def test_resolve_finds_models_in_runs_stage_folders_manifests_and_checkpoints(tm
 def test_train_sagan_records_the_alignment_in_the_generator_export(tmp_path):
     from augment import checkpoint as ckpt
     from augment.sagan.generators import export_generator
-    from augment.align.stage import alignment_of as training_alignment
+    from augment.align.dataset import alignment_of as training_alignment
 
     aligned = mf.Manifest("images", mf.frame("images", []), tmp_path,
                           {"extra": {"template": "sagan", "size": 128, "modes": {}}})

@@ -12,6 +12,7 @@ from augment import checkpoint as ckpt
 from augment import manifest as mf
 from augment.config import PipelineConfig, TrainClassifierConfig
 from augment.sagan import classifier as C
+from augment.sagan import judge as J
 from augment.sagan import smudge as S
 from tests.sagan_fixtures import make_dataset
 
@@ -58,8 +59,8 @@ def test_stage_learns_the_attribute_and_records_held_out_accuracy(tmp_path):
     assert metrics["attributes"]["Eyeglasses"]["accuracy"] == pytest.approx(acc["Eyeglasses"], abs=1e-6)
     assert row["classifier_id"] == mf.file_digest(run_dir / "classifier" / ckpt.WEIGHTS)[:16]
 
-    model, meta = C.classifier_from_manifest(back, "Eyeglasses")
-    assert meta["kind"] == C.KIND and not model.training
+    model, meta = J.classifier_from_manifest(back, "Eyeglasses")
+    assert meta["kind"] == J.KIND and not model.training
     # scoring works at any input size (resized to the classifier's)
     x = torch.rand(3, 3, 32, 32) * 2 - 1
     p = model.attribute_probability(x, "Eyeglasses")
@@ -68,7 +69,7 @@ def test_stage_learns_the_attribute_and_records_held_out_accuracy(tmp_path):
     with pytest.raises(ValueError, match="Bangs"):
         model.attribute_probability(x, "Bangs")
     with pytest.raises(Exception, match="no classifier knows 'Bangs'"):
-        C.classifier_from_manifest(back, "Bangs")
+        J.classifier_from_manifest(back, "Bangs")
     # the train checkpoints resume: a rerun with the same config trains no further and agrees
     ds_y = C.label_matrix(aligned.df, ("Eyeglasses", "Smiling"))
     assert (ds_y[:, 1] == 0).sum() > 0 and np.isin(ds_y, (-1, 0, 1)).all()

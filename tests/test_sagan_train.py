@@ -139,7 +139,7 @@ def test_stage_trains_one_generator_per_attribute(tmp_path):
     labelled_train = sum(1 for _, r in aligned.df.iterrows() if r["split"] == "train" and r["attributes"] is not None)
     assert row["preset"] == "fast" and row["train_images"] == labelled_train
     gen_dir = back.root / row["path"]
-    assert row["generator_id"] == T.weights_id(gen_dir)
+    assert row["generator_id"] == ckpt.weights_id(gen_dir)
     G, meta = load_generator(gen_dir, "Eyeglasses")
     assert meta["kind"] == "sagan_generator" and meta["config_hash"]
     states, _ = ckpt.load(gen_dir)

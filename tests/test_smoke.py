@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from augment import manifest as mf
-from augment.config import load_config
+from augment.validate import load_config
 from augment.pipeline import run_pipeline
 
 REPO = Path(__file__).resolve().parents[1]

@@ -271,7 +271,7 @@ def test_preview_sheet(tmp_path):
 
 
 def test_pipeline_stage_then_read(tmp_path):
-    from augment.config import load_config
+    from augment.validate import load_config
     from augment.pipeline import run_pipeline
 
     repo = Path(__file__).resolve().parents[1]
@@ -361,7 +361,8 @@ def test_settings_and_the_synth_command_follow_the_config_section():
     and an int seed), and the synth command has one option per field with its default."""
     import dataclasses
 
-    from augment.config import SynthConfig, load_config
+    from augment.config import SynthConfig
+    from augment.validate import load_config
     from augment.data.synthfaces import settings_from_config
 
     section = {f.name: f for f in dataclasses.fields(SynthConfig)}

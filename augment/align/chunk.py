@@ -25,7 +25,8 @@ from augment.align.templates import prealigned_points, scale_landmarks, template
 from augment.align.warp import centre_square, compose, rescale, similarity, warp
 from augment.config import AlignConfig
 from augment.data.images import MAX_PIXELS, ImageDecodeError, decode
-from augment.io import cv2_bytes, write_bytes
+from augment.io import cv2_bytes
+from augment.fs import write_bytes
 from augment.runtime import torch_threads
 
 PIXEL_BUDGET = 48_000_000  # decoded pixels held at once by one worker (about 150 MB of RGB)

@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from augment import manifest as mf
-from augment.align.stage import AlignResult, align_dataset
+from augment.align.dataset import AlignResult, align_dataset
 from augment.config import AlignConfig, DatasetConfig
 from augment.data import celeba, read
 from augment.data.errors import DatasetError

@@ -1,4 +1,5 @@
-"""Pipeline configuration: YAML -> frozen dataclasses, checked at load.
+"""Pipeline configuration: YAML -> frozen dataclasses (checked at load by
+``augment.validate.load_config``).
 
 Precedence: dataclass defaults < the pipeline YAML < ``--set a.b.c=value``.
 Every error names the YAML file and the dotted key; an unknown key also gets the
@@ -11,7 +12,8 @@ reruns that stage and what follows it, nothing upstream.
 
 - ``sections``: the dataclasses, the one place a key is defined;
 - ``parse``: YAML and ``--set`` -> typed dataclasses;
-- ``checks``: ranges, cross-section rules and paths, checked here before any stage runs.
+- ``augment/validate.py`` (a layer above): ranges, cross-section rules and paths, checked
+  before any stage runs.
 """
 
 from __future__ import annotations
@@ -20,13 +22,11 @@ import dataclasses
 import hashlib
 import json
 import typing
-from pathlib import Path
 from typing import Any
 
 import yaml
 
-from augment.config import checks
-from augment.config.parse import build_config, parse_overrides, read_tree
+from augment.config.parse import build_config, parse_overrides, read_tree  # noqa: F401 (the package's API)
 from augment.config.sections import (
     AlignConfig, ConfigError, DataConfig, DatasetConfig, EditConfig, EvalSaganConfig, EvaluateConfig,
     PipelineConfig, ReportConfig, SynthConfig, TrainClassifierConfig, TrainRecognitionConfig, TrainSaganConfig,
@@ -34,35 +34,8 @@ from augment.config.sections import (
 
 __all__ = ["AlignConfig", "ConfigError", "DataConfig", "DatasetConfig", "EditConfig", "EvalSaganConfig",
            "EvaluateConfig", "PipelineConfig", "ReportConfig", "SynthConfig", "TrainClassifierConfig",
-           "TrainRecognitionConfig", "TrainSaganConfig", "config_hash", "dump_yaml", "load_config",
+           "TrainRecognitionConfig", "TrainSaganConfig", "config_hash", "dump_yaml", "build_config", "read_tree",
            "parse_overrides", "section_hash", "section_json", "to_dict"]
-
-
-def load_config(
-    path: str | Path | None = None,
-    overrides: typing.Iterable[str] = (),
-    *,
-    check_paths: bool = True,
-) -> PipelineConfig:
-    """Read a pipeline YAML, apply ``--set`` overrides, validate, and freeze.
-
-    Raises ConfigError naming the file and the dotted key on any problem.
-    ``check_paths=False`` skips the checks that look at the disk.
-    """
-    source = str(path) if path is not None else "<defaults>"
-    cfg = build_config(read_tree(path), overrides, source)
-    checks.check_stage_names(cfg, source)
-    checks.check_ranges(cfg, source)
-    checks.check_evaluate(cfg, source)
-    checks.check_edit_models(cfg, source)
-    checks.check_edit_filters(cfg, source)
-    checks.check_diffaugment(cfg, source)
-    if check_paths:
-        checks.check_paths(cfg, "", source)
-        checks.check_datasets(cfg, source)
-        if "edit" in cfg.stages and cfg.edit.generators:
-            checks.check_generators_alignment(cfg, source)
-    return cfg
 
 
 def to_dict(cfg: Any) -> Any:

@@ -4,7 +4,7 @@ This file is the one place where a config key is defined: its type, its default
 and a comment saying what it does (keys beyond the paper say so and are off in
 the ``paper`` preset). A new stage's section goes here, as a field of
 ``PipelineConfig`` named like the stage; its range checks go in
-``augment/config/checks.py``.
+``augment/validate.py``.
 """
 
 from __future__ import annotations

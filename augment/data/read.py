@@ -18,10 +18,9 @@ import numpy as np
 import pandas as pd
 
 from augment import manifest as mf
-from augment.config import DatasetConfig, PipelineConfig
+from augment.config import DatasetConfig
 from augment.data import celeba, folder, lfw
 from augment.data.errors import DatasetError
-from augment.stages import StageInputs, StageOutputs
 
 log = logging.getLogger("augment.read")
 
@@ -75,7 +74,7 @@ def load_celeba_like(root: Path, images: str, source: str, max_images: int = 0, 
     if split == "by_identity":
         frame = frame.assign(split=celeba.split_by_identity(frame["identity"].to_numpy()))
         log.info("%s: identity-disjoint split instead of %s: %s", root,
-                 celeba.PARTITION_FILE if data.has_partition else "a partition file", _split_counts(frame))
+                 celeba.PARTITION_FILE if data.has_partition else "a partition file", split_counts(frame))
     elif split == "train":
         frame = frame.assign(split="train")
     elif data.has_partition and frame["split"].nunique() == 1 and len(frame) > 1:
@@ -87,7 +86,7 @@ def load_celeba_like(root: Path, images: str, source: str, max_images: int = 0, 
     return mf.Manifest("images", _images_frame(frame, source), root, {"extra": extra} if extra else {})
 
 
-def _split_counts(frame: pd.DataFrame) -> str:
+def split_counts(frame: pd.DataFrame) -> str:
     counts = frame["split"].value_counts()
     return ", ".join(f"{counts.get(s, 0)} {s}" for s in ("train", "val", "test"))
 
@@ -168,23 +167,3 @@ def load_dataset(ds: DatasetConfig, role: str, synth_root: Path | None) -> tuple
             images.df["attributes"] = table.vectors(images.df["path"])
         return images, pairs
     raise DatasetError(f"data.{role}.format: unknown format {ds.format!r}")  # pragma: no cover
-
-
-def run_stage(cfg: PipelineConfig, inputs: StageInputs, run_dir: Path) -> StageOutputs:
-    synth_root = inputs["groundtruth"].root if "groundtruth" in inputs else None
-    out: dict[str, mf.Manifest] = {}
-    source, _ = load_dataset(cfg.data.train, "train", synth_root)
-    out["source"] = source
-    log.info("read train: %d images, %d identities", len(source), source.df["identity"].nunique())
-    if cfg.data.sagan is not None:
-        sagan, _ = load_dataset(cfg.data.sagan, "sagan", synth_root)
-        out["sagan_source"] = sagan
-        log.info("read sagan (train_classifier, train_sagan, eval_sagan): %d images, %d identities (%s)",
-                 len(sagan), sagan.df["identity"].nunique(), _split_counts(sagan.df))
-    if cfg.data.eval is not None:
-        ev, pairs = load_dataset(cfg.data.eval, "eval", synth_root)
-        out["eval_source"] = ev
-        if pairs is not None:
-            out["pairs"] = pairs
-        log.info("read eval: %d images, %d pairs", len(ev), 0 if pairs is None else len(pairs))
-    return out

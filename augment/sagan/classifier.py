@@ -5,9 +5,7 @@ labelled images only, so a generator cannot "succeed" by fooling its own
 critic. One multi-label model covers the configured attributes:
 x (N,3,S,S) in [-1, 1] -> logits (N,K); ``probabilities`` gives sigmoid(logits).
 
-Architecture: a 3x3 conv, then four stride-2 3x3 convs (width, 2w, 4w, 8w, 8w
-channels), each with BatchNorm and ReLU, global average pooling, dropout and a
-linear layer to K logits. Training: AdamW, BCE with logits where rows with an
+The model and its loaders are in ``augment/sagan/judge.py``. Training: AdamW, BCE with logits where rows with an
 unknown label are masked out and positives are weighted by n_neg / n_pos
 (so a rare attribute such as Eyeglasses is not ignored), random horizontal
 flips (drawn from (seed, step), so a resumed run is exact).
@@ -26,7 +24,6 @@ The ``train_classifier`` stage writes ``<run_dir>/classifier/`` (the model),
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
@@ -34,7 +31,6 @@ import numpy as np
 import pandas as pd
 import torch
 import torch.nn.functional as F
-from torch import nn
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
@@ -42,84 +38,15 @@ from augment import checkpoint as ckpt
 from augment import manifest as mf
 from augment.config import PipelineConfig, TrainClassifierConfig
 from augment.data.errors import DatasetError
-from augment.io import save_png, write_json
+from augment.io import save_png
+from augment.fs import write_json
 from augment.runtime import derive_seed, resolve_device, torch_threads
 from augment.sagan.data import ImageDataset, ShuffledBatchSampler, attribute_labels
+from augment.sagan.judge import KIND, AttributeClassifier, ClassifierConfig
 from augment.sagan.smudge import aligned_blobs, smudge_batch
 from augment.stages import StageInputs, StageOutputs
 
 log = logging.getLogger("augment.train_classifier")
-
-KIND = "attribute_classifier"
-
-
-@dataclass(frozen=True)
-class ClassifierConfig:
-    attributes: tuple[str, ...]
-    image_size: int = 64
-    width: int = 32
-
-    def to_dict(self) -> dict:
-        return {"attributes": list(self.attributes), "image_size": self.image_size, "width": self.width}
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "ClassifierConfig":
-        return cls(tuple(d["attributes"]), int(d["image_size"]), int(d["width"]))
-
-
-def _block(cin: int, cout: int, stride: int) -> list[nn.Module]:
-    return [nn.Conv2d(cin, cout, 3, stride, 1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True)]
-
-
-class AttributeClassifier(nn.Module):
-    """x (N,3,S,S) in [-1,1] -> logits (N,K), K = len(cfg.attributes)."""
-
-    def __init__(self, cfg: ClassifierConfig) -> None:
-        super().__init__()
-        self.cfg = cfg
-        w = cfg.width
-        chans = [w, 2 * w, 4 * w, 8 * w, 8 * w]
-        layers = _block(3, chans[0], 1)
-        for cin, cout in zip(chans, chans[1:]):
-            layers += _block(cin, cout, 2)
-        self.features = nn.Sequential(*layers)
-        self.head = nn.Sequential(nn.Flatten(), nn.Dropout(0.2), nn.Linear(chans[-1], len(cfg.attributes)))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(F.adaptive_avg_pool2d(self.features(x), 1))
-
-    @torch.no_grad()
-    def probabilities(self, x: torch.Tensor) -> torch.Tensor:
-        """(N,3,H,W) in [-1,1], any H = W -> (N,K) P(attribute present). Call in eval mode."""
-        s = self.cfg.image_size
-        if x.shape[-1] != s or x.shape[-2] != s:
-            x = F.interpolate(x.float(), size=(s, s), mode="bilinear", align_corners=False, antialias=True)
-        return torch.sigmoid(self(x.float()))
-
-    def attribute_probability(self, x: torch.Tensor, attribute: str) -> torch.Tensor:
-        """(N,3,H,W) in [-1,1] -> (N,) P(``attribute`` present)."""
-        if attribute not in self.cfg.attributes:
-            raise ValueError(f"the classifier knows {list(self.cfg.attributes)}, not {attribute!r}")
-        return self.probabilities(x)[:, self.cfg.attributes.index(attribute)]
-
-
-def load_classifier(path: Path | str, device: str | torch.device = "cpu") -> tuple[AttributeClassifier, dict]:
-    """Rebuild a classifier from its checkpoint folder; eval mode."""
-    states, meta = ckpt.load(path, device=str(device), expect={"kind": KIND})
-    model = AttributeClassifier(ClassifierConfig.from_dict(meta["model_config"]))
-    model.load_state_dict(states["model"])
-    return model.to(device).eval(), meta
-
-
-def classifier_from_manifest(manifest: mf.Manifest, attribute: str, device: str | torch.device = "cpu"
-                             ) -> tuple[AttributeClassifier, dict]:
-    """The first classifier of a ``classifiers`` manifest that knows ``attribute``."""
-    for _, row in manifest.df.iterrows():
-        if attribute in list(row["attributes"]):
-            return load_classifier(manifest.root / row["path"], device)
-    raise DatasetError(f"{manifest.file or manifest.root}: no classifier knows {attribute!r}; "
-                       "add it to train_classifier.attributes")
-
 
 # --------------------------------------------------------------------------- #
 # Training
@@ -248,7 +175,7 @@ def with_counterfactuals(train_set: ImageDataset, train_df, aligned: mf.Manifest
     the others kept: pairs that differ in the attribute alone, so the judge
     learns the attribute and not what happens to come with it. Written once to
     ``out`` as PNGs. Returns (dataset, rows in dataset order)."""
-    from augment.sagan.evaluate import groundtruth_index, truth_for  # evaluate imports this module
+    from augment.groundtruth import groundtruth_index, truth_for
 
     if gt is None:
         log.info("[train_classifier] counterfactuals: no ground truth in this pipeline (no synth stage)")

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Callable
 
-if TYPE_CHECKING:  # torch is imported where it is used: config checks import this module without it
+if TYPE_CHECKING:  # torch is imported where it is used: config validation imports this module without it
     import torch
     from torch import Tensor
 

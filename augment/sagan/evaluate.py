@@ -55,12 +55,13 @@ import torch
 from tqdm import tqdm
 
 from augment import manifest as mf
-from augment.align.warp import warp as align_warp
 from augment.config import PipelineConfig
 from augment.data.errors import DatasetError
-from augment.io import read_mask, read_rgb, resize_square, save_png, to_tensor, write_json
+from augment.io import read_rgb, save_png, to_tensor
+from augment.fs import write_json
 from augment.runtime import resolve_device
-from augment.sagan.classifier import classifier_from_manifest
+from augment.groundtruth import groundtruth_index, truth_for
+from augment.sagan.judge import classifier_from_manifest
 from augment.sagan.data import attribute_labels
 from augment.sagan.generators import load_generator
 from augment.stages import StageInputs, StageOutputs
@@ -70,48 +71,6 @@ log = logging.getLogger("augment.eval_sagan")
 GRID_IMAGES = 8
 SMUDGE_DARKEN = 0.5  # smudge_accept: the (blurred) true region at half its brightness
 SMUDGE_BLUR = 1 / 12  # Gaussian sigma of the smudge, a fraction of the image side (4 px at 48 px)
-
-
-# --------------------------------------------------------------------------- #
-# Ground truth
-# --------------------------------------------------------------------------- #
-
-
-def groundtruth_index(gt: mf.Manifest, attribute: str, sources: set[str]) -> dict[str, pd.Series]:
-    """sample_id of the source image -> its ground-truth row for ``attribute``.
-
-    The ground truth names source images relative to the synth root, source
-    manifests relative to a dataset root below it (``celeba/``), so every
-    suffix of the path is tried with every source name; sample ids are hashes
-    of (source, relative path), so the right one matches and others do not.
-    """
-    rows = gt.df[gt.df["attribute"] == attribute]
-    out: dict[str, pd.Series] = {}
-    for _, row in rows.iterrows():
-        parts = Path(row["image"]).parts
-        for i in range(len(parts)):
-            rel = Path(*parts[i:]).as_posix()
-            for src in sources:
-                out.setdefault(mf.sample_id(src, rel), row)
-    return out
-
-
-def to_model_size(img: np.ndarray, transform, aligned_size: int, size: int) -> np.ndarray:
-    """Source-resolution image -> aligned (the align stage's own warp, by the row's 2x3
-    ``transform``, ``aligned_size`` px) -> the model's ``size`` px by area averaging, as
-    the aligned input itself was reduced (``read_rgb``)."""
-    out = align_warp(img, np.asarray(transform, dtype=np.float64).reshape(2, 3), aligned_size)
-    return resize_square(out, size)
-
-
-def truth_for(row: pd.Series, gt_root: Path, transform, aligned_size: int, size: int) -> tuple[np.ndarray, np.ndarray]:
-    """(counterfactual (S,S,3) float32 in [0,1], coverage of the changed region (S,S) in [0,1])."""
-    if transform is None or len(transform) != 6:
-        raise DatasetError(f"aligned row of {row['image']} has no 2x3 transform; cannot align its ground truth")
-    cf = to_model_size(read_rgb(gt_root / row["counterfactual"]), transform, aligned_size, size)
-    cov = to_model_size(read_mask(gt_root / row["mask"]), transform, aligned_size, size)
-    cf = cf.astype(np.float32) / 255
-    return cf, np.clip(cov, 0.0, 1.0)
 
 
 # --------------------------------------------------------------------------- #

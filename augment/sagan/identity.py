@@ -55,9 +55,8 @@ def id_preservation(generator, generator_size: int, attribute: str, aligned: mf.
     (mean cosine) and their ``_oracle`` twins over the ``rows`` of ``aligned`` that have a
     label and (with ``gt``) an exact counterfactual; each edit flips the image's attribute.
     ``gt`` None: every labelled row, no oracle (its figures None)."""
-    from augment.edit import EditModels, edit_batch
-    from augment.oracle import perfect_edit
-    from augment.sagan.evaluate import groundtruth_index
+    from augment.sagan.apply import EditModels, edit_batch
+    from augment.groundtruth import groundtruth_index, perfect_edit
     from recognition.embed import embed_batch
 
     labels = from_vectors(rows["attributes"], attribute)

@@ -44,7 +44,7 @@ from augment import manifest as mf
 from augment.config import PipelineConfig, TrainSaganConfig, section_hash
 from augment.io import save_png, to_uint8
 from augment.runtime import derive_seed, resolve_device, torch_threads
-from augment.align.stage import alignment_of
+from augment.align.dataset import alignment_of
 from augment.sagan.data import BalancedBatchSampler, ImageDataset, attribute_labels, attribute_rows
 from augment.sagan.generators import CHECKPOINT_KIND, export_generator
 from augment.sagan import diffaug
@@ -238,11 +238,6 @@ def _check_model(meta: dict, mcfg: SaganModelConfig, path: Path) -> None:
             f"{path}: checkpoint has model_config={meta.get('model_config')}, "
             f"but model_config={mcfg.to_dict()} is configured"
         )
-
-
-def weights_id(path: Path) -> str:
-    """16-hex id of a checkpoint folder: sha256 of its weights file."""
-    return mf.file_digest(Path(path) / ckpt.WEIGHTS)[:16]
 
 
 # --------------------------------------------------------------------------- #
@@ -473,7 +468,7 @@ def run_stage(cfg: PipelineConfig, inputs: StageInputs, run_dir: Path) -> StageO
             rows.append({
                 "attribute": attribute,
                 "path": gen_dir.relative_to(run_dir).as_posix(),
-                "generator_id": weights_id(gen_dir),
+                "generator_id": ckpt.weights_id(gen_dir),
                 "step": sagan_cfg.steps,
                 "preset": sagan_cfg.preset,
                 "image_size": mcfg.image_size,

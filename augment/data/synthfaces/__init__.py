@@ -6,7 +6,7 @@ attribute, the same photo with the attribute toggled and a mask of the
 changed pixels. It is the project's embedded default dataset.
 
 - ``synthesize(out, Settings(...))``: write a dataset (the ``augment synth`` command);
-- ``run_stage``: the ``synth`` pipeline stage;
+- ``stage``: the ``synth`` pipeline stage;
 - ``describe(root)``: counts for ``augment datasets describe synthfaces``;
 - ``contact_sheet`` / ``write_contact_sheet``: a preview for people.
 """
@@ -21,9 +21,8 @@ from augment.config import PipelineConfig
 from augment.data.synthfaces.dataset import Settings, SettingError, check_out, read_stamp, synthesize, validate
 from augment.data.synthfaces.params import ATTRIBUTES
 from augment.data.synthfaces.preview import contact_sheet, write_contact_sheet
-from augment.stages import StageInputs, StageOutputs
 
-__all__ = ["ATTRIBUTES", "SettingError", "Settings", "contact_sheet", "describe", "make", "run_stage",
+__all__ = ["ATTRIBUTES", "SettingError", "Settings", "contact_sheet", "describe", "make",
            "settings_from_config", "synthesize", "validate", "write_contact_sheet"]
 
 
@@ -65,16 +64,6 @@ def check_out_file(path: Path) -> None:
         raise SettingError("preview", f"cannot create {path.parent}: {e.strerror or e}") from None
     if path.is_dir():
         raise SettingError("preview", f"{path} is a folder; give a .png file name")
-
-
-def run_stage(cfg: PipelineConfig, inputs: StageInputs, run_dir: Path) -> StageOutputs:
-    """The ``synth`` stage: render into ``synth.out`` (empty: ``<run_dir>/data``)
-    unless a complete dataset with the same settings is already there."""
-    from augment.runtime import workers
-
-    out = Path(cfg.synth.out) if cfg.synth.out else Path(run_dir) / "data"
-    manifest = synthesize(out, settings_from_config(cfg), workers=workers(cfg.synth.workers))
-    return {"groundtruth": mf.Manifest("groundtruth", manifest.df, out, manifest.meta)}
 
 
 def describe(root: Path | str) -> dict:

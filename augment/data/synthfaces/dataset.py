@@ -29,7 +29,7 @@ from augment.config import ConfigError, SynthConfig
 from augment.data.synthfaces import layout
 from augment.data.synthfaces.params import ATTRIBUTES, sample_identity, sample_shot
 from augment.data.synthfaces.render import BatchRender
-from augment.io import write_json
+from augment.fs import write_json
 
 STAMP = "synthfaces.json"
 PROGRESS = ".synth_progress"

@@ -23,7 +23,8 @@ import cv2
 import numpy as np
 
 from augment.data.celeba import CELEBA_ATTRIBUTES
-from augment.runtime import derive_seed, names_file
+from augment.runtime import derive_seed
+from augment.fs import names_file
 
 CELEBA_DIR = "celeba"
 CELEBA_IMAGES = "img_align_celeba"

@@ -1,4 +1,9 @@
-"""Checks of a loaded config, run by ``load_config`` before any stage runs.
+"""Config validation: ``load_config`` reads a pipeline YAML (``augment.config``)
+and checks it before any stage runs.
+
+It sits near the top of the layering (docs/ARCHITECTURE.md) because the checks
+ask the layers below: the stage registry, SynthFaces' settings, the SaGAN and
+recognition network sizes, trained models' alignment.
 
 Each error names the source (file or ``--set`` flag) and the dotted key, so
 that a bad value exits with status 2 instead of failing later inside a stage.
@@ -10,10 +15,19 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import typing
 from pathlib import Path
 from typing import Any
 
-from augment.config.sections import ConfigError, PipelineConfig
+from augment import trained
+from augment.config import ConfigError, PipelineConfig
+from augment.config.parse import build_config, read_tree
+from augment.data.celeba import CELEBA_ATTRIBUTES
+from augment.data.synthfaces import SettingError, settings_from_config, validate
+from augment.sagan import diffaug
+from augment.sagan.sizes import SizeError, stage_model_config
+from augment.stages import STAGES
+from recognition.sizes import backbone_size_problem
 
 # Bounds of numeric keys, (lowest, highest) allowed, None = unbounded: values
 # outside them make a stage fail part-way (a zero batch or chunk size, a
@@ -65,14 +79,10 @@ _SAGAN_KEYS = {"image_size": "image_size", "g_width": "g_width", "d_width": "d_w
 
 
 def used_sections(cfg: PipelineConfig) -> set[str]:
-    from augment.stages import STAGES  # late: stages import config
-
     return {sec for name in cfg.stages for sec in STAGES[name].sections}
 
 
 def check_stage_names(cfg: PipelineConfig, source: str) -> None:
-    from augment.stages import STAGES
-
     for i, name in enumerate(cfg.stages):
         if name not in STAGES:
             close = difflib.get_close_matches(name, list(STAGES), n=1)
@@ -102,17 +112,7 @@ def check_ranges(cfg: PipelineConfig, source: str) -> None:
                               f"(backbone {cfg.train_recognition.backbone})")
 
 
-def backbone_size_problem(backbone: str, image_size: int) -> str | None:
-    """Why ``backbone`` (recognition/backbones.py) cannot take ``image_size`` px faces, or None."""
-    if backbone == "inception_resnet_v1":
-        return None if image_size >= 80 else f"image_size must be at least 80, got {image_size}"
-    return None if image_size >= 16 and image_size % 16 == 0 else \
-        f"image_size must be a multiple of 16, got {image_size}"
-
-
 def _check_synth(cfg: PipelineConfig, source: str) -> None:
-    from augment.data.synthfaces import SettingError, settings_from_config, validate
-
     try:
         validate(settings_from_config(cfg))
     except SettingError as e:
@@ -121,8 +121,6 @@ def _check_synth(cfg: PipelineConfig, source: str) -> None:
 
 def _check_sagan_sizes(cfg: PipelineConfig, source: str) -> None:
     """The SaGAN networks can take the sizes train_sagan asks for (augment/sagan/sizes.py)."""
-    from augment.sagan.sizes import SizeError, stage_model_config
-
     try:
         stage_model_config(cfg.train_sagan)
     except SizeError as e:
@@ -136,8 +134,6 @@ def _check_sagan_sizes(cfg: PipelineConfig, source: str) -> None:
 
 def check_diffaugment(cfg: PipelineConfig, source: str) -> None:
     """train_sagan.diffaugment names known policies (augment/sagan/diffaug.py)."""
-    from augment.sagan import diffaug
-
     try:
         diffaug.parse(cfg.train_sagan.diffaugment)
     except ValueError as e:
@@ -163,13 +159,13 @@ def check_edit_filters(cfg: PipelineConfig, source: str) -> None:
         )
 
 
-def check_paths(cfg: Any, prefix: str, source: str) -> None:
+def check_paths_exist(cfg: Any, prefix: str, source: str) -> None:
     """Keys marked ``must_exist`` (augment/config/sections.py) name paths that exist."""
     for f in dataclasses.fields(cfg):
         value = getattr(cfg, f.name)
         dotted = f"{prefix}.{f.name}" if prefix else f.name
         if dataclasses.is_dataclass(value):
-            check_paths(value, dotted, source)
+            check_paths_exist(value, dotted, source)
         elif f.metadata.get("must_exist") and value and not Path(value).exists():
             raise ConfigError(f"{source}: key '{dotted}' names a path that does not exist: {value}")
 
@@ -197,8 +193,6 @@ def check_datasets(cfg: PipelineConfig, source: str) -> None:
 
 def check_evaluate(cfg: PipelineConfig, source: str) -> None:
     """Protocol names and attribute names of the evaluate section."""
-    from augment.data.celeba import CELEBA_ATTRIBUTES
-
     def attribute(key: str, name: str) -> None:
         if name not in CELEBA_ATTRIBUTES:
             close = difflib.get_close_matches(name, CELEBA_ATTRIBUTES, n=1)
@@ -221,8 +215,6 @@ def check_evaluate(cfg: PipelineConfig, source: str) -> None:
 
 def check_generators_alignment(cfg: PipelineConfig, source: str) -> None:
     """Refuse, before anything runs, generators trained on faces aligned otherwise than this pipeline aligns."""
-    from augment import trained  # late: it imports this module
-
     gens = trained.resolve(cfg.edit.generators, "generators", f"{source}: key 'edit.generators'")
     for _, row in gens.df.iterrows():
         trained.check_alignment(gens, row, cfg.align.template, cfg.align.size,
@@ -245,3 +237,30 @@ def check_edit_models(cfg: PipelineConfig, source: str) -> None:
             "to a finished run (or its generators.parquet)"
         )
 
+
+
+def load_config(
+    path: str | Path | None = None,
+    overrides: typing.Iterable[str] = (),
+    *,
+    check_paths: bool = True,
+) -> PipelineConfig:
+    """Read a pipeline YAML, apply ``--set`` overrides, validate, and freeze.
+
+    Raises ConfigError naming the file and the dotted key on any problem.
+    ``check_paths=False`` skips the checks that look at the disk.
+    """
+    source = str(path) if path is not None else "<defaults>"
+    cfg = build_config(read_tree(path), overrides, source)
+    check_stage_names(cfg, source)
+    check_ranges(cfg, source)
+    check_evaluate(cfg, source)
+    check_edit_models(cfg, source)
+    check_edit_filters(cfg, source)
+    check_diffaugment(cfg, source)
+    if check_paths:
+        check_paths_exist(cfg, "", source)
+        check_datasets(cfg, source)
+        if "edit" in cfg.stages and cfg.edit.generators:
+            check_generators_alignment(cfg, source)
+    return cfg
