@@ -78,6 +78,23 @@ def to_uint8(x) -> np.ndarray:
         x.detach().float().clamp(-1, 1).add(1).mul(127.5).round().byte().permute(0, 2, 3, 1).cpu().numpy())
 
 
+def tile(rows, pad: int = 0) -> np.ndarray:
+    """Rows of equally sized (H,W,3) or (H,W) uint8 images -> one (H,W,3) uint8 picture,
+    ``pad`` white pixels between and around them (0: edge to edge). A row may be
+    a list or an (N,H,W,3) array."""
+    rows = [list(r) for r in rows]
+    h, w = rows[0][0].shape[:2]
+    ncol = max(len(r) for r in rows)
+    out = np.full((len(rows) * (h + pad) + pad, ncol * (w + pad) + pad, 3), 255, np.uint8)
+    for i, r in enumerate(rows):
+        for j, im in enumerate(r):
+            if im.ndim == 2:
+                im = np.repeat(im[..., None], 3, axis=2)
+            y, x = pad + i * (h + pad), pad + j * (w + pad)
+            out[y: y + h, x: x + w] = im
+    return out
+
+
 # --------------------------------------------------------------------------- #
 # Encoding
 # --------------------------------------------------------------------------- #

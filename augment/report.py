@@ -106,19 +106,6 @@ def _png(img: Image.Image) -> bytes:
     return buf.getvalue()
 
 
-def grid(rows: list[list[np.ndarray]], pad: int = 2) -> Image.Image:
-    """Tile rows of equally sized HxWx3 uint8 images into one picture."""
-    h, w = rows[0][0].shape[:2]
-    ncol = max(len(r) for r in rows)
-    canvas = np.full((len(rows) * (h + pad) + pad, ncol * (w + pad) + pad, 3), 255, np.uint8)
-    for i, r in enumerate(rows):
-        for j, im in enumerate(r):
-            if im.ndim == 2:
-                im = np.repeat(im[..., None], 3, axis=2)
-            canvas[pad + i * (h + pad): pad + i * (h + pad) + h, pad + j * (w + pad): pad + j * (w + pad) + w] = im
-    return Image.fromarray(canvas)
-
-
 # --------------------------------------------------------------------------- #
 # Sections
 # --------------------------------------------------------------------------- #
@@ -433,7 +420,7 @@ def edit_grids(cfg: PipelineConfig, aligned: mf.Manifest, generators: mf.Manifes
     import torch
 
     from augment.sagan.apply import EditModels, edit_batch
-    from augment.io import read_rgb, to_tensor, to_uint8
+    from augment.io import read_rgb, tile, to_tensor, to_uint8
     from augment.runtime import resolve_device
     from augment.sagan.generators import load_generator
 
@@ -451,7 +438,7 @@ def edit_grids(cfg: PipelineConfig, aligned: mf.Manifest, generators: mf.Manifes
         imgs = to_uint8(x)
         plus, minus = to_uint8(edits[1].cpu()), to_uint8(edits[0].cpu())
         m = (mask[:, 0].cpu().numpy() * 255).round().astype(np.uint8)
-        grids[g["attribute"]] = grid([[imgs[i], plus[i], minus[i], m[i]] for i in range(len(imgs))])
+        grids[g["attribute"]] = Image.fromarray(tile([[imgs[i], plus[i], minus[i], m[i]] for i in range(len(imgs))], pad=2))
     return grids
 
 

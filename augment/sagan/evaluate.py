@@ -57,7 +57,7 @@ from tqdm import tqdm
 from augment import manifest as mf
 from augment.config import PipelineConfig
 from augment.data.errors import DatasetError
-from augment.io import read_rgb, save_png, to_tensor
+from augment.io import read_rgb, save_png, tile, to_tensor
 from augment.fs import write_json
 from augment.runtime import resolve_device
 from augment.groundtruth import groundtruth_index, truth_for
@@ -154,11 +154,6 @@ def summarise(records: list[dict]) -> dict:
     return out
 
 
-def _grid(cols: list[np.ndarray]) -> np.ndarray:
-    """Columns of (N,S,S,3) uint8 -> one (N*S, len(cols)*S, 3) image."""
-    return np.concatenate([np.concatenate(list(row), axis=1) for row in zip(*cols)], axis=0)
-
-
 @torch.no_grad()
 def evaluate_attribute(attribute: str, generator_dir: Path, classifiers: mf.Manifest, aligned: mf.Manifest,
                        gt: mf.Manifest | None, split: str, max_images: int, batch_size: int,
@@ -240,7 +235,7 @@ def evaluate_attribute(attribute: str, generator_dir: Path, classifiers: mf.Mani
         "generator_step": int(gmeta["step"]),
     })
     rows_all = grid_rows["add"] + grid_rows["remove"]
-    grid = _grid([np.stack(c) for c in zip(*rows_all)]) if rows_all else None
+    grid = tile(rows_all) if rows_all else None
     return result, grid
 
 

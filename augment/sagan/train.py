@@ -42,7 +42,7 @@ from augment import checkpoint as ckpt
 from augment import distributed as dist
 from augment import manifest as mf
 from augment.config import PipelineConfig, TrainSaganConfig, section_hash
-from augment.io import save_png, to_uint8
+from augment.io import save_png, tile, to_uint8
 from augment.runtime import derive_seed, resolve_device, torch_threads
 from augment.align.dataset import alignment_of
 from augment.sagan.data import BalancedBatchSampler, ImageDataset, attribute_labels, attribute_rows
@@ -254,7 +254,7 @@ def sample_grid(G: SaGANGenerator, x: torch.Tensor) -> np.ndarray:
     to0 = G.blend(x, G.manipulate(x, zeros), mask)
     cols = [x, to1, to0, mask.expand(-1, 3, -1, -1) * 2 - 1]
     imgs = [to_uint8(c.float()) for c in cols]  # each (N,H,W,3)
-    return np.concatenate([np.concatenate(list(row), axis=1) for row in zip(*imgs)], axis=0)
+    return tile(zip(*imgs))
 
 
 # --------------------------------------------------------------------------- #
