@@ -156,14 +156,16 @@ def test_train_stage_outputs(trained):
     assert lines[3]["step"] == 3 * lines[1]["step"]
 
 
-def test_training_learns_the_toy_identities(trained):
-    _, _, rec = trained
-    first, last = [], []
+def test_training_learns_the_toy_identities(toy, tmp_path):
+    """Over eight epochs the loss falls for both models. (Two epochs of three steps,
+    the shared fixture's, are too few: the baseline's second epoch can be the
+    noisier one under CosFace's margin.)"""
+    _, _, rec = run_train(toy, tmp_path, epochs=8)
     lines = [json.loads(line) for line in (rec.root / "metrics.jsonl").read_text().splitlines()]
     for name in ("baseline", "+Eyeglasses"):
-        mine = [r for r in lines if r["model"] == name]
-        first.append(mine[0]["loss"]), last.append(mine[-1]["loss"])
-    assert all(b < a for a, b in zip(first, last))
+        losses = [r["loss"] for r in lines if r["model"] == name]
+        assert len(losses) == 8
+        assert sum(losses[-2:]) < 0.7 * sum(losses[:2]), (name, losses)
 
 
 def test_same_seed_same_weights_and_equal_steps(toy, trained, tmp_path):
