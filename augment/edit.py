@@ -27,7 +27,6 @@ processes.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
@@ -46,7 +45,7 @@ from augment.config import EditConfig, PipelineConfig
 from augment.data.celeba import attribute_index
 from augment.io import read_rgb, save_edit_png, to_tensor
 from augment.fs import sync_all, write_atomic
-from augment.sagan.apply import Compute, EditModels, TunedGenerator
+from augment.sagan.apply import Compute, EditModels, TunedGenerator, edit_id
 from augment.sagan.data import attribute_labels
 from augment.stages import StageInputs, StageOutputs
 
@@ -70,10 +69,6 @@ def target_values(directions: str, labels: np.ndarray) -> list[list[int]]:
         else:
             out.append([] if lab < 0 else [1 - int(lab)])
     return out
-
-
-def edit_id(parent_id: str, attribute: str, value: int) -> str:
-    return hashlib.sha1(f"sagan:{parent_id}:{attribute}:{value}".encode()).hexdigest()[:16]
 
 
 class _Images:
@@ -259,22 +254,16 @@ def load_models(cfg: PipelineConfig, generators: mf.Manifest, classifiers: mf.Ma
     import functools
 
     import torch
-    import torch.nn.functional as F
 
     from augment.sagan.generators import load_generator
     from augment.sagan.judge import classifier_from_manifest
 
     embed = None
     if cfg.edit.recognizer:
-        from recognition.embed import embed_batch, load_recognizer
+        from recognition.embed import embedder, load_recognizer
 
         rec, rmeta = load_recognizer(cfg.edit.recognizer, device)
-        rsize = int(rmeta["image_size"])
-
-        def embed(x):
-            if x.shape[-1] != rsize:
-                x = F.interpolate(x, size=rsize, mode="bilinear", antialias=True, align_corners=False)
-            return embed_batch(rec, x)
+        embed = embedder(rec, int(rmeta["image_size"]))
 
     out = []
     for _, g in generators.df.iterrows():

@@ -50,6 +50,7 @@ from augment.data.celeba import IMAGE_EXTS
 from augment.data.images import ImageDecodeError, decode
 from augment.io import cv2_bytes
 from augment.fs import write_atomic, write_bytes
+from augment.sagan.apply import attend_and_manipulate, edit_id
 
 log = logging.getLogger("augment.photo_edit")
 
@@ -102,29 +103,6 @@ def values_of(value: str) -> list[int]:
     if value in ("0", "1"):
         return [int(value)]
     raise ConfigError(f"--value must be 0, 1 or both, got {value!r}")
-
-
-def face_edit(G, size: int, x, values: Sequence[int]):
-    """SaGAN on aligned crops: x (N,3,S,S) in [-1,1] at the crop size S.
-
-    Returns (mask (N,1,S,S) in [0,1], {value: F_m output (N,3,S,S) in [-1,1]}),
-    both at the crop size (the generator runs at ``size`` and is upsampled), NOT
-    yet blended: the caller blends in the photo's own frame.
-    """
-    import torch
-    import torch.nn.functional as F
-
-    full = x.shape[-1]
-    small = x if full == size else F.interpolate(x, size=size, mode="bilinear", antialias=True, align_corners=False)
-    with torch.inference_mode():
-        mask = G.attention(small)
-        out = {}
-        for v in values:
-            x_a = G.manipulate(small, torch.full((x.shape[0],), float(v), device=x.device))
-            out[v] = x_a if full == size else F.interpolate(x_a, size=full, mode="bilinear", align_corners=False)
-        if full != size:
-            mask = F.interpolate(mask, size=full, mode="bilinear", align_corners=False).clamp_(0, 1)
-    return mask, out
 
 
 def edge_taper(size: int) -> np.ndarray:
@@ -246,7 +224,8 @@ def edit_photos(
                   "transform": [float(v) for v in m.reshape(-1)]}
         crops.append({"sample_id": sid, "path": crop_rel, **common, "width": size, "height": size,
                       "sha256": _write_png(crop, out / crop_rel)})
-        mask, x_a = face_edit(G, gsize, _crop_tensor(crop, device), targets)
+        with torch.inference_mode():
+            mask, x_a = attend_and_manipulate(G, gsize, _crop_tensor(crop, device), targets)
         mask_np = mask[0, 0].float().cpu().numpy()
         mask_rel = f"mask/{ph.name}.{attribute}.png"
         _write_png(np.rint(mask_np * 255).astype(np.uint8), out / mask_rel)
@@ -255,7 +234,7 @@ def edit_photos(
             result, mask_full = paste(pixels, m, np.ascontiguousarray(edit_np, dtype=np.float32), mask_np)
             rel = f"edited/{ph.name}.{attribute}={v}.png"
             digest = _write_png(result, out / rel)
-            eid = hashlib.sha1(f"sagan:{sid}:{attribute}:{v}".encode()).hexdigest()[:16]
+            eid = edit_id(sid, attribute, v)
             edits.append({"sample_id": eid, "path": rel, **common, "parent_id": sid, "attribute": attribute,
                           "target_value": v, "generator_id": gid, "mask_area": float(mask_np.mean()),
                           "width": w, "height": h, "sha256": digest})

@@ -23,6 +23,7 @@ from pathlib import Path
 
 from augment import checkpoint as ckpt
 from augment import manifest as mf
+from augment.align.dataset import alignment_of
 from augment.config import ConfigError
 
 STAGE_OF = {"generators": "train_sagan", "classifiers": "train_classifier"}
@@ -133,9 +134,9 @@ def edit_models(cfg, inputs: dict) -> tuple[mf.Manifest, mf.Manifest | None]:
     if classifiers is None and cfg.edit.classifier:
         classifiers = resolve(cfg.edit.classifier, "classifiers", "edit.classifier")
     aligned: mf.Manifest = inputs["aligned"]
-    extra = aligned.meta.get("extra") or {}
-    if extra.get("template") and extra.get("size"):
+    made = alignment_of(aligned)
+    if made is not None:
         what = f"the images of {aligned.file or aligned.root} (align.template, align.size)"
         for _, row in generators.df.iterrows():
-            check_alignment(generators, row, str(extra["template"]), int(extra["size"]), what)
+            check_alignment(generators, row, made["template"], made["size"], what)
     return generators, classifiers

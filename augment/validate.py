@@ -221,6 +221,21 @@ def check_generators_alignment(cfg: PipelineConfig, source: str) -> None:
                                 f"{source}'s faces (align.template, align.size)")
 
 
+def check_eval_sagan_order(cfg: PipelineConfig, source: str) -> None:
+    """eval_sagan measures identity preservation with the run's baseline recognizer
+    when this pipeline trains and evaluates one; it must then run after them, so
+    that its figures do not depend on where it stands in ``stages``."""
+    if "eval_sagan" not in cfg.stages:
+        return
+    at = cfg.stages.index("eval_sagan")
+    later = [s for s in ("train_recognition", "evaluate") if s in cfg.stages[at:]]
+    if later:
+        raise ConfigError(
+            f"{source}: key 'stages': 'eval_sagan' comes before {' and '.join(repr(s) for s in later)}, whose "
+            "recognizer it uses to measure identity preservation; move 'eval_sagan' after 'evaluate'"
+        )
+
+
 def check_edit_models(cfg: PipelineConfig, source: str) -> None:
     """The edit stage's generators (and classifier) come from this pipeline or from a path, not both."""
     if "edit" not in cfg.stages:
@@ -256,6 +271,7 @@ def load_config(
     check_ranges(cfg, source)
     check_evaluate(cfg, source)
     check_edit_models(cfg, source)
+    check_eval_sagan_order(cfg, source)
     check_edit_filters(cfg, source)
     check_diffaugment(cfg, source)
     if check_paths:

@@ -13,7 +13,7 @@ embeddings of the image and of its mirror image.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 import torch
@@ -76,6 +76,18 @@ def embed_batch(model: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
     both = model(torch.cat([x, torch.flip(x, dims=[3])]))
     n = x.shape[0]
     return F.normalize(both[:n] + both[n:], dim=1)
+
+
+def embedder(model: torch.nn.Module, size: int) -> Callable[[torch.Tensor], torch.Tensor]:
+    """``(N,3,H,W)`` in [-1,1], any H = W -> ``(N,E)`` unit vectors: the faces resized to
+    the recognizer's ``size`` (bilinear, antialiased) then ``embed_batch``."""
+
+    def embed(x: torch.Tensor) -> torch.Tensor:
+        if x.shape[-1] != size:
+            x = F.interpolate(x, size=size, mode="bilinear", antialias=True, align_corners=False)
+        return embed_batch(model, x)
+
+    return embed
 
 
 def embed_files(

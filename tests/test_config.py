@@ -85,7 +85,7 @@ def test_every_shipped_pipeline_loads():
 # Checks at load: ranges, network sizes, synth settings, edit filters, paths
 # --------------------------------------------------------------------------- #
 
-ALL_STAGES = "stages=synth,read,align,train_classifier,train_sagan,eval_sagan,edit,train_recognition,evaluate,report"
+ALL_STAGES = "stages=synth,read,align,train_classifier,train_sagan,edit,train_recognition,evaluate,eval_sagan,report"
 
 
 def _out_of_range(key: str) -> str:
@@ -176,3 +176,13 @@ def test_model_paths_must_exist(tmp_path, key, stages):
     missing.write_bytes(b"x")
     assert str(load_config(None, [f"stages={stages}", f"{key}={missing}"]).train_recognition.pretrained or
                load_config(None, [f"stages={stages}", f"{key}={missing}"]).edit.recognizer) == str(missing)
+
+
+def test_eval_sagan_before_the_recognizer_it_uses_is_refused(tmp_path):
+    """Its identity figures would otherwise depend on the order of ``stages``."""
+    with pytest.raises(ConfigError, match=r"'eval_sagan' comes before 'train_recognition' and 'evaluate'.*move"):
+        load_config(None, ["stages=synth,read,align,train_classifier,train_sagan,eval_sagan,edit,"
+                           "train_recognition,evaluate"], check_paths=False)
+    cfg = load_config(None, ["stages=synth,read,align,train_classifier,train_sagan,edit,train_recognition,"
+                             "evaluate,eval_sagan"], check_paths=False)
+    assert cfg.stages[-1] == "eval_sagan"

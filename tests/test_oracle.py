@@ -12,7 +12,7 @@ from augment.validate import load_config
 from augment.data.attributes import from_vectors
 from augment.data.errors import DatasetError
 from augment.data.synthfaces import Settings, synthesize
-from augment.edit import edit_id
+from augment.sagan.apply import edit_id
 from augment.oracle import oracle_edits
 from augment.pipeline import run_pipeline
 

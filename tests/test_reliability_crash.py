@@ -198,8 +198,8 @@ def test_checkpoint_save_killed_part_way_is_never_picked_up(tmp_path, kill, late
 # Every other stage of the smoke pipeline, killed mid-stage (slow)
 # --------------------------------------------------------------------------- #
 
-TRAIN_STAGES = ["synth", "read", "align", "train_classifier", "train_sagan", "eval_sagan", "edit",
-                "train_recognition", "evaluate", "report"]
+TRAIN_STAGES = ["synth", "read", "align", "train_classifier", "train_sagan", "edit",
+                "train_recognition", "evaluate", "eval_sagan", "report"]
 TRAIN_SETS = ["stages=" + ",".join(TRAIN_STAGES), "align.workers=1", "edit.chunk_size=16",
               "train_sagan.checkpoint_every=2", "train_classifier.checkpoint_every=5"]
 OUTPUT = {"synth": "groundtruth.parquet", "train_classifier": "classifiers.parquet",

@@ -86,6 +86,8 @@ class AttributeTable:
 
 def from_vectors(attributes, attribute: str) -> np.ndarray:
     """The images manifest's ``attributes`` column (40 values of 1 / -1, or null)
-    -> (N,) int8 of 1, 0, or -1 where unknown."""
+    -> (N,) int8 of 1, 0, or -1 where unknown: null (None, or NaN where pandas
+    filled a missing value) or too short to hold ``attribute``."""
     i = attribute_index(attribute)
-    return np.array([-1 if a is None or isinstance(a, float) else int(a[i] > 0) for a in attributes], dtype=np.int8)
+    return np.array([-1 if a is None or isinstance(a, float) or len(a) <= i else int(a[i] > 0) for a in attributes],
+                    dtype=np.int8)

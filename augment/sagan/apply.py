@@ -13,6 +13,7 @@ original, so pixels outside the mask stay exactly the original's.
 
 from __future__ import annotations
 
+import hashlib
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Callable, Sequence
@@ -20,6 +21,11 @@ from typing import Callable, Sequence
 import numpy as np
 
 from augment.io import to_uint8
+
+
+def edit_id(parent_id: str, attribute: str, value: int) -> str:
+    """Sample id of the SaGAN edit of ``parent_id`` to ``attribute`` = ``value``."""
+    return hashlib.sha1(f"sagan:{parent_id}:{attribute}:{value}".encode()).hexdigest()[:16]
 
 
 @dataclass
@@ -74,29 +80,38 @@ class TunedGenerator:
             return self._manipulate(x, c).float()
 
 
-def edit_batch(models: EditModels, x, values: Sequence[int]):
-    """Edit one batch to each target value, with a single attention pass.
+def attend_and_manipulate(G, size: int, x, values: Sequence[int]):
+    """SaGAN on aligned crops, NOT yet blended: x (N,3,H,W) in [-1,1] at the crop size H.
 
-    x: (N,3,H,W) in [-1,1] at the aligned size. Returns (mask (N,1,H,W) in [0,1]
-    at full size, {value: x_edit (N,3,H,W) in [-1,1]}).
+    The generator runs at ``size`` (the crop is resized to it, and its outputs
+    back). Returns (mask b = F_a(x) (N,1,H,W) in [0,1], {value: F_m(x, c) (N,3,H,W) in
+    [-1,1]}). The edit stage blends in the crop (``edit_batch``); ``augment edit``
+    on photos blends in the photo's own frame.
     """
     import torch
     import torch.nn.functional as F
 
-    G = models.generator
     full = x.shape[-1]
-    small = x if full == models.size else F.interpolate(x, size=models.size, mode="bilinear", antialias=True, align_corners=False)
+    small = x if full == size else F.interpolate(x, size=size, mode="bilinear", antialias=True, align_corners=False)
     mask = G.attention(small)
-    if full != models.size:
+    if full != size:
         mask = F.interpolate(mask, size=full, mode="bilinear", align_corners=False).clamp_(0, 1)
-    edits = {}
+    out = {}
     for v in values:
-        c = torch.full((x.shape[0],), float(v), device=x.device)
-        x_a = G.manipulate(small, c)
-        if full != models.size:
-            x_a = F.interpolate(x_a, size=full, mode="bilinear", align_corners=False)
-        edits[v] = G.blend(x, x_a, mask)
-    return mask, edits
+        x_a = G.manipulate(small, torch.full((x.shape[0],), float(v), device=x.device))
+        out[v] = x_a if full == size else F.interpolate(x_a, size=full, mode="bilinear", align_corners=False)
+    return mask, out
+
+
+def edit_batch(models: EditModels, x, values: Sequence[int]):
+    """Edit one batch to each target value, with a single attention pass.
+
+    x: (N,3,H,W) in [-1,1] at the aligned size. Returns (mask (N,1,H,W) in [0,1]
+    at full size, {value: x_edit (N,3,H,W) in [-1,1]}), x_edit = b * F_m(x, c) + (1 - b) * x.
+    """
+    G = models.generator
+    mask, manipulated = attend_and_manipulate(G, models.size, x, values)
+    return mask, {v: G.blend(x, x_a, mask) for v, x_a in manipulated.items()}
 
 
 def score_batch(models: EditModels, x, values: Sequence[int]) -> tuple:

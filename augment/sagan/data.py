@@ -22,7 +22,7 @@ import torch
 from torch.utils.data import Dataset
 
 from augment import manifest as mf
-from augment.data.celeba import attribute_index
+from augment.data.attributes import from_vectors
 from augment.data.errors import DatasetError
 from augment.io import read_rgb, to_tensor
 from augment.runtime import derive_seed
@@ -33,14 +33,9 @@ CACHE_LIMIT_BYTES = 2 << 30  # keep decoded images in memory up to this size
 
 
 def attribute_labels(df: pd.DataFrame, attribute: str) -> np.ndarray:
-    """Per row: 1 present, 0 absent, -1 unknown: ``attributes`` null (None, or NaN
-    where pandas filled a missing value) or too short to hold ``attribute``."""
-    idx = attribute_index(attribute)
-    out = np.full(len(df), -1, dtype=np.int64)
-    for i, attrs in enumerate(df["attributes"]):
-        if attrs is not None and not isinstance(attrs, float) and len(attrs) > idx:
-            out[i] = 1 if int(attrs[idx]) > 0 else 0
-    return out
+    """Per row of an images manifest: 1 present, 0 absent, -1 unknown (int64, for
+    tensors and indexing; ``augment.data.attributes.from_vectors`` reads them)."""
+    return from_vectors(df["attributes"], attribute).astype(np.int64)
 
 
 def attribute_rows(manifest: mf.Manifest, attribute: str, splits: Sequence[str]) -> tuple[list[Path], np.ndarray]:

@@ -19,7 +19,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
-import torch.nn.functional as F
 
 from augment import manifest as mf
 from augment.data.attributes import from_vectors
@@ -57,7 +56,7 @@ def id_preservation(generator, generator_size: int, attribute: str, aligned: mf.
     ``gt`` None: every labelled row, no oracle (its figures None)."""
     from augment.sagan.apply import EditModels, edit_batch
     from augment.groundtruth import groundtruth_index, perfect_edit
-    from recognition.embed import embed_batch
+    from recognition.embed import embedder
 
     labels = from_vectors(rows["attributes"], attribute)
     if gt is None:
@@ -70,10 +69,7 @@ def id_preservation(generator, generator_size: int, attribute: str, aligned: mf.
                            f"{attribute} to measure identity on")
     models = EditModels(attribute, "", generator, generator_size)
 
-    def embed(x: torch.Tensor) -> torch.Tensor:
-        if x.shape[-1] != recognizer_size:
-            x = F.interpolate(x, size=recognizer_size, mode="bilinear", antialias=True, align_corners=False)
-        return embed_batch(recognizer, x)
+    embed = embedder(recognizer, recognizer_size)
 
     def tensor(arrs: list[np.ndarray]) -> torch.Tensor:
         return to_tensor(np.stack(arrs)).to(device)
