@@ -1,11 +1,12 @@
-"""The stage runner: ordered stages, fingerprints, skip/rerun/force, atomic outputs.
+"""The stage runner: ordered stages, skip/rerun/force, resume, atomic outputs.
 
 Each stage writes into ``<workdir>/<stage>/``. On success the runner writes the
-returned manifests (atomically) and then ``.done.json`` holding a fingerprint:
-the hash of the stage's config sections, the run seed, the package version and
-the sha256 of every input manifest. A rerun skips a stage whose fingerprint
+returned manifests (atomically) and then ``.done.json`` holding a fingerprint
+(``augment/workdir.py``): the hash of the stage's config sections, the run
+seed, the package version and the sha256 of every manifest or file the stage
+declares as an input or a use. A rerun skips a stage whose fingerprint
 matches; a changed config changes that stage's fingerprint, its outputs change
-and so every stage downstream reruns too.
+and so every stage that reads them reruns too.
 
 While a stage runs, ``.inprogress`` holds the fingerprint it is working
 towards. A killed stage leaves no done marker; the next run with the same

@@ -210,3 +210,28 @@ def test_run_folder_has_config_log_and_markers(toy):
     marker = json.loads((work / "a" / ".done.json").read_text())
     assert marker["outputs"]["pa"]["rows"] == 3 and len(marker["fingerprint"]) == 64
     assert Runner(cfg).state("a") == "done"
+
+
+def test_fingerprint_hashes_only_the_outputs_a_stage_declares(monkeypatch, tmp_path):
+    """A stage reruns when a manifest it reads changes, not when its upstream stage's
+    other outputs do: 'b' makes 'pb' and 'extra'; 'c' reads only 'pb'."""
+    counter = {"extra": 0}
+
+    def b2(cfg, inputs, run_dir):
+        CALLS.append("b")
+        return {"pb": mf.Manifest("pairs", _rows(2, "b"), run_dir),
+                "extra": mf.Manifest("pairs", _rows(1 + counter["extra"], "x"), run_dir)}
+
+    monkeypatch.setitem(STAGES, "a", Stage(name="a", target=stage_a, sections=("synth",), outputs={"pa": "pairs"}))
+    monkeypatch.setitem(STAGES, "b", Stage(name="b", target=b2, sections=("data",), inputs=("pa",),
+                                             outputs={"pb": "pairs", "extra": "pairs"}))
+    monkeypatch.setitem(STAGES, "c", Stage(name="c", target=stage_c, sections=(), inputs=("pb",),
+                                             outputs={"pc": "pairs"}))
+    p = tmp_path / "p.yaml"
+    p.write_text(f"name: toy\nworkdir: {tmp_path}/work\nstages: [a, b, c]\n")
+    cfg = load_config(p, check_paths=False)
+    CALLS.clear()
+    run_pipeline(cfg)
+    counter["extra"] = 5  # b's other output will differ; pb will not
+    assert run_pipeline(cfg, force=["b"]) == {"a": "skipped", "b": "ran", "c": "skipped"}
+    assert CALLS == ["a", "b", "c", "b"]
