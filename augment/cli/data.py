@@ -1,0 +1,119 @@
+"""Datasets on disk: ``augment datasets describe``, ``augment synth`` renders one, ``augment align`` aligns one."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from augment.cli.output import echo_json, friendly_errors
+from augment.cli.synth_options import flag, settings_of, synth_options
+
+
+@click.group()
+def datasets() -> None:
+    """Inspect datasets on disk."""
+
+
+@datasets.command("describe")
+@click.argument("fmt", metavar="{celeba|lfw|synthfaces|folder}",
+                type=click.Choice(["celeba", "lfw", "synthfaces", "folder"]))
+@click.argument("root", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--pairs", default=None, help="LFW pairs file (View 1 or View 2), relative to ROOT or absolute.")
+@click.option("--images", default="", help="CelebA image folder name (default: whichever exists).")
+@click.option("--identities", default="", help="folder: a CSV 'path,identity' naming each photo's person.")
+@click.option("--split", type=click.Choice(["train", "by_identity"]), default="train", show_default=True,
+              help="folder: the split a training pipeline gives it (data.train.split).")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@friendly_errors
+def describe(fmt: str, root: Path, pairs, images: str, identities: str, split: str, as_json: bool) -> None:
+    """Count images, identities, attributes and pairs of a dataset at ROOT."""
+    from augment.data import describe as d
+
+    if fmt == "celeba":
+        info = d.describe_celeba(root, images)
+    elif fmt == "lfw":
+        info = d.describe_lfw(root, pairs)
+    elif fmt == "folder":
+        from augment.data import folder
+
+        info = folder.describe(root, identities, split)
+    else:
+        from augment.data.synthfaces import describe as describe_synth
+
+        info = describe_synth(root)
+    if as_json:
+        echo_json(info)
+    else:
+        for k, v in info.items():
+            click.echo(f"{k:<18} {v}")
+
+
+@click.command("synth")
+@click.argument("out", type=click.Path(file_okay=False, path_type=Path))
+@synth_options  # one option per field of SynthConfig (the synth config section), named like it
+@click.option("--preview", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Also write a contact sheet PNG (identities x attribute toggles).")
+@friendly_errors
+def synth_cmd(out: Path, preview, **options) -> None:
+    """Render SynthFaces into OUT: CelebA and LFW formats plus counterfactual ground truth."""
+    from augment.data import synthfaces
+
+    settings = settings_of(options)
+    workers = settings.pop("workers")  # not a Settings field: the output does not depend on it
+    try:
+        info = synthfaces.make(out, synthfaces.Settings(**settings), workers=workers, preview=preview)
+    except synthfaces.SettingError as e:
+        raise click.BadParameter(e.reason, param_hint="OUT" if e.key == "out" else flag(e.key)) from None
+    click.echo(
+        f"{info['images']} CelebA-part and {info['lfw_images']} LFW-part images, {info['groundtruth_rows']} "
+        f"ground-truth rows in {out} ({info['seconds']:.1f} s)" + (f"; preview {preview}" if preview else "")
+    )
+
+
+@click.command("align")
+@click.argument("input_path", metavar="INPUT", type=click.Path(exists=True, path_type=Path))
+@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path),
+              help="Folder for aligned.parquet, rejects.parquet and the aligned images.")
+@click.option("--mode", type=click.Choice(["auto", "mtcnn", "landmarks", "prealigned", "none"]), default="auto",
+              show_default=True,
+              help="auto: the rows' landmarks where present, MTCNN otherwise; prealigned: CelebA-style aligned crops "
+                   "of any size; none: already aligned, crop/resize only.")
+@click.option("--template", type=click.Choice(["sagan", "arcface"]), default=None, help="Default: sagan.")
+@click.option("--size", type=click.IntRange(min=16), default=None, help="Output side in px (default 128).")
+@click.option("--dataset", type=click.Choice(["celeba", "lfw", "synthfaces", "folder"]), default=None,
+              help="Format of INPUT when it is a folder (default: guessed).")
+@click.option("--images", default="", help="CelebA image folder name (img_celeba | img_align_celeba).")
+@click.option("--role", type=click.Choice(["train", "eval"]), default="train", show_default=True,
+              help="eval: images without a usable face are centre-cropped instead of rejected.")
+@click.option("--select", type=click.Choice(["largest", "central", "probable"]), default=None,
+              help="Which face to keep when there are several (default: largest).")
+@click.option("--keep-all", is_flag=True, help="Keep every face that passes the filters (train role).")
+@click.option("--min-prob", type=click.FloatRange(0, 1), default=None, help="Minimum detection probability (0.9).")
+@click.option("--max-images", type=click.IntRange(min=0), default=0, help="Align only the first N images.")
+@click.option("--workers", type=click.IntRange(min=0), default=0, show_default=True, help="0 = all CPU cores.")
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
+@friendly_errors
+def align_cmd(input_path: Path, out_dir: Path, mode, template, size, dataset, images, role, select, keep_all,
+              min_prob, max_images, workers, device) -> None:
+    """Detect and align the faces of INPUT (a dataset folder or an images manifest)."""
+    from dataclasses import replace
+
+    from augment.align.command import align_input
+    from augment.config import AlignConfig
+    from augment.runtime import resolve_device
+    from augment.runtime import workers as n_workers
+
+    given = {"template": template, "size": size, "select": select, "min_prob": min_prob}
+    cfg = replace(AlignConfig(keep_all=keep_all), **{k: v for k, v in given.items() if v is not None})
+    result = align_input(input_path, out_dir, cfg, mode=mode, dataset=dataset, role=role, images=images,
+                         max_images=max_images, device=resolve_device(device).type, workers=n_workers(workers))
+    st = result.stats
+    rate = f"; detection rate {100 * st['detection_rate']:.1f}%" if "detection_rate" in st else ""
+    fallback = st["centre_crop_fallback"]["count"]
+    click.echo(
+        f"{sum(st['modes'].values())} image(s) -> {st['aligned_faces']} aligned face(s), "
+        f"{len(result.rejects)} reject(s) {st['rejects'] or ''}{rate}"
+        + (f"; {fallback} centre-cropped without a face" if fallback else "")
+    )
+    click.echo(f"wrote {out_dir / 'aligned.parquet'} and {out_dir / 'rejects.parquet'}")

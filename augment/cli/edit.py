@@ -1,0 +1,43 @@
+"""Your own photos: ``augment edit`` edits one attribute and pastes the edited face back."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from augment.cli.output import friendly_errors
+
+
+@click.command("edit")
+@click.argument("photos", nargs=-1, required=True, metavar="PHOTO_OR_FOLDER...",
+                type=click.Path(exists=True, path_type=Path))
+@click.option("--generators", required=True, metavar="RUN_OR_CHECKPOINT",
+              help="A finished run folder, its train_sagan folder, a generators.parquet or a generator checkpoint.")
+@click.option("--attribute", required=True, help="The CelebA attribute to edit, e.g. Eyeglasses.")
+@click.option("--value", type=click.Choice(["0", "1", "both"]), default="both", show_default=True,
+              help="1 adds the attribute, 0 removes it, both writes one photo of each.")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True,
+              help="Folder for edited/, aligned/, mask/, edits.parquet, rejects.parquet and index.csv.")
+@click.option("--template", type=click.Choice(["sagan", "arcface"]), default=None,
+              help="Only for generators whose metadata does not record their alignment.")
+@click.option("--crop-size", type=click.IntRange(min=16), default=None,
+              help="Only for generators whose metadata does not record their alignment.")
+@click.option("--select", type=click.Choice(["largest", "central", "probable"]), default="largest", show_default=True,
+              help="Which face to edit when a photo has several.")
+@click.option("--min-prob", type=click.FloatRange(0, 1), default=0.9, show_default=True)
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
+@friendly_errors
+def edit_cmd(photos, generators, attribute, value, out, template, crop_size, select, min_prob, device) -> None:
+    """Edit one attribute in your own photos and paste the edited face back into each photo."""
+    from augment.photo_edit import edit_photos
+    from augment.runtime import resolve_device
+
+    result = edit_photos(photos, generators, attribute, value, out, template=template, crop_size=crop_size,
+                         select=select, min_prob=min_prob, device=resolve_device(device).type)
+    n_photos = result.edits.meta["extra"]["photos"]
+    click.echo(f"{n_photos} photo(s): {len(result.edits)} edited photo(s) of {len(result.aligned)} face(s), "
+               f"{len(result.rejects)} without a usable face")
+    for r in result.rejects.df.itertuples(index=False):
+        click.echo(f"  no edit: {r.path}: {r.reason} ({r.detail})")
+    click.echo(f"wrote {out / 'edited'}/, {out / 'index.csv'} and {out / 'edits.parquet'}")

@@ -1,0 +1,50 @@
+"""Written manifests: ``augment inspect`` summarizes one, ``augment export`` makes a training set of them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from augment.cli.output import echo_json, fail, friendly_errors
+
+
+@click.command("export")
+@click.argument("manifests", nargs=-1, required=True, metavar="MANIFEST...",
+                type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--format", "fmt", type=click.Choice(["imagefolder", "lst", "insightface", "csv"]), required=True,
+              help="lst: MXNet im2rec (index, label, path); insightface: its face2rec2 list (1, path, label).")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True)
+@click.option("--append", is_flag=True, help="Add to an earlier export in OUT, reusing its labels.csv.")
+@click.option("--labels", "labels_file", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
+              help="A label map (label,identity[,identity_name,folder]) every identity must be in.")
+@click.option("--name", default="", help="Name of the list file (default: the manifest's stem, or 'train').")
+@click.option("--allow-outside-root", is_flag=True, help="Allow rows whose path leaves the manifest root.")
+@friendly_errors
+def export_cmd(manifests, fmt: str, out: Path, append: bool, labels_file, name: str, allow_outside_root: bool) -> None:
+    """Export images MANIFEST(s) as one training set: an ImageFolder tree, an MXNet or insightface .lst, a CSV.
+
+    Labels are stable: OUT/labels.csv maps identity to label and class folder,
+    and every later export into OUT (--append) reuses it.
+    """
+    from augment.export import ExportError, ExportUsageError, export
+
+    try:
+        info = export(list(manifests), fmt, out, allow_outside_root, append=append, labels_file=labels_file,
+                      name=name)
+    except ExportUsageError as e:
+        fail(str(e), 2)
+    except ExportError as e:
+        fail(str(e), 1)
+    echo_json(info)
+
+
+@click.command("inspect")
+@click.argument("manifest", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@friendly_errors
+def inspect_cmd(manifest: Path) -> None:
+    """Rows, identities, edits per attribute and value, score histograms."""
+    from augment import manifest as mf
+    from augment.summary import summarize
+
+    click.echo(summarize(mf.read(manifest)))
