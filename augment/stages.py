@@ -154,14 +154,15 @@ STAGES: dict[str, Stage] = {
         Stage(
             name="eval_sagan",
             target="augment.sagan.evaluate:run_stage",
-            sections=("eval_sagan",),
+            # report: report.grid_images, the rows of the edit grids it draws for the report
+            sections=("eval_sagan", "report"),
             inputs=("aligned", "classifiers", "generators"),
             # the recognizers and their metrics when train_recognition and evaluate run
             # before it: identity preservation with the baseline at the LFW threshold;
             # data.sagan's images in place of aligned
             uses=("groundtruth", "recognizers", "recognition_metrics", "sagan_aligned"),
-            outputs={"sagan_metrics": FILE},
-            help="edit quality on the test split (success, outside change, mask IoU, PSNR)",
+            outputs={"sagan_metrics": FILE, "sagan_grids": FILE},
+            help="edit quality on the test split (success, outside change, mask IoU, PSNR); the report's edit grids",
         ),
         Stage(
             name="edit",
@@ -206,12 +207,11 @@ STAGES: dict[str, Stage] = {
         ),
         Stage(
             name="report",
-            target="augment.report:run_stage",
+            target="augment.report.stage:run_stage",
             sections=("report",),
-            # edit grids on data.sagan's test people when set (labelled, the images
-            # eval_sagan judges), else on data.train's
+            # the edit grids are eval_sagan's (sagan_grids): the report runs no model
             uses=("source", "eval_source", "pairs", "aligned", "eval_aligned", "rejects", "generators",
-                  "sagan_metrics", "edits", "recognition_metrics", "sagan_aligned"),
+                  "sagan_metrics", "sagan_grids", "edits", "recognition_metrics"),
             outputs={"report": FILE},
             help="report.html and report.md with tables, curves and edit grids",
         ),

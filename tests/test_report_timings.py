@@ -2,19 +2,20 @@
 
 from __future__ import annotations
 
-import augment.pipeline
-from augment.report import Doc, _timings_section
+import augment.workdir
+from augment.report.doc import Doc
+from augment.report.sections import timings_section
 
 
 def test_timings_have_one_decimal_and_the_report_itself_is_running(monkeypatch):
-    monkeypatch.setattr(augment.pipeline, "states", lambda cfg: [
+    monkeypatch.setattr(augment.workdir, "states", lambda cfg: [
         ("synth", "done", {"seconds": 10.4, "peak_rss_mib": 253.7}),
         ("train_sagan", "done", {"seconds": 681.44, "peak_rss_mib": 1291.0}),
         ("edit", "interrupted", None),
         ("report", "interrupted", None),
     ])
     doc = Doc("t")
-    _timings_section(doc, cfg=None)
+    timings_section(doc, cfg=None)
     md = doc.render_md()
     assert "| synth | done | 10.4 | 253.7 |" in md
     assert "| train_sagan | done | 681.4 |" in md

@@ -153,6 +153,17 @@ def test_stage_writes_metrics_per_attribute_and_direction(tmp_path):
     assert 0 <= m["edit_success"] <= 1 and 0 <= m["mask_iou"] <= 1 and 0 <= m["outside_change"] <= 1
     assert m["generator_id"] == gens.df.iloc[0]["generator_id"] and m["image_size"] == 16
     assert (dirs["eval_sagan"] / "samples" / "Eyeglasses.png").is_file()
+    # the report's edit grid: report.grid_images rows of input | to 1 | to 0 | mask, 2 px apart
+    assert out["sagan_grids"] == dirs["eval_sagan"] / "grids.json"
+    pick = E.grid_rows(aligned.df, "Eyeglasses", cfg.report.grid_images)
+    (entry,) = json.loads(out["sagan_grids"].read_text())
+    assert entry["attribute"] == "Eyeglasses" and entry["file"] == "grids/Eyeglasses.png"
+    assert entry["rows"] == len(pick) > 0 and set(pick["split"]) == {"test"}
+    grid = read_rgb(dirs["eval_sagan"] / entry["file"])
+    assert grid.shape == (len(pick) * (ALIGNED + 2) + 2, 4 * (ALIGNED + 2) + 2, 3)
+    for r, path in enumerate(pick["path"]):
+        y = 2 + r * (ALIGNED + 2)
+        assert np.abs(grid[y:y + ALIGNED, 2:2 + ALIGNED].astype(int) - read_rgb(aligned.root / path)).max() <= 1
     # without ground truth (a real dataset) the truth-based metrics are null, the others still there
     out2 = E.run_stage(cfg, {k: v for k, v in inputs.items() if k != "groundtruth"}, dirs["eval_sagan"])
     m2 = json.loads(out2["sagan_metrics"].read_text())["Eyeglasses"]
@@ -196,3 +207,39 @@ def test_sample_grid_has_one_row_per_image_with_its_own_truth(tmp_path, monkeypa
         assert (cell(3) == 64).all()  # its mask, 0.25
         has_truth = test["path"].iloc[i] != no_truth
         assert (cell(2).max() > 0) == has_truth and (cell(4).max() > 0) == has_truth, (r, i)
+
+
+class _Stub:
+    """A stand-in SaGAN generator for ``edit_batch``: the mask 0.25 everywhere,
+    F_m(x, c) white for c = 1 and black for c = 0."""
+
+    @staticmethod
+    def attention(x):
+        return torch.full((x.shape[0], 1, *x.shape[2:]), 0.25)
+
+    @staticmethod
+    def manipulate(x, c):
+        return (2 * c - 1).view(-1, 1, 1, 1).expand_as(x).clone()
+
+    @staticmethod
+    def blend(x, x_a, mask):
+        return x_a * mask + x * (1 - mask)
+
+
+def test_report_grid_columns_are_input_edit_to_one_edit_to_zero_mask(tmp_path, monkeypatch):
+    aligned, _ = make_dataset(tmp_path, n=30)
+    pick = E.grid_rows(aligned.df, "Eyeglasses", 4)
+    labels = attribute_labels(pick, "Eyeglasses")
+    assert labels.tolist() == [1, 1, 0, 0]  # wearers first
+    monkeypatch.setattr(E, "load_generator", lambda *a, **k: (_Stub(), {}))
+    grid = E.edit_grid("Eyeglasses", "g", tmp_path, ALIGNED, aligned.root, pick["path"], torch.device("cpu"))
+    assert grid.shape == (4 * (ALIGNED + 2) + 2, 4 * (ALIGNED + 2) + 2, 3)
+    assert (grid[:2] == 255).all() and (grid[:, :2] == 255).all()  # white padding
+    step = ALIGNED + 2
+    for r, path in enumerate(pick["path"]):
+        cell = lambda c: grid[2 + r * step:][:ALIGNED, 2 + c * step:][:, :ALIGNED].astype(float)  # noqa: E731
+        x = read_rgb(aligned.root / path).astype(float)
+        assert np.abs(cell(0) - x).max() <= 1
+        assert np.abs(cell(1) - (0.75 * x + 0.25 * 255)).max() <= 1.5  # a quarter of the way to white
+        assert np.abs(cell(2) - 0.75 * x).max() <= 1.5  # and to black
+        assert (cell(3) == 64).all()  # the mask, 0.25

@@ -39,6 +39,15 @@ changed region it covers:
 Writes ``<run_dir>/metrics.json`` ({"<Attribute>": {...}}) and one grid per
 attribute in ``<run_dir>/samples/``: input | edit | truth | mask | true region,
 the first rows adding the attribute, the rest removing it.
+
+It also draws the report's edit grids, so that the report shows images a stage
+wrote rather than running the generators itself: per attribute
+``<run_dir>/grids/<attribute>.png``, ``report.grid_images`` held-out faces
+(``grid_rows``: the first half with the attribute, the rest without) as rows of
+input | edited to 1 | edited to 0 | mask (``edit_grid``, through the edit
+stage's code path ``augment.sagan.apply.edit_batch``, at the aligned size).
+``<run_dir>/grids.json``, the ``sagan_grids`` output, lists them in the order of
+``generators``: [{"attribute", "file": "grids/<attribute>.png", "rows", "sha256"}].
 """
 
 from __future__ import annotations
@@ -46,6 +55,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import re
 from pathlib import Path
 
 import cv2
@@ -57,10 +67,11 @@ from tqdm import tqdm
 from augment import manifest as mf
 from augment.config import PipelineConfig
 from augment.data.errors import DatasetError
-from augment.io import read_rgb, save_png, tile, to_tensor
+from augment.io import read_rgb, save_png, tile, to_tensor, to_uint8
 from augment.fs import write_json
 from augment.runtime import resolve_device
 from augment.groundtruth import groundtruth_index, truth_for
+from augment.sagan.apply import EditModels, edit_batch
 from augment.sagan.judge import classifier_from_manifest
 from augment.sagan.data import attribute_labels
 from augment.sagan.generators import load_generator
@@ -174,7 +185,7 @@ def evaluate_attribute(attribute: str, generator_dir: Path, classifiers: mf.Mani
     records: dict[str, list[dict]] = {"add": [], "remove": []}
     correct_orig: list[bool] = []
     # the first GRID_IMAGES / 2 images of each direction: input | edit | truth | mask | true region
-    grid_rows: dict[str, list[list[np.ndarray]]] = {"add": [], "remove": []}
+    sample_rows: dict[str, list[list[np.ndarray]]] = {"add": [], "remove": []}
     for start in tqdm(range(0, len(df), batch_size), desc=f"eval_sagan {attribute}", unit="batch"):
         rows = df.iloc[start : start + batch_size]
         y = labels[start : start + batch_size]
@@ -205,9 +216,9 @@ def evaluate_attribute(attribute: str, generator_dir: Path, classifiers: mf.Mani
                 if target == 1:
                     smudges.append((len(records["add"]), smudge(x01[i], cov), smudge(x01[i], cov, blur=0.0)))
             direction = "add" if target == 1 else "remove"
-            if len(grid_rows[direction]) < GRID_IMAGES // 2:
+            if len(sample_rows[direction]) < GRID_IMAGES // 2:
                 blank = np.zeros_like(x01[i])
-                grid_rows[direction].append([
+                sample_rows[direction].append([
                     (arr * 255).round().astype(np.uint8) for arr in (
                         x01[i], e01[i], cf if cf is not None else blank, np.repeat(m01[i][..., None], 3, 2),
                         np.repeat(cov[..., None], 3, 2) if cov is not None else blank)])
@@ -234,9 +245,54 @@ def evaluate_attribute(attribute: str, generator_dir: Path, classifiers: mf.Mani
         "image_size": size,
         "generator_step": int(gmeta["step"]),
     })
-    rows_all = grid_rows["add"] + grid_rows["remove"]
+    rows_all = sample_rows["add"] + sample_rows["remove"]
     grid = tile(rows_all) if rows_all else None
     return result, grid
+
+
+# --------------------------------------------------------------------------- #
+# The report's edit grids
+# --------------------------------------------------------------------------- #
+
+
+def grid_rows(df: pd.DataFrame, attribute: str, n: int) -> pd.DataFrame:
+    """n held-out rows (the test split, else all) for an edit grid: the first half
+    with ``attribute``, the second without, when both kinds are labelled (so the
+    grid shows the attribute drawn and taken away); else n rows evenly spaced."""
+    pick = df[df["split"] == "test"]
+    if pick.empty:
+        pick = df
+
+    def spaced(rows: pd.DataFrame, k: int) -> pd.DataFrame:
+        return rows.iloc[:: max(1, len(rows) // max(k, 1))].iloc[:k]
+
+    labels = attribute_labels(pick, attribute)
+    with_, without = pick[labels == 1], pick[labels == 0]
+    if n >= 2 and len(with_) and len(without):
+        k = min(n // 2, len(with_))
+        return pd.concat([spaced(with_, k), spaced(without, n - k)])
+    return spaced(pick, n)
+
+
+def edit_grid(attribute: str, generator_id: str, generator_dir: Path, image_size: int, root: Path,
+              paths, device: torch.device) -> np.ndarray:
+    """One row per aligned image of ``paths`` (under ``root``): input | edited to 1 |
+    edited to 0 | mask, at the aligned size, 2 white pixels apart -> (H, W, 3) uint8.
+    The edit stage's code path: one attention pass per image (``edit_batch``)."""
+    x = torch.stack([to_tensor(read_rgb(root / p)) for p in paths])
+    G, _ = load_generator(generator_dir, attribute, device)
+    with torch.inference_mode():
+        mask, edits = edit_batch(EditModels(attribute, generator_id, G, image_size), x.to(device), [1, 0])
+    imgs = to_uint8(x)
+    plus, minus = to_uint8(edits[1].cpu()), to_uint8(edits[0].cpu())
+    m = (mask[:, 0].cpu().numpy() * 255).round().astype(np.uint8)
+    return tile([[imgs[i], plus[i], minus[i], m[i]] for i in range(len(imgs))], pad=2)
+
+
+def _file_part(text: str) -> str:
+    """``text`` as one safe file-name part: attribute names come from manifests,
+    and a ``/`` or ``..`` in one must not place a file outside ``run_dir``."""
+    return re.sub(r"[^A-Za-z0-9_-]", "_", text)
 
 
 def _heldout(cmeta: dict, attribute: str) -> float | None:
@@ -246,12 +302,14 @@ def _heldout(cmeta: dict, attribute: str) -> float | None:
 
 def run_stage(cfg: PipelineConfig, inputs: StageInputs, run_dir: Path) -> StageOutputs:
     """eval_sagan: every generator of ``generators`` on the ``eval_sagan.split`` of
-    ``aligned`` -> ``<run_dir>/metrics.json``."""
+    ``aligned`` -> ``<run_dir>/metrics.json``, and the report's edit grids ->
+    ``<run_dir>/grids.json`` and ``<run_dir>/grids/``."""
     sagan_eval_cfg = cfg.eval_sagan
     device = resolve_device(cfg.device)
     gens: mf.Manifest = inputs["generators"]
     gt: mf.Manifest | None = inputs.get("groundtruth")
     metrics: dict[str, dict] = {}
+    grids: list[dict] = []  # grids.json: the report's edit grids
     aligned = inputs.get("sagan_aligned", inputs["aligned"])  # data.sagan, else data.train
     for _, row in gens.df.iterrows():
         attribute = row["attribute"]
@@ -268,9 +326,17 @@ def run_stage(cfg: PipelineConfig, inputs: StageInputs, run_dir: Path) -> StageO
                       "mask_area", "images")}))
         if grid is not None:
             save_png(grid, run_dir / "samples" / f"{attribute}.png")
+        pick = grid_rows(aligned.df, attribute, cfg.report.grid_images)
+        if not pick.empty:
+            name = f"grids/{_file_part(attribute)}.png"
+            pixels = edit_grid(attribute, row["generator_id"], gens.root / row["path"], int(row["image_size"]),
+                               aligned.root, pick["path"], device)
+            grids.append({"attribute": attribute, "file": name, "rows": len(pick),
+                          "sha256": save_png(pixels, run_dir / name)})
     path = run_dir / "metrics.json"
     write_json(path, metrics)
-    return {"sagan_metrics": path}
+    write_json(run_dir / "grids.json", grids)
+    return {"sagan_metrics": path, "sagan_grids": run_dir / "grids.json"}
 
 
 def _identity(cfg: PipelineConfig, inputs: dict, generator_dir: Path, attribute: str, gt: mf.Manifest | None,
