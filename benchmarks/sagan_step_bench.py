@@ -1,4 +1,4 @@
-"""SaGAN training step: ours (``augment.sagan.train``) against a plain eager step.
+"""SaGAN training step: ours (``augment.sagan.steps``) against a plain eager step.
 
 One step = ``n_critic`` (3) critic updates + 1 generator update, on random
 images and labels, both sides starting from the same weights:
@@ -114,7 +114,8 @@ def measure(preset: str, batch: int, runs: int, opts: Options, compiled: bool = 
 
     from augment.config import TrainSaganConfig
     from augment.sagan.model import model_config
-    from augment.sagan.train import build, train_step
+    from augment.sagan.steps import train_step
+    from augment.sagan.trainstate import build
 
     device = torch.device(opts.device)
     mcfg = model_config(preset)

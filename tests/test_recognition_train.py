@@ -15,6 +15,9 @@ from augment import checkpoint as ckpt
 from augment import manifest as mf
 from augment.data.errors import DatasetError
 from recognition import train as rt
+from recognition.augmentation import AUGMENTATION_FILE
+from recognition.fit import lr_at
+from recognition.specs import model_specs, repeat_seed, repeated
 from recognition.data import ManifestDataset, label_map
 from recognition.embed import load_recognizer
 from tests.recognition_fixtures import make_edits, make_faces, tiny_config
@@ -95,21 +98,21 @@ def test_model_specs(toy):
     edits = toy["edits"]
     two = mf.Manifest("images", pd.concat([edits.df, edits.df.assign(attribute="Smiling")], ignore_index=True), edits.root)
     names = lambda specs: [s.name for s in specs]  # noqa: E731
-    assert names(rt.model_specs(toy["aligned"], None, "per_attribute", ("train",))) == ["baseline"]
-    assert names(rt.model_specs(toy["aligned"], two, "per_attribute", ("train",))) == ["baseline", "+Eyeglasses", "+Smiling"]
-    specs = rt.model_specs(toy["aligned"], two, "both", ("train",))
+    assert names(model_specs(toy["aligned"], None, "per_attribute", ("train",))) == ["baseline"]
+    assert names(model_specs(toy["aligned"], two, "per_attribute", ("train",))) == ["baseline", "+Eyeglasses", "+Smiling"]
+    specs = model_specs(toy["aligned"], two, "both", ("train",))
     assert names(specs) == ["baseline", "+Eyeglasses", "+Smiling", "+all"]
     n_train = int((toy["aligned"].df["split"] == "train").sum())
     assert [s.images for s in specs] == [n_train, n_train + len(edits), n_train + len(edits), n_train + 2 * len(edits)]
-    rep = rt.repeated(specs[:2], 3)
+    rep = repeated(specs[:2], 3)
     assert names(rep) == ["baseline", "+Eyeglasses", "baseline@1", "+Eyeglasses@1", "baseline@2", "+Eyeglasses@2"]
     assert [s.repeat for s in rep] == [0, 0, 1, 1, 2, 2] and rep[3].manifests is specs[1].manifests
-    assert rt.repeat_seed(7, 0) == 7  # one repeat trains what it trained before repeats existed
-    assert len({rt.repeat_seed(7, k) for k in range(3)}) == 3
+    assert repeat_seed(7, 0) == 7  # one repeat trains what it trained before repeats existed
+    assert len({repeat_seed(7, k) for k in range(3)}) == 3
 
 
 def test_lr_schedule():
-    lrs = [rt.lr_at(s, 100, 0.1, 10) for s in range(100)]
+    lrs = [lr_at(s, 100, 0.1, 10) for s in range(100)]
     assert lrs[0] == pytest.approx(0.01) and lrs[9] == pytest.approx(0.1)
     assert all(a >= b for a, b in zip(lrs[9:], lrs[10:])) and lrs[-1] < 0.001
 
@@ -147,7 +150,7 @@ def test_train_stage_outputs(trained):
     # the augmentation is saved as albumentations JSON and loads back
     import albumentations as A
 
-    loaded = A.load(str(run_dir / rt.AUGMENTATION_FILE), data_format="json")
+    loaded = A.load(str(run_dir / AUGMENTATION_FILE), data_format="json")
     assert [type(t).__name__ for t in loaded.transforms] == ["HorizontalFlip", "ColorJitter"]
     lines = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
     assert [(r["model"], r["epoch"]) for r in lines] == [("baseline", 1), ("baseline", 2), ("+Eyeglasses", 1), ("+Eyeglasses", 2)]
@@ -302,11 +305,11 @@ def test_evaluate_stage_attr_shift_and_strata(trained, tmp_path):
 def test_oracle_twins_follow_their_sagan_models(toy):
     aligned, edits = toy["aligned"], toy["edits"]
     oracle = mf.Manifest("images", edits.df.assign(source="oracle", generator_id="oracle"), edits.root)
-    specs = rt.model_specs(aligned, edits, "per_attribute", ("train",), oracle)
+    specs = model_specs(aligned, edits, "per_attribute", ("train",), oracle)
     assert [s.name for s in specs] == ["baseline", "+Eyeglasses", "+Eyeglasses:oracle"]
     assert specs[2].attributes == ("Eyeglasses",) and specs[2].images == specs[1].images
     assert (specs[2].manifests[1].df["source"] == "oracle").all()
-    names = [s.name for s in rt.repeated(specs, 2)]
+    names = [s.name for s in repeated(specs, 2)]
     assert names[3:] == ["baseline@1", "+Eyeglasses@1", "+Eyeglasses:oracle@1"]
 
 

@@ -47,20 +47,21 @@ sys.path.insert(0, {repo!r})
 import torch
 from augment import distributed as dist
 from augment.config import TrainSaganConfig
-from augment.sagan import train as T
+from augment.sagan.steps import train_step
+from augment.sagan.trainstate import build
 from augment.sagan.model import SaganModelConfig
 
 dist.init("cpu")
 torch.set_num_threads(1)
 m = SaganModelConfig(16, 4, 2, 1, 4, 3)
 t = TrainSaganConfig(batch_size=4)
-G, D, opt_G, opt_D = T.build(m, t, 0, torch.device("cpu"))
+G, D, opt_G, opt_D = build(m, t, 0, torch.device("cpu"))
 G_ddp, D_ddp = dist.wrap_ddp(G, torch.device("cpu")), dist.wrap_ddp(D, torch.device("cpu"))
 g = torch.Generator().manual_seed(100 + dist.rank())  # different data on each rank
 for _ in range(3):
     x = torch.rand(4, 3, 16, 16, generator=g) * 2 - 1
     c = (torch.rand(4, generator=g) > 0.5).float()
-    T.train_step(G_ddp, D_ddp, opt_G, opt_D, [(x, c, torch.rand(4, generator=g), None)], t)
+    train_step(G_ddp, D_ddp, opt_G, opt_D, [(x, c, torch.rand(4, generator=g), None)], t)
 sums = [sum(float(p.double().sum()) for p in net.parameters()) for net in (G, D)]
 Path({tmp!r}, f"live{{dist.rank()}}.json").write_text(json.dumps(dist.all_gather_object(sums)))
 dist.shutdown()

@@ -13,9 +13,10 @@ import torch
 from augment import checkpoint as ckpt
 from augment import manifest as mf
 from augment.config import PipelineConfig, TrainSaganConfig
+from augment.sagan import schedule as S
 from augment.sagan import train as T
 from augment.sagan.data import BalancedBatchSampler, ImageDataset, attribute_rows
-from augment.sagan.generators import load_generator
+from augment.sagan.generators import export_generator, load_generator
 from augment.sagan.model import SaganModelConfig
 from tests.sagan_fixtures import TINY, make_dataset
 
@@ -149,12 +150,12 @@ def test_stage_trains_one_generator_per_attribute(tmp_path):
 
 def test_warm_up_and_lr_decay_are_off_by_default_and_follow_the_step():
     paper = TrainSaganConfig(steps=100, lr=1e-3)
-    assert all(T.rec_weight_scale(s, paper) == 1.0 and T.learning_rate(s, paper) == 1e-3 for s in range(100))
+    assert all(S.rec_weight_scale(s, paper) == 1.0 and S.learning_rate(s, paper) == 1e-3 for s in range(100))
     sagan_cfg = TrainSaganConfig(steps=100, lr=1e-3, rec_warmup=10, lr_decay_from=0.5)
-    assert T.rec_weight_scale(0, sagan_cfg) == pytest.approx(0.1) and T.rec_weight_scale(9, sagan_cfg) == 1.0
-    assert T.rec_weight_scale(50, sagan_cfg) == 1.0
-    assert T.learning_rate(49, sagan_cfg) == 1e-3 and T.learning_rate(50, sagan_cfg) == pytest.approx(1e-3)
-    assert T.learning_rate(75, sagan_cfg) == pytest.approx(0.5e-3) and T.learning_rate(99, sagan_cfg) == pytest.approx(0.02e-3)
+    assert S.rec_weight_scale(0, sagan_cfg) == pytest.approx(0.1) and S.rec_weight_scale(9, sagan_cfg) == 1.0
+    assert S.rec_weight_scale(50, sagan_cfg) == 1.0
+    assert S.learning_rate(49, sagan_cfg) == 1e-3 and S.learning_rate(50, sagan_cfg) == pytest.approx(1e-3)
+    assert S.learning_rate(75, sagan_cfg) == pytest.approx(0.5e-3) and S.learning_rate(99, sagan_cfg) == pytest.approx(0.02e-3)
 
 
 def test_hard_mask_trains_soft_for_its_warm_up_then_hard_and_resumes_exactly(tmp_path, tiny_set, monkeypatch):
@@ -188,7 +189,7 @@ def test_ema_generator_is_the_average_of_g_is_exported_and_resumes_exactly(tmp_p
     """g_ema: every checkpoint keeps the moving average of G's weights (ramped in,
     a function of the step), the exported generator is that average, and a resumed
     run gives the same average; off, nothing is averaged (the paper)."""
-    assert T.ema_decay(0, 0.999) == pytest.approx(0.1) and T.ema_decay(10_000, 0.999) == 0.999
+    assert S.ema_decay(0, 0.999) == pytest.approx(0.1) and S.ema_decay(10_000, 0.999) == 0.999
     sagan_cfg = TrainSaganConfig(steps=6, batch_size=4, checkpoint_every=3, sample_every=1000, log_every=3,
                                  deterministic=True, g_ema=0.9)
     straight = T.train("Eyeglasses", tiny_set, TINY, sagan_cfg, tmp_path / "a", seed=5)
@@ -201,10 +202,10 @@ def test_ema_generator_is_the_average_of_g_is_exported_and_resumes_exactly(tmp_p
     assert "G_ema" in ckpt.load(tmp_path / "b" / "checkpoints" / "step_0000003")[0]  # in every checkpoint
     a, b = torch.nn.Linear(2, 2), torch.nn.Linear(2, 2)
     want = {k: 0.75 * v + 0.25 * b.state_dict()[k] for k, v in a.state_dict().items()}
-    T.update_ema(a, b, 0.75)
+    S.update_ema(a, b, 0.75)
     for k, v in a.state_dict().items():
         torch.testing.assert_close(v, want[k])
-    gen = T.export_generator(straight, tmp_path / "gen")
+    gen = export_generator(straight, tmp_path / "gen")
     G, meta = load_generator(gen, "Eyeglasses")
     assert meta["ema"] is True
     for k, v in G.state_dict().items():
