@@ -22,7 +22,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("data", ("augment.data",)),
     ("io", ("augment.io",)),
     ("align", ("augment.align",)),
-    ("domain", ("augment.groundtruth", "augment.regions", "augment.trained", "augment.sagan.model",
+    ("domain", ("augment.groundtruth", "augment.judges", "augment.trained", "augment.sagan.model",
                 "augment.sagan.sizes", "augment.sagan.losses", "augment.sagan.diffaug", "augment.sagan.smudge",
                 "augment.sagan.generators", "augment.sagan.data", "augment.sagan.judge", "augment.sagan.apply",
                 "augment.sagan.quality")),

@@ -134,15 +134,20 @@ def rounded_box(u: np.ndarray, v: np.ndarray, hw: float, hh: float, r: float) ->
     return d
 
 
-def bump(x: np.ndarray) -> np.ndarray:
-    """A Gaussian-like profile exp(-x^2/2) with compact support: (1 - x^2/8)^4 for |x| < 2.83, else 0."""
-    t = x * x
+def _falloff(t: np.ndarray) -> np.ndarray:
+    """(1 - t/8)^4 where t < 8, else 0, in place: t is a squared distance in standard
+    deviations, so the profile is Gaussian-like, exp(-t/2), with compact support."""
     t *= F32(1 / 8)
     np.subtract(F32(1), t, out=t)
     clamp(t, F32(0), INF)
     t *= t
     t *= t
     return t
+
+
+def bump(x: np.ndarray) -> np.ndarray:
+    """A Gaussian-like profile exp(-x^2/2) with compact support: (1 - x^2/8)^4 for |x| < 2.83, else 0."""
+    return _falloff(x * x)
 
 
 GAUSS_REACH = 2.83  # gauss and bump are 0 beyond sqrt(8) = 2.828 standard deviations
@@ -156,13 +161,7 @@ def gauss(u: np.ndarray, v: np.ndarray, cx, cy, sx, sy) -> np.ndarray:
     y *= F32(1 / sy)
     x *= x
     y *= y
-    t = np.add(x, y, out=x)
-    t *= F32(1 / 8)
-    np.subtract(F32(1), t, out=t)
-    clamp(t, F32(0), INF)
-    t *= t
-    t *= t
-    return t
+    return _falloff(np.add(x, y, out=x))
 
 
 def smoothstep(e0: float, e1: float, x: np.ndarray) -> np.ndarray:
