@@ -220,10 +220,10 @@ def synthesize(out: Path | str, s: Settings, workers: int = 1, progress: bool = 
     for _, count in jobs:
         bar.update(count)
     bar.close()
-    return _finish(out, s, prog, units, names)
+    return _finish(out, s, prog, units)
 
 
-def _finish(out: Path, s: Settings, prog: Path, units: list, names: list[str]) -> mf.Manifest:
+def _finish(out: Path, s: Settings, prog: Path, units: list) -> mf.Manifest:
     celeba_rows, lfw_rows, gt_rows = [], [], []
     for n, (part, _) in enumerate(units):
         meta = json.loads((prog / f"chunk_{n:05d}.json").read_text())
