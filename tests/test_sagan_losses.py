@@ -285,3 +285,46 @@ def test_identity_through_the_mask_keeps_the_value_and_holds_a_hard_mask_back():
         off = mask_both[n:].detach() == 0
         grads[linear_form] = mask_both.grad[n:][off].abs().sum().item()
     assert grads[False] == 0.0 and grads[True] > 0.0
+
+
+def test_objectives_beyond_the_paper_have_their_textbook_values():
+    from augment.sagan.losses import critic_loss, generator_adversarial
+
+    real, fake = torch.tensor([2.0, 0.0]), torch.tensor([-0.5, 1.0])
+    assert critic_loss("wgan-gp", real, fake).item() == pytest.approx(0.25 - 1.0)
+    assert critic_loss("hinge", real, fake).item() == pytest.approx((0 + 1) / 2 + (0.5 + 2) / 2)
+    sp = torch.nn.functional.softplus
+    assert critic_loss("nonsaturating", real, fake).item() == pytest.approx(
+        (sp(-real).mean() + sp(fake).mean()).item())
+    assert generator_adversarial("hinge", fake).item() == pytest.approx(-0.25)
+    assert generator_adversarial("nonsaturating", fake).item() == pytest.approx(sp(-fake).mean().item())
+    with pytest.raises(ValueError, match="unknown objective"):
+        critic_loss("lsgan", real, fake)
+
+
+def test_r1_penalty_is_the_squared_gradient_norm_on_real_images():
+    from augment.sagan.losses import r1_penalty
+
+    w = torch.randn(3, 4, 4)
+
+    def D(x, c):  # a linear critic: its gradient is w for every image
+        return (x * w).sum(dim=(1, 2, 3)), torch.zeros(len(x))
+
+    r1, critic, _ = r1_penalty(D, torch.randn(5, 3, 4, 4), torch.zeros(5))
+    assert r1.item() == pytest.approx((w ** 2).sum().item(), rel=1e-5)
+    assert critic.shape == (5,)
+
+
+def test_projection_critic_scores_the_value_and_needs_it():
+    import dataclasses
+
+    from augment.sagan.model import SaGANDiscriminator
+    from tests.sagan_fixtures import TINY
+
+    D = SaGANDiscriminator(dataclasses.replace(TINY, d_projection=True))
+    x = torch.randn(2, 3, TINY.image_size, TINY.image_size)
+    c0, c1 = D(x, torch.zeros(2))[0], D(x, torch.ones(2))[0]
+    assert not torch.allclose(c0, c1)
+    assert torch.equal(D(x, torch.zeros(2))[1], D(x, torch.ones(2))[1])  # D_cls does not see c
+    with pytest.raises(ValueError, match="pass c"):
+        D(x)

@@ -106,6 +106,21 @@ class TrainSaganConfig:
     # (color, translation, cutout; augment/sagan/diffaug.py): D on few images
     # otherwise memorises them and its attribute head is fooled cheaply
     diffaugment: str = ""
+    # Beyond the paper (its values here): the adversarial objective. "wgan-gp" is
+    # the paper's critic with the gradient penalty lambda_gp; "hinge" and
+    # "nonsaturating" (HiSD, StarGAN v2) need no double backward per critic step
+    # and usually go with n_critic 1 and an R1 penalty on real images:
+    # r1_gamma / 2 * E||grad D_src(I)||^2, applied every r1_every critic steps
+    # (lazily, scaled by r1_every; StyleGAN2). lr_d: D's own learning rate (0 = lr).
+    objective: Literal["wgan-gp", "hinge", "nonsaturating"] = "wgan-gp"
+    r1_gamma: float = 0.0
+    r1_every: int = 1
+    lr_d: float = 0.0
+    # Beyond the paper (false there): a projection critic, D_src(I, c) (augment/sagan/model.py)
+    d_projection: bool = False
+    # Beyond the paper ("image" there): "image+change" lets F_a see the requested
+    # change and gives the identity edit an all-zero mask (augment/sagan/sizes.py)
+    mask_input: Literal["image", "image+change"] = "image"
     checkpoint_every: int = 250
     sample_every: int = 250
     sample_images: int = 8  # rows of each sample grid (half with, half without the attribute)

@@ -99,9 +99,10 @@ def augment(x: Tensor, policies: tuple[str, ...], gen: torch.Generator) -> Tenso
     return x
 
 
-def augmented(D: Callable[[Tensor], tuple[Tensor, Tensor]], policies: tuple[str, ...],
-              gen: torch.Generator) -> Callable[[Tensor], tuple[Tensor, Tensor]]:
-    """D seen through the augmentation: x -> D(augment(x)); D itself when no policy is set."""
+def augmented(D: Callable[..., tuple[Tensor, Tensor]], policies: tuple[str, ...],
+              gen: torch.Generator) -> Callable[..., tuple[Tensor, Tensor]]:
+    """D seen through the augmentation: (x, *labels) -> D(augment(x), *labels); D itself
+    when no policy is set (a projection critic's labels pass through untouched)."""
     if not policies:
         return D
-    return lambda x: D(augment(x, policies, gen))
+    return lambda x, *labels: D(augment(x, policies, gen), *labels)

@@ -10,6 +10,15 @@ steps). Images are (N,3,H,W) in [-1, 1]; labels c are (N,) floats in {0, 1}.
   + lambda1 * |I - G(G(I, c), c_g)| + lambda2 * |I - G(I, c_g)|
   (+ lambda_mask * mean(b), a mask regulariser that is NOT in the paper; 0 there).
 
+Beyond the paper, the adversarial objective (``objective``; "wgan-gp" is the
+paper's): "hinge" (critic E[relu(1 - D(I))] + E[relu(1 + D(I^))], generator
+-E[D(I^)]) or "nonsaturating" (critic E[softplus(-D(I))] + E[softplus(D(I^))],
+generator E[softplus(-D(I^))]), neither with the gradient penalty, and an
+optional R1 penalty r1_weight * E||grad_I D_src(I)||^2 on real images. With a
+projection critic (``projection``) D_src scores an image with a value c: real
+images with their own value, edits with the value asked of them, and real
+images with the other value as extra negatives.
+
 Beyond the paper (all off by default, i.e. in the paper's setting), for
 masks that neither vanish nor stay soft (see docs/sagan_ablation.md):
 
@@ -63,6 +72,39 @@ def gradient_penalty(critic_hat: Tensor, x_hat: Tensor) -> Tensor:
     return ((norm - 1.0) ** 2).mean()
 
 
+OBJECTIVES = ("wgan-gp", "hinge", "nonsaturating")
+
+
+def critic_loss(objective: str, critic_real: Tensor, critic_fake: Tensor) -> Tensor:
+    """The critic's adversarial term, real (N,) against fake (M,) critic values."""
+    if objective == "wgan-gp":
+        return critic_fake.mean() - critic_real.mean()
+    if objective == "hinge":
+        return F.relu(1 - critic_real).mean() + F.relu(1 + critic_fake).mean()
+    if objective == "nonsaturating":
+        return F.softplus(-critic_real).mean() + F.softplus(critic_fake).mean()
+    raise ValueError(f"unknown objective {objective!r}; known: {', '.join(OBJECTIVES)}")
+
+
+def generator_adversarial(objective: str, critic_fake: Tensor) -> Tensor:
+    """The generator's adversarial term from the critic of its edits (N,)."""
+    if objective == "nonsaturating":
+        return F.softplus(-critic_fake).mean()
+    if objective in OBJECTIVES:
+        return -critic_fake.mean()
+    raise ValueError(f"unknown objective {objective!r}; known: {', '.join(OBJECTIVES)}")
+
+
+def r1_penalty(D: Callable[..., tuple[Tensor, Tensor]], x_real: Tensor, c_org: Tensor) -> tuple[Tensor, Tensor]:
+    """(E_i ||grad_I D_src(I_i)||^2 over real images, their critic (N,)): one forward
+    of the real images with gradients to the pixels, kept (create_graph) so the
+    penalty trains D."""
+    x = x_real.detach().requires_grad_(True)
+    critic, logit = D(x, c_org)
+    (grad,) = torch.autograd.grad(outputs=critic.float().sum(), inputs=x, create_graph=True)
+    return grad.float().flatten(1).pow(2).sum(dim=1).mean(), critic, logit
+
+
 def attribute_loss(logit: Tensor, target: Tensor) -> Tensor:
     """Binary cross-entropy of D_cls logits (N,) against labels (N,) in {0, 1}."""
     return F.binary_cross_entropy_with_logits(logit.float(), target.float())
@@ -79,6 +121,9 @@ def d_loss(
     lambda_cls: float = 1.0,
     x_smudge: Tensor | None = None,
     c_smudge: Tensor | None = None,
+    objective: str = "wgan-gp",
+    r1_weight: float = 0.0,
+    projection: bool = False,
 ) -> tuple[Tensor, dict[str, float]]:
     """The critic's loss. ``x_fake`` are edits of ``x_real`` (detached here),
     ``c_org`` the true labels of ``x_real``, ``alpha`` (N,) the interpolation weights.
@@ -93,19 +138,43 @@ def d_loss(
     backward runs on them only.
     """
     n = x_real.shape[0]
-    parts_in = [x_real, x_fake.detach()] + ([x_smudge] if x_smudge is not None else [])
-    critic, logit = D(torch.cat(parts_in))
-    critic_real, critic_fake = critic[:n].float(), critic[n:2 * n].float()
-    logit_real = logit[:n]
-    x_hat = interpolate(x_real, x_fake, alpha)
-    critic_hat, _ = D(x_hat)
-    gp = gradient_penalty(critic_hat, x_hat)
-    d_adv = critic_fake.mean() - critic_real.mean()
+    if objective == "wgan-gp" and not projection and not r1_weight:
+        # the paper's critic, exactly as before the options beyond it
+        parts_in = [x_real, x_fake.detach()] + ([x_smudge] if x_smudge is not None else [])
+        critic, logit = D(torch.cat(parts_in))
+        critic_real, critic_fake = critic[:n].float(), critic[n:2 * n].float()
+        logit_real, logit_smudge = logit[:n], logit[2 * n:]
+    else:
+        c_trg = 1 - c_org
+        extra_fake = [x_real] if projection else []  # real images with the other value: negatives too
+        extra_c = [c_trg] if projection else []
+        fakes = [x_fake.detach(), *extra_fake] + ([x_smudge] if x_smudge is not None else [])
+        labels = [c_trg, *extra_c] + ([c_smudge] if x_smudge is not None else [])
+        args = (torch.cat(labels),) if projection else ()
+        critic, logit = D(torch.cat(fakes), *args)
+        m = n * (1 + len(extra_fake))
+        critic_fake, logit_smudge = critic[:m].float(), logit[m:]
+        if r1_weight:
+            r1, critic_real, logit_real = r1_penalty(D if projection else (lambda x, _c: D(x)), x_real, c_org)
+            critic_real = critic_real.float()
+        else:
+            critic_real, logit_real = D(x_real, c_org) if projection else D(x_real)
+            critic_real = critic_real.float()
+    if objective == "wgan-gp":
+        x_hat = interpolate(x_real, x_fake, alpha)
+        critic_hat, _ = D(x_hat, c_org) if projection else D(x_hat)
+        gp = gradient_penalty(critic_hat, x_hat)
+    else:
+        gp = torch.zeros((), device=x_real.device)
+    d_adv = critic_loss(objective, critic_real, critic_fake)
     d_cls = attribute_loss(logit_real, c_org)
     loss = d_adv + lambda_gp * gp + lambda_cls * d_cls
     extra: dict[str, Tensor] = {}
+    if r1_weight:
+        loss = loss + r1_weight * r1
+        extra["d_r1"] = r1
     if x_smudge is not None:
-        d_cls_smudge = attribute_loss(logit[2 * n:], c_smudge)
+        d_cls_smudge = attribute_loss(logit_smudge, c_smudge)
         loss = loss + lambda_cls * d_cls_smudge
         extra["d_cls_smudge"] = d_cls_smudge
     acc = ((logit_real.float() > 0).float() == c_org.float()).float().mean()
@@ -131,7 +200,7 @@ def g_forward(G: nn.Module, x_real: Tensor, c_org: Tensor, c_trg: Tensor) -> tup
     pair of labels): the same values and gradients as running G on the
     doubled batch, with a quarter fewer generator FLOPs.
     """
-    return G(x_real, (c_trg, c_org), with_manipulation=True)
+    return G(x_real, (c_trg, c_org), with_manipulation=True, c_src=c_org)
 
 
 def g_loss(
@@ -152,6 +221,8 @@ def g_loss(
     lambda_bin: float = 0.0,
     identity_through_mask: bool = False,
     forward: tuple[Tensor, Tensor, Tensor] | None = None,
+    objective: str = "wgan-gp",
+    projection: bool = False,
 ) -> tuple[Tensor, dict[str, Tensor]]:
     """The generator's loss (``G(x, c) -> (x_edit, mask)``); the terms beyond the
     paper are in the module docstring.
@@ -175,9 +246,9 @@ def g_loss(
         rec_id = (x_real - x_both[n:]).abs().float().mean()
     x_fake = x_both[:n]
     mask = mask_both[:n]
-    x_rec, _ = G(x_fake, c_org)
-    critic_fake, logit_fake = D(x_fake)
-    g_adv = -critic_fake.float().mean()
+    x_rec, _ = G(x_fake, c_org, c_src=c_trg)
+    critic_fake, logit_fake = D(x_fake, c_trg) if projection else D(x_fake)
+    g_adv = generator_adversarial(objective, critic_fake.float())
     g_cls = attribute_loss(logit_fake, c_trg)
     rec_dual = (x_real - x_rec).abs().float().mean()
     m = mask.float()

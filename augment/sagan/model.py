@@ -186,18 +186,30 @@ class SpatialAttentionNet(nn.Module):
 
     def __init__(self, cfg: SaganModelConfig) -> None:
         super().__init__()
-        self.net = _body(3, 1, cfg)
+        self.sees_change = cfg.mask_input == "image+change"
+        self.net = _body(4 if self.sees_change else 3, 1, cfg)
         self.scale_to_max = cfg.mask_scale == "max"
         self.hard = cfg.mask_scale == "hard"
         self.soft = False
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        b = torch.sigmoid(self.net(x))
+    def forward(self, x: torch.Tensor, change: torch.Tensor | None = None) -> torch.Tensor:
+        """``change`` (N,) in {-1, 0, 1}: target minus source value, needed (and used)
+        only with ``mask_input: image+change``, where b is multiplied by |change|."""
+        if self.sees_change:
+            if change is None:
+                raise ValueError("this generator's F_a sees the requested change (mask_input image+change): "
+                                 "pass change = target - source value")
+            plane = change.to(x.dtype).reshape(-1, 1, 1, 1).expand(-1, 1, x.shape[2], x.shape[3])
+            b = torch.sigmoid(self.net(torch.cat([x, plane], dim=1)))
+        else:
+            b = torch.sigmoid(self.net(x))
         if self.scale_to_max:
             b = b / b.amax(dim=(2, 3), keepdim=True).clamp_min(1e-6)
         elif self.hard and not self.soft:
             on = (b >= 0.5 * b.amax(dim=(2, 3), keepdim=True)).to(b.dtype)
             b = on + (b - b.detach())  # value: exactly 0 / 1; gradient: that of b
+        if self.sees_change:
+            b = b * change.to(b.dtype).abs().reshape(-1, 1, 1, 1)  # no change asked: b = 0 exactly
         return b
 
 
@@ -211,9 +223,15 @@ class SaGANGenerator(nn.Module):
         self.san = SpatialAttentionNet(cfg)
         init_weights(self)
 
-    def attention(self, x: torch.Tensor) -> torch.Tensor:
-        """b = F_a(x): (N,3,H,W) in [-1,1] -> (N,1,H,W) in [0,1]."""
-        return self.san(x)
+    def attention(self, x: torch.Tensor, change: torch.Tensor | None = None) -> torch.Tensor:
+        """b = F_a(x): (N,3,H,W) in [-1,1] -> (N,1,H,W) in [0,1]; ``change`` (N,) in {-1,0,1}
+        (target minus source value) for a generator whose F_a sees it, else ignored."""
+        return self.san(x, change if self.san.sees_change else None)
+
+    @property
+    def mask_sees_change(self) -> bool:
+        """True when b depends on the requested change (``mask_input: image+change``)."""
+        return self.san.sees_change
 
     def manipulate(self, x: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
         """I_a = F_m(x, c): (N,3,H,W) in [-1,1], c (N,) in {0,1} -> (N,3,H,W) in [-1,1]."""
@@ -224,8 +242,8 @@ class SaGANGenerator(nn.Module):
         """x_a * mask + x * (1 - mask): pixels where mask == 0 are x exactly."""
         return x_a * mask + x * (1 - mask)
 
-    def forward(self, x: torch.Tensor, c: torch.Tensor | tuple[torch.Tensor, ...], with_manipulation: bool = False
-                ) -> tuple[torch.Tensor, ...]:
+    def forward(self, x: torch.Tensor, c: torch.Tensor | tuple[torch.Tensor, ...], with_manipulation: bool = False,
+                c_src: torch.Tensor | None = None) -> tuple[torch.Tensor, ...]:
         """(x (N,3,H,W) in [-1,1], c (N,) in {0,1}) -> (x_edit (N,3,H,W) in [-1,1], mask (N,1,H,W) in [0,1]),
         and I_a = F_m(x, c) as a third element when ``with_manipulation`` (for losses
         that treat F_m and the mask apart; one forward, so DDP sees every parameter).
@@ -233,18 +251,30 @@ class SaGANGenerator(nn.Module):
         ``c`` may be a tuple of K label tensors (N,): x is then edited to each,
         with one SAN pass for all K (b does not depend on c), and every output
         comes back stacked in that order, (K*N, ...), the mask repeated.
+        ``c_src`` (N,) in {0,1}: the images' own values, needed by a generator whose
+        F_a sees the change (``mask_input: image+change``), ignored otherwise.
         """
-        mask = self.attention(x)
-        if isinstance(c, tuple):
-            k = len(c)
-            x, mask, c = torch.cat([x] * k), torch.cat([mask] * k), torch.cat(c)
+        if self.mask_sees_change:
+            # b depends on c: one F_a pass per target, each seeing target - source
+            if c_src is None:
+                raise ValueError("this generator's F_a sees the requested change: pass c_src, the source values")
+            targets = c if isinstance(c, tuple) else (c,)
+            mask = torch.cat([self.attention(x, t - c_src) for t in targets])
+            if isinstance(c, tuple):
+                x, c = torch.cat([x] * len(c)), torch.cat(c)
+        else:
+            mask = self.attention(x)
+            if isinstance(c, tuple):
+                k = len(c)
+                x, mask, c = torch.cat([x] * k), torch.cat([mask] * k), torch.cat(c)
         x_a = self.manipulate(x, c)
         x_edit = self.blend(x, x_a, mask)
         return (x_edit, mask, x_a) if with_manipulation else (x_edit, mask)
 
 
 class SaGANDiscriminator(nn.Module):
-    """x (N,3,H,W) in [-1,1] -> (critic (N,) unbounded, attr_logit (N,) unbounded).
+    """x (N,3,H,W) in [-1,1] (and c (N,) for a projection critic) -> (critic (N,)
+    unbounded, attr_logit (N,) unbounded).
 
     ``torch.sigmoid(attr_logit)`` is the probability that the attribute is present.
     """
@@ -260,11 +290,21 @@ class SaGANDiscriminator(nn.Module):
         self.trunk = nn.Sequential(*layers)
         self.src = nn.Conv2d(in_ch, 1, 3, 1, 1, bias=False)  # D_src: a WGAN critic map
         self.cls = nn.Conv2d(in_ch, 1, cfg.d_out_size, 1, 0, bias=False)  # D_cls: one logit
+        # beyond the paper: the projection term's embedding of c in {0, 1}
+        self.embed = nn.Embedding(2, in_ch) if cfg.d_projection else None
         init_weights(self)
+        if self.embed is not None:
+            nn.init.normal_(self.embed.weight, 0.0, 0.02)
 
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(self, x: torch.Tensor, c: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """``c`` (N,) in {0,1}: the value each image is scored as having, used (and
+        needed) by a projection critic only: critic += <embed(c), mean_hw trunk(x)>."""
         h = self.trunk(x)
         critic = self.src(h).mean(dim=(1, 2, 3))
+        if self.embed is not None:
+            if c is None:
+                raise ValueError("a projection critic (d_projection) scores an image with its value: pass c")
+            critic = critic + (self.embed(c.long()) * h.mean(dim=(2, 3))).sum(dim=1)
         attr_logit = self.cls(h).flatten(1)[:, 0]
         return critic, attr_logit
 

@@ -54,13 +54,15 @@ def learning_rate(step: int, sagan_cfg: TrainSaganConfig) -> float:
 
 def apply_schedule(step: int, sagan_cfg: TrainSaganConfig, optimizers: Sequence[torch.optim.Optimizer],
                    generators: Sequence[SaGANGenerator]) -> None:
-    """Set generator step ``step``'s lr on both optimisers and the paper's soft
+    """Set generator step ``step``'s lr on both optimisers ((opt_G, opt_D); D's scaled
+    to ``lr_d`` when set) and the paper's soft
     F_a mask on every generator (G, and the average G_ema, whose mask follows
     the same warm-up) while ``step < mask_soft_steps``: the soft mask until the
     hard threshold has something to threshold."""
     lr = learning_rate(step, sagan_cfg)
-    for opt in optimizers:
+    d_scale = sagan_cfg.lr_d / sagan_cfg.lr if sagan_cfg.lr_d else 1.0  # D's own lr, on the same schedule
+    for k, opt in enumerate(optimizers):
         for group in opt.param_groups:
-            group["lr"] = lr
+            group["lr"] = lr * (d_scale if k == 1 else 1.0)
     for net in generators:
         net.san.soft = step < sagan_cfg.mask_soft_steps

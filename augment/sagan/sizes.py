@@ -19,6 +19,7 @@ class SizeError(ValueError):
 
 
 MASK_SCALES = ("none", "max", "hard")
+MASK_INPUTS = ("image", "image+change")
 
 
 @dataclass(frozen=True)
@@ -42,6 +43,14 @@ class SaganModelConfig:
       F_a, each decoder level also seeing the encoder's features of its
       resolution (``augment.sagan.model.UNet``), so that F_m can copy the fine
       detail of its input and F_a can draw a thin frame's shape.
+    - d_projection: beyond the paper (False there): D_src also scores the image
+      with its attribute value, a projection discriminator (Miyato & Koyama
+      2018): the critic adds <embed(c), mean-pooled trunk features>, so an edit
+      must look like a real face *with* the asked value, not only move D_cls.
+    - mask_input: beyond the paper (``image`` there): ``image+change`` lets F_a
+      also see the requested change (target minus source value, -1 / 0 / +1, as a
+      constant plane) and multiplies its mask by |change|, so an edit to the
+      image's own value has an all-zero mask by construction (PA-GAN's idea).
     """
 
     image_size: int = 128
@@ -52,8 +61,13 @@ class SaganModelConfig:
     d_layers: int = 6
     mask_scale: str = "none"
     g_skips: bool = False
+    d_projection: bool = False
+    mask_input: str = "image"
 
     def __post_init__(self) -> None:
+        if self.mask_input not in MASK_INPUTS:
+            raise SizeError("mask_input", f"model config: mask_input must be one of {MASK_INPUTS}, "
+                                          f"got {self.mask_input!r}")
         if self.mask_scale not in MASK_SCALES:
             raise SizeError("mask_scale", f"model config: mask_scale must be one of {MASK_SCALES}, "
                                           f"got {self.mask_scale!r}")
@@ -100,7 +114,8 @@ PRESETS: dict[str, SaganModelConfig] = {
 
 
 def model_config(preset: str, image_size: int = 0, g_width: int = 0, d_width: int = 0,
-                 g_res_blocks: int = -1, mask_scale: str = "none", g_skips: bool = False) -> SaganModelConfig:
+                 g_res_blocks: int = -1, mask_scale: str = "none", g_skips: bool = False,
+                 d_projection: bool = False, mask_input: str = "image") -> SaganModelConfig:
     """A preset, with any of its sizes overridden (0 / -1 = keep the preset's).
 
     Changing ``image_size`` keeps D's output at the preset's spatial size by
@@ -126,10 +141,15 @@ def model_config(preset: str, image_size: int = 0, g_width: int = 0, d_width: in
         changes["mask_scale"] = mask_scale
     if g_skips:
         changes["g_skips"] = True
+    if d_projection:
+        changes["d_projection"] = True
+    if mask_input != "image":
+        changes["mask_input"] = mask_input
     return dataclasses.replace(base, **changes)
 
 
 def stage_model_config(s) -> SaganModelConfig:
     """The model config that a ``train_sagan`` section (``TrainSaganConfig``) asks for;
     raises SizeError naming the field it cannot take."""
-    return model_config(s.preset, s.image_size, s.g_width, s.d_width, s.res_blocks, s.mask_scale, s.g_skips)
+    return model_config(s.preset, s.image_size, s.g_width, s.d_width, s.res_blocks, s.mask_scale, s.g_skips,
+                        s.d_projection, s.mask_input)

@@ -46,11 +46,16 @@ def _seen_by(D, sagan_cfg: TrainSaganConfig, aug_rng: torch.Generator | None):
     return diffaug.augmented(D, policies, aug_rng)
 
 
+def _projects(D) -> bool:
+    """Whether D (bare or DDP-wrapped) is a projection critic (its model config says)."""
+    return bool(dist.unwrap(D).cfg.d_projection)
+
+
 def d_step(G, D, opt_D: torch.optim.Optimizer, x_real: torch.Tensor, c_org: torch.Tensor,
            alpha: torch.Tensor, sagan_cfg: TrainSaganConfig,
            smudged: tuple[torch.Tensor, torch.Tensor] | None = None,
            x_fake: torch.Tensor | None = None,
-           aug_rng: torch.Generator | None = None) -> dict[str, torch.Tensor]:
+           aug_rng: torch.Generator | None = None, r1_weight: float = 0.0) -> dict[str, torch.Tensor]:
     """One critic update: WGAN-GP on D_src (real I against edits I^ = G(I, c),
     gradient penalty lambda_gp at I~ = alpha I + (1 - alpha) I^) plus
     lambda_cls * BCE(D_cls(I), c_g) on the real images.
@@ -65,12 +70,13 @@ def d_step(G, D, opt_D: torch.optim.Optimizer, x_real: torch.Tensor, c_org: torc
     device = x_real.device
     if x_fake is None:
         with torch.no_grad(), autocast(device):
-            x_fake, _ = dist.unwrap(G)(x_real, 1 - c_org)
+            x_fake, _ = dist.unwrap(G)(x_real, 1 - c_org, c_src=c_org)
     with autocast(device):
         loss, parts = d_loss(_seen_by(D, sagan_cfg, aug_rng), x_real, x_fake.detach().to(x_real.dtype), c_org, alpha,
                              lambda_gp=sagan_cfg.lambda_gp, lambda_cls=sagan_cfg.lambda_cls,
                              x_smudge=None if smudged is None else smudged[0],
-                             c_smudge=None if smudged is None else smudged[1])
+                             c_smudge=None if smudged is None else smudged[1],
+                             objective=sagan_cfg.objective, r1_weight=r1_weight, projection=_projects(D))
     opt_D.zero_grad(set_to_none=True)
     loss.backward()
     opt_D.step()
@@ -101,7 +107,8 @@ def g_step(G, D, opt_G: torch.optim.Optimizer, x_real: torch.Tensor, c_org: torc
                                  lambda_mask=sagan_cfg.lambda_mask, detach_mask_identity=sagan_cfg.detach_mask_identity,
                                  lambda_area=sagan_cfg.lambda_area, mask_area=(sagan_cfg.mask_area_min, sagan_cfg.mask_area_max),
                                  lambda_tv=sagan_cfg.lambda_tv, lambda_bin=sagan_cfg.lambda_bin,
-                                 identity_through_mask=sagan_cfg.mask_scale == "hard", forward=forward)
+                                 identity_through_mask=sagan_cfg.mask_scale == "hard", forward=forward,
+                                 objective=sagan_cfg.objective, projection=_projects(D))
         opt_G.zero_grad(set_to_none=True)
         loss.backward()
         opt_G.step()
@@ -110,14 +117,24 @@ def g_step(G, D, opt_G: torch.optim.Optimizer, x_real: torch.Tensor, c_org: torc
     return parts
 
 
+def r1_weight(critic_step: int, sagan_cfg: TrainSaganConfig) -> float:
+    """The R1 weight of critic update ``critic_step`` (0-based over the run): r1_gamma / 2,
+    times r1_every on the updates it is applied to (every r1_every-th, lazily), else 0."""
+    if not sagan_cfg.r1_gamma or critic_step % sagan_cfg.r1_every:
+        return 0.0
+    return sagan_cfg.r1_gamma / 2 * sagan_cfg.r1_every
+
+
 def train_step(G, D, opt_G: torch.optim.Optimizer, opt_D: torch.optim.Optimizer,
                batches: list[CriticBatch],
                sagan_cfg: TrainSaganConfig, rec_scale: float = 1.0,
-               aug_rng: torch.Generator | None = None) -> list[dict[str, torch.Tensor]]:
+               aug_rng: torch.Generator | None = None, first_critic_step: int = 0) -> list[dict[str, torch.Tensor]]:
     """One generator step: a critic update per batch of ``batches``
     ((x_real, c_org, alpha, smudged), as ``d_step`` takes them; ``n_critic`` of
     them in training), then the generator update on the last batch. Returns
     every update's loss terms, the critic's first and the generator's last.
+    ``first_critic_step``: the run's count of critic updates before this step
+    (it places the lazy R1 penalty).
 
     The last critic update's fakes are the generator update's edits: G does not
     change between them, so G(I, c) runs once, with gradients, and its detached
@@ -135,6 +152,7 @@ def train_step(G, D, opt_G: torch.optim.Optimizer, opt_D: torch.optim.Optimizer,
             with autocast(x_real.device):
                 forward = g_forward(G, x_real, c_org, 1 - c_org)
             x_fake = forward[0][: len(x_real)]
-        parts.append(d_step(G, D, opt_D, x_real, c_org, alpha, sagan_cfg, smudged, x_fake=x_fake, aug_rng=aug_rng))
+        parts.append(d_step(G, D, opt_D, x_real, c_org, alpha, sagan_cfg, smudged, x_fake=x_fake, aug_rng=aug_rng,
+                            r1_weight=r1_weight(first_critic_step + k, sagan_cfg)))
     parts.append(g_step(G, D, opt_G, x_real, c_org, sagan_cfg, rec_scale, forward=forward, aug_rng=aug_rng))
     return parts

@@ -87,7 +87,8 @@ def _one_step(state: TrainState, G_train, D_train, batches, sampler, sagan_cfg: 
     step_batches = critic_batches(batches, sampler, state.step, sagan_cfg, state.alpha_rng, device,
                                   seed=seed, attribute=attribute, blobs=blobs)
     parts = train_step(G_train, D_train, state.opt_G, state.opt_D, step_batches, sagan_cfg,
-                       rec_weight_scale(state.step, sagan_cfg), state.aug_rng)
+                       rec_weight_scale(state.step, sagan_cfg), state.aug_rng,
+                       first_critic_step=state.step * sagan_cfg.n_critic)
     if state.G_ema is not None:
         update_ema(state.G_ema, state.G, ema_decay(state.step, sagan_cfg.g_ema))
     state.step += 1

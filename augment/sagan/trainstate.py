@@ -58,7 +58,8 @@ class TrainState:
 
 def build(mcfg: SaganModelConfig, sagan_cfg: TrainSaganConfig, seed: int, device: torch.device):
     """(G, D, opt_G, opt_D), initialised from ``seed`` without touching the global RNG;
-    channels_last on CUDA; Adam(lr, (beta1, beta2)) for both networks, as in the paper."""
+    channels_last on CUDA; Adam(lr, (beta1, beta2)) for both networks, as in the paper
+    (D at ``lr_d`` when it is set, beyond the paper)."""
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         G, D = SaGANGenerator(mcfg), SaGANDiscriminator(mcfg)
@@ -67,7 +68,7 @@ def build(mcfg: SaganModelConfig, sagan_cfg: TrainSaganConfig, seed: int, device
     D = D.to(device, memory_format=memory_format)
     betas = (sagan_cfg.beta1, sagan_cfg.beta2)
     opt_G = torch.optim.Adam(G.parameters(), lr=sagan_cfg.lr, betas=betas)
-    opt_D = torch.optim.Adam(D.parameters(), lr=sagan_cfg.lr, betas=betas)
+    opt_D = torch.optim.Adam(D.parameters(), lr=sagan_cfg.lr_d or sagan_cfg.lr, betas=betas)
     return G, D, opt_G, opt_D
 
 
