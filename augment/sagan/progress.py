@@ -5,7 +5,9 @@ A metrics line (one per ``log_every`` generator steps, and one at the last
 step) holds the step, the mean of every loss term over the updates since the
 last line (the critic's ``d_*``/``wasserstein`` terms over its ``n_critic``
 updates per step, the generator's ``g_*`` terms, ``mask_mean`` the mean of
-F_a's mask b in [0,1]), ``step_time_s`` and ``images_per_s``.
+F_a's mask b in [0,1]), ``step_time_s`` (wall), ``step_cpu_s`` (this
+process's CPU-seconds per step, every thread counted: what a study at equal
+compute compares) and ``images_per_s``.
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ class MetricsLog:
         self.path, self.sagan_cfg = path, sagan_cfg
         self.sums: dict[str, torch.Tensor] = {}
         self.counts: dict[str, int] = {}
-        self.t_log = time.perf_counter()
+        self.t_log, self.cpu_log = time.perf_counter(), time.process_time()
         self.steps_since_log = 0
         self.bar = tqdm(total=steps, initial=step, desc=f"train_sagan {attribute}", unit="step",
                         disable=not dist.is_main(), dynamic_ncols=True)
@@ -52,6 +54,7 @@ class MetricsLog:
         cfg = self.sagan_cfg
         record = {"step": step, **{k: float(self.sums[k]) / self.counts[k] for k in self.sums},
                   "step_time_s": elapsed / self.steps_since_log,
+                  "step_cpu_s": (time.process_time() - self.cpu_log) / self.steps_since_log,
                   "images_per_s": self.steps_since_log * cfg.n_critic * cfg.batch_size
                   * dist.world_size() / elapsed}
         if dist.is_main():
@@ -59,7 +62,8 @@ class MetricsLog:
                 fh.write(json.dumps(record) + "\n")
         self.bar.set_postfix(W=f"{record['wasserstein']:.2f}", id=f"{record['g_rec_id']:.3f}",
                              mask=f"{record['mask_mean']:.2f}", acc=f"{record['d_acc_real']:.2f}")
-        self.sums, self.counts, self.steps_since_log, self.t_log = {}, {}, 0, time.perf_counter()
+        self.sums, self.counts, self.steps_since_log = {}, {}, 0
+        self.t_log, self.cpu_log = time.perf_counter(), time.process_time()
         return record
 
     def close(self) -> None:

@@ -1,0 +1,142 @@
+"""SaGAN recipes compared at equal CPU-seconds (docs/sagan_ablation.md, "CPU budget").
+
+On a finished run's SynthFaces folders (synth, read, align, train_classifier:
+``augment run pipelines/demo.yaml --until train_classifier``), each candidate
+recipe trains one Eyeglasses generator per seed on one thread, keeps every
+checkpoint with this process's CPU-seconds when it was written, and stops
+at the first checkpoint past the budget. Every checkpoint's exported average
+(G_ema, else G) is then judged like eval_sagan: the run's attribute judge on
+the SynthFaces test faces, against their exact counterfactuals.
+
+    python -m benchmarks.sagan_study train BASE OUT NAME SEED BUDGET_CPU_S [KEY=VALUE ...]
+    python -m benchmarks.sagan_study judge BASE OUT
+    python -m benchmarks.sagan_study plot OUT PNG
+
+``KEY=VALUE`` are ``--set`` overrides (``train_sagan.objective=hinge``); pin a
+run to a core with ``taskset -c K`` for steady timings.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+
+
+def _inputs(base: Path) -> dict:
+    from augment import manifest as mf
+
+    return {"aligned": mf.read(base / "align" / "aligned.parquet"),
+            "classifiers": mf.read(base / "train_classifier" / "classifiers.parquet")}
+
+
+def train(base: Path, out: Path, name: str, seed: int, budget: float, sets: list[str]) -> None:
+    """One run: train_sagan's stage on the base's aligned images, every checkpoint kept."""
+    from augment.sagan import train as T
+    from augment.sagan import trainstate
+    from augment.validate import load_config
+
+    cfg = load_config(base / "config.yaml", [f"seed={seed}", "device=cpu", "train_sagan.threads=1",
+                                              "train_sagan.g_ema=0.999", *sets], check_paths=False)
+    run_dir = out / f"{name}_s{seed}"
+    run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / "study.json").write_text(json.dumps({"name": name, "seed": seed, "budget_cpu_s": budget,
+                                                    "sets": sets}, indent=1))
+    log = run_dir / "cpu_at_checkpoint.jsonl"
+    trainstate.KEEP_CHECKPOINTS = 10_000  # the study judges every one
+    save = trainstate.save_checkpoint
+
+    def timed_save(state, ckpt_dir, meta):
+        path = save(state, ckpt_dir, meta)
+        cpu = time.process_time()
+        with open(log, "a") as fh:
+            fh.write(json.dumps({"step": state.step, "cpu_s": round(cpu, 2), "checkpoint": str(path)}) + "\n")
+        if cpu >= budget:
+            raise SystemExit(0)  # the budget is spent: the checkpoints so far are the run
+        return path
+
+    T.save_checkpoint = timed_save  # train() looks it up in its module
+    T.run_stage(cfg, _inputs(base), run_dir / "train_sagan")
+
+
+def judge(base: Path, out: Path) -> None:
+    """Judge every checkpoint not judged yet; results appended to OUT/results.jsonl."""
+    import inspect
+    import tempfile
+
+    import torch
+
+    from augment import manifest as mf
+    from augment.sagan.evaluate import evaluate_attribute
+    from augment.sagan.generators import export_generator
+
+    inputs = _inputs(base)
+    gt = mf.read(base / "synth" / "groundtruth.parquet")
+    results = out / "results.jsonl"
+    done = set()
+    if results.is_file():
+        done = {json.loads(line)["checkpoint"] for line in results.read_text().splitlines()}
+    accepts = inspect.signature(evaluate_attribute).parameters
+    for log in sorted(out.glob("*/cpu_at_checkpoint.jsonl")):
+        study = json.loads((log.parent / "study.json").read_text())
+        for line in log.read_text().splitlines():
+            rec = json.loads(line)
+            if rec["checkpoint"] in done or not Path(rec["checkpoint"]).is_dir():
+                continue
+            with tempfile.TemporaryDirectory() as tmp:
+                gen = export_generator(Path(rec["checkpoint"]), Path(tmp) / "generator")
+                kw = {"template": "arcface"} if "template" in accepts else {}
+                metrics, _ = evaluate_attribute("Eyeglasses", gen, inputs["classifiers"], inputs["aligned"], gt,
+                                                "test", 0, 64, torch.device("cpu"), **kw)
+            row = {**study, **rec, "metrics": metrics}
+            with open(results, "a") as fh:
+                fh.write(json.dumps(row) + "\n")
+            print(f"{study['name']} s{study['seed']} step {rec['step']} cpu {rec['cpu_s']:.0f}s: "
+                  f"success {metrics.get('edit_success')} add {metrics.get('add', {}).get('edit_success')} "
+                  f"remove {metrics.get('remove', {}).get('edit_success')}", flush=True)
+
+
+def plot(out: Path, png: Path) -> None:
+    """Success per direction and region PSNR gain against CPU-seconds, one line per run."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines()]
+    names = sorted({r["name"] for r in rows})
+    keys = [("add", "edit_success", "success adding glasses"), ("remove", "edit_success", "success removing glasses"),
+            (None, "psnr_region_gain", "region PSNR gain (dB)")]
+    fig, axes = plt.subplots(1, len(keys), figsize=(5 * len(keys), 4), dpi=100)
+    colours = dict(zip(names, plt.rcParams["axes.prop_cycle"].by_key()["color"]))
+    for ax, (direction, key, title) in zip(axes, keys):
+        for (name, seed) in sorted({(r["name"], r["seed"]) for r in rows}):
+            mine = sorted((r for r in rows if r["name"] == name and r["seed"] == seed), key=lambda r: r["cpu_s"])
+            ys = [(r["metrics"].get(direction) or {}).get(key) if direction else r["metrics"].get(key) for r in mine]
+            pts = [(r["cpu_s"], y) for r, y in zip(mine, ys) if y is not None]
+            if pts:
+                ax.plot(*zip(*pts), "-o", ms=3, color=colours[name], label=name if seed == min(
+                    s for n, s in {(r["name"], r["seed"]) for r in rows} if n == name) else None)
+        ax.set_title(title)
+        ax.set_xlabel("CPU-seconds (one thread)")
+        ax.grid(alpha=0.3)
+    axes[0].legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(png)
+
+
+def main(argv: list[str]) -> None:
+    cmd = argv[0]
+    if cmd == "train":
+        train(Path(argv[1]), Path(argv[2]), argv[3], int(argv[4]), float(argv[5]), argv[6:])
+    elif cmd == "judge":
+        judge(Path(argv[1]), Path(argv[2]))
+    elif cmd == "plot":
+        plot(Path(argv[1]), Path(argv[2]))
+    else:
+        raise SystemExit(__doc__)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
