@@ -121,7 +121,8 @@ def test_cli_edit_and_its_usage_errors(tmp_path, fake_detector):
     r = CliRunner().invoke(cli, ["edit", str(p), "--generators", str(gen), "--attribute", "Eyeglasses",
                                  "--value", "0", "--out", str(out), "--device", "cpu"])
     assert r.exit_code == 0, r.output
-    assert "1 edited photo(s)" in r.output and (out / "edited" / "a.Eyeglasses=0.png").is_file()
+    assert "1 face(s) found, 1 edited photo(s) written, 0 photo(s) skipped" in r.output
+    assert (out / "edited" / "a.Eyeglasses=0.png").is_file()
     r = CliRunner().invoke(cli, ["edit", str(p), "--generators", str(gen), "--attribute", "Smiling",
                                  "--out", str(out), "--device", "cpu"])
     assert r.exit_code == 2 and "no generator for 'Smiling'" in r.output and "Eyeglasses" in r.output
@@ -148,3 +149,18 @@ def test_edge_taper_closes_the_mask_at_the_crop_border():
     assert t.shape == (64, 64) and t.min() >= 0 and t.max() == 1
     assert (t[2:-2, 2:-2] == 1).all()  # 64 // 32 = 2 px band
     assert t[0, 32] < 0.5 and t[0, 0] < 0.5 and t[1, 32] > t[0, 32]
+
+
+def test_cli_edit_exits_non_zero_when_no_photo_has_a_face(tmp_path, fake_detector):
+    """A folder of unreadable and faceless photos: every photo is named with its reason,
+    and the exit status says nothing was made."""
+    gen = save_generator(tmp_path / "gen")
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    (folder / "broken.jpg").write_bytes(b"not an image")
+    Image.fromarray(np.zeros((40, 77, 3), np.uint8)).save(folder / "blank.png")  # 77 px wide: no face
+    r = CliRunner().invoke(cli, ["edit", str(folder), "--generators", str(gen), "--attribute", "Eyeglasses",
+                                 "--out", str(tmp_path / "o"), "--device", "cpu"])
+    assert r.exit_code == 1, r.output
+    assert "0 face(s) found, 0 edited photo(s) written, 2 photo(s) skipped" in r.output
+    assert "broken.jpg" in r.output and "blank.png" in r.output and "nothing edited" in r.output

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from augment.cli.output import friendly_errors
+from augment.cli.output import fail, friendly_errors
 
 
 @click.command("edit")
@@ -29,15 +29,26 @@ from augment.cli.output import friendly_errors
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
 @friendly_errors
 def edit_cmd(photos, generators, attribute, value, out, template, crop_size, select, min_prob, device) -> None:
-    """Edit one attribute in your own photos and paste the edited face back into each photo."""
+    """Edit one attribute in your own photos and paste the edited face back into each photo.
+
+    Exits 1 when no photo had a face to edit.
+
+    \b
+    Example:
+      augment edit me.jpg holiday/ --generators runs/demo --attribute Eyeglasses --value 1 --out edited
+    """
     from augment.photo_edit import edit_photos
     from augment.runtime import resolve_device
 
     result = edit_photos(photos, generators, attribute, value, out, template=template, crop_size=crop_size,
                          select=select, min_prob=min_prob, device=resolve_device(device).type)
     n_photos = result.edits.meta["extra"]["photos"]
-    click.echo(f"{n_photos} photo(s): {len(result.edits)} edited photo(s) of {len(result.aligned)} face(s), "
-               f"{len(result.rejects)} without a usable face")
+    click.echo(f"{n_photos} photo(s): {len(result.aligned)} face(s) found, {len(result.edits)} edited photo(s) "
+               f"written, {len(result.rejects)} photo(s) skipped")
     for r in result.rejects.df.itertuples(index=False):
-        click.echo(f"  no edit: {r.path}: {r.reason} ({r.detail})")
+        click.echo(f"  skipped: {r.path}: {r.reason} ({r.detail})")
+    if len(result.edits) == 0:
+        # a script must tell this run from a good one: nothing asked for was made
+        fail(f"nothing edited: none of the {n_photos} photo(s) had a face to edit (see the reasons above; "
+             "--min-prob lowers the detector's threshold)", 1)
     click.echo(f"wrote {out / 'edited'}/, {out / 'index.csv'} and {out / 'edits.parquet'}")
