@@ -27,7 +27,12 @@ def datasets() -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @friendly_errors
 def describe(fmt: str, root: Path, pairs, images: str, identities: str, split: str, as_json: bool) -> None:
-    """Count images, identities, attributes and pairs of a dataset at ROOT."""
+    """Count images, identities, attributes and pairs of a dataset at ROOT.
+
+    
+    Example:
+      augment datasets describe lfw ~/data/lfw/lfw-deepfunneled
+    """
     from augment.data import describe as d
 
     if fmt == "celeba":
@@ -56,7 +61,12 @@ def describe(fmt: str, root: Path, pairs, images: str, identities: str, split: s
               help="Also write a contact sheet PNG (identities x attribute toggles).")
 @friendly_errors
 def synth_cmd(out: Path, preview, **options) -> None:
-    """Render SynthFaces into OUT: CelebA and LFW formats plus counterfactual ground truth."""
+    """Render SynthFaces into OUT: CelebA and LFW formats plus counterfactual ground truth.
+
+    
+    Example:
+      augment synth synthfaces/ --identities 20 --preview synthfaces.png
+    """
     from augment.data import synthfaces
 
     settings = settings_of(options)
@@ -96,7 +106,12 @@ def synth_cmd(out: Path, preview, **options) -> None:
 @friendly_errors
 def align_cmd(input_path: Path, out_dir: Path, mode, template, size, dataset, images, role, select, keep_all,
               min_prob, max_images, workers, device) -> None:
-    """Detect and align the faces of INPUT (a dataset folder or an images manifest)."""
+    """Detect and align the faces of INPUT (a dataset folder or an images manifest).
+
+    
+    Example:
+      augment align ~/data/celeba --images img_celeba --out aligned/ --template sagan --size 128
+    """
     from dataclasses import replace
 
     from augment.align.command import align_input

@@ -43,7 +43,12 @@ def export_cmd(manifests, fmt: str, out: Path, append: bool, labels_file, name: 
 @click.argument("manifest", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @friendly_errors
 def inspect_cmd(manifest: Path) -> None:
-    """Rows, identities, edits per attribute and value, score histograms."""
+    """Rows, identities, edits per attribute and value, score histograms.
+
+    
+    Example:
+      augment inspect runs/demo/edit/edits.parquet
+    """
     from augment import manifest as mf
     from augment.summary import summarize
 

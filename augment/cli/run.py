@@ -23,7 +23,12 @@ PIPELINE = click.Path(exists=True, dir_okay=False, path_type=Path)
               help="Processes (torchrun): training stages use DistributedDataParallel, edit shards its rows.")
 @friendly_errors
 def run(pipeline: Path, sets, only: str, until, force, device, nproc: int) -> None:
-    """Run the stages of a PIPELINE YAML in order, skipping those already up to date."""
+    """Run the stages of a PIPELINE YAML in order, skipping those already up to date.
+
+    
+    Example:
+      augment run pipelines/demo.yaml --set seed=1 --set workdir=runs/demo-seed1
+    """
     import os
     import time
 
@@ -93,7 +98,12 @@ def _relaunch_with_torchrun(nproc: int) -> None:
 @click.option("--set", "sets", multiple=True, metavar="KEY=VALUE")
 @friendly_errors
 def stages(pipeline: Path, sets) -> None:
-    """Print each stage's state: done, stale (config or inputs changed), interrupted or not run."""
+    """Print each stage's state: done, stale (config or inputs changed), interrupted or not run.
+
+    
+    Example:
+      augment stages pipelines/demo.yaml
+    """
     from augment.validate import load_config
     from augment.workdir import states
     from augment.stages import STAGES
