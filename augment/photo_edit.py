@@ -71,6 +71,7 @@ class EditResult:
     aligned: mf.Manifest
     rejects: mf.Manifest
     index: list[dict] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # warnings for the user (a generator out of its domain)
 
 
 def collect_photos(inputs: Iterable[Path | str]) -> list[Photo]:
@@ -181,7 +182,7 @@ def edit_photos(
     import torch
     from tqdm import tqdm
 
-    from augment.sagan.generators import load_generator
+    from augment.sagan.generators import load_generator, out_of_domain
 
     out = Path(out)
     targets = values_of(value)
@@ -190,7 +191,8 @@ def edit_photos(
     row = trained.pick(gens, attribute)
     tname, size = _alignment(gens, row, template, crop_size)
     dst = template_points(tname, size)
-    G, _ = load_generator(gens.root / row["path"], attribute, device)
+    G, gmeta = load_generator(gens.root / row["path"], attribute, device)
+    notes = [n for n in (out_of_domain(gmeta, "photos"),) if n]
     gsize, gid = int(row["image_size"]), str(row["generator_id"])
 
     edits, crops, rejects, index = [], [], [], []
@@ -249,6 +251,7 @@ def edit_photos(
         mf.Manifest("images", mf.frame("images", crops), out, {"extra": {"template": tname, "size": size}}),
         mf.Manifest("rejects", mf.frame("rejects", rejects), out, {"extra": {"role": "photos"}}),
         index,
+        notes,
     )
     out.mkdir(parents=True, exist_ok=True)
     mf.write(result.edits, out / "edits.parquet")

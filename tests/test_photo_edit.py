@@ -164,3 +164,15 @@ def test_cli_edit_exits_non_zero_when_no_photo_has_a_face(tmp_path, fake_detecto
     assert r.exit_code == 1, r.output
     assert "0 face(s) found, 0 edited photo(s) written, 2 photo(s) skipped" in r.output
     assert "broken.jpg" in r.output and "blank.png" in r.output and "nothing edited" in r.output
+
+
+def test_cli_edit_warns_when_a_generator_trained_on_synthetic_faces_edits_photos(tmp_path, fake_detector):
+    p = photo(tmp_path / "a.png", 0)
+    args = ["--attribute", "Eyeglasses", "--value", "1", "--device", "cpu"]
+    synthetic = save_generator(tmp_path / "synth", data={"sources": ["synthfaces"], "images": 10})
+    r = CliRunner().invoke(cli, ["edit", str(p), "--generators", str(synthetic), "--out", str(tmp_path / "o1"), *args])
+    assert r.exit_code == 0, r.output
+    assert "Warning: this generator was trained on synthfaces (synthetic faces) and is applied to photos" in r.output
+    real = save_generator(tmp_path / "real", data={"sources": ["celeba"], "images": 10})
+    r = CliRunner().invoke(cli, ["edit", str(p), "--generators", str(real), "--out", str(tmp_path / "o2"), *args])
+    assert r.exit_code == 0 and "Warning" not in r.output

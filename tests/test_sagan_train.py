@@ -143,6 +143,8 @@ def test_stage_trains_one_generator_per_attribute(tmp_path):
     assert row["generator_id"] == ckpt.weights_id(gen_dir)
     G, meta = load_generator(gen_dir, "Eyeglasses")
     assert meta["kind"] == "sagan_generator" and meta["config_hash"]
+    sources = sorted(set(aligned.df["source"]))
+    assert meta["data"] == {"sources": sources, "images": labelled_train}  # what augment edit warns from
     states, _ = ckpt.load(gen_dir)
     assert set(states) == {"G"}  # the export holds the generator alone
     assert (run_dir / "samples" / "Eyeglasses" / "step_0000002.png").is_file()

@@ -42,6 +42,8 @@ def edit_cmd(photos, generators, attribute, value, out, template, crop_size, sel
 
     result = edit_photos(photos, generators, attribute, value, out, template=template, crop_size=crop_size,
                          select=select, min_prob=min_prob, device=resolve_device(device).type)
+    for note in result.notes:
+        click.echo(f"Warning: {note}", err=True)
     n_photos = result.edits.meta["extra"]["photos"]
     click.echo(f"{n_photos} photo(s): {len(result.aligned)} face(s) found, {len(result.edits)} edited photo(s) "
                f"written, {len(result.rejects)} photo(s) skipped")

@@ -34,17 +34,36 @@ def load_generator(path: Path | str, attribute: str | None = None, device: str |
     return G.to(device).eval(), meta
 
 
-def export_generator(checkpoint: Path, out: Path, align: dict | None = None) -> Path:
+def export_generator(checkpoint: Path, out: Path, align: dict | None = None, data: dict | None = None) -> Path:
     """Copy the generator alone out of a full checkpoint (what the edit stage loads):
     the moving average of its weights (``G_ema``) when the run kept one, else G.
 
     ``align``: how its training images were aligned, ``{"template": name,
     "size": crop px}``; recorded so that new photos can be aligned the same way
-    (``augment edit``, ``edit.generators``).
+    (``augment edit``, ``edit.generators``). ``data``: what it learnt from,
+    ``{"sources": [dataset formats, e.g. "synthfaces"], "images": n}``, so that
+    ``augment edit`` can say when photos are not the kind of face it knows.
     """
     states, meta = ckpt.load(checkpoint)
     keep = {k: meta[k] for k in ("model_config", "preset", "attribute", "step", "seed", "config_hash", "image_size")}
     extra = {"align": align} if align else {}
+    if data:
+        extra["data"] = data
     ema = "G_ema" in states
     ckpt.save(out, {"G": states["G_ema" if ema else "G"]}, {**keep, **extra, "ema": ema, "kind": GENERATOR_KIND})
     return out
+
+
+SYNTHETIC_SOURCES = ("synthfaces",)
+
+
+def out_of_domain(meta: dict, inputs: str = "photos") -> str | None:
+    """A one-line warning when a generator learnt from synthetic faces and is applied
+    to ``inputs`` (photos), naming both; None when its metadata says it learnt from
+    photos or does not say."""
+    sources = list((meta.get("data") or {}).get("sources") or [])
+    synthetic = [s for s in sources if s in SYNTHETIC_SOURCES]
+    if not synthetic:
+        return None
+    return (f"this generator was trained on {', '.join(sources)} (synthetic faces) and is applied to {inputs}: "
+            "expect weak or wrong edits; train one on photos (pipelines/celeba_cpu.yaml) for real faces")

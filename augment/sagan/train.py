@@ -191,7 +191,8 @@ def run_stage(cfg: PipelineConfig, inputs: StageInputs, run_dir: Path) -> StageO
                          train_sagan_hash=train_sagan_hash, samples_dir=run_dir / "samples" / attribute, blobs=blobs)
         gen_dir = out_dir / "generator"
         if dist.is_main():
-            export_generator(last, gen_dir, alignment_of(aligned))
+            sources = sorted(str(v) for v in aligned.df["source"].dropna().unique())
+            export_generator(last, gen_dir, alignment_of(aligned), {"sources": sources, "images": len(labels)})
             rows.append({
                 "attribute": attribute,
                 "path": gen_dir.relative_to(run_dir).as_posix(),
