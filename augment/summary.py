@@ -66,11 +66,16 @@ def _images(m: mf.Manifest) -> list[str]:
     extra = m.meta.get("extra") or {}
     if extra.get("dropped"):
         out.append("rows dropped by filters: " + ", ".join(f"{k}: {v}" for k, v in extra["dropped"].items()))
+    # an edit's scores mean different things per target (attr_prob near 1 is a
+    # success when adding the attribute, near 0 when removing it): one histogram each
+    groups = [("", df)] if not len(edits) else [
+        (f" [{attr} -> {int(val)}]", g) for (attr, val), g in edits.groupby(["attribute", "target_value"])]
     for col in SCORES:
-        vals = pd.to_numeric(df[col], errors="coerce").to_numpy(dtype=float)
-        if np.isfinite(vals).any():
-            out.append(f"{col} (n={int(np.isfinite(vals).sum())}, mean {np.nanmean(vals):.3f}):")
-            out.extend(histogram(vals))
+        for label, g in groups:
+            vals = pd.to_numeric(g[col], errors="coerce").to_numpy(dtype=float)
+            if np.isfinite(vals).any():
+                out.append(f"{col}{label} (n={int(np.isfinite(vals).sum())}, mean {np.nanmean(vals):.3f}):")
+                out.extend(histogram(vals))
     return out
 
 
