@@ -283,7 +283,8 @@ def _finish(runner: Runner, stage: Stage, fp: str, whole_hash: str, outs: dict, 
     peak_mib = peak_rss_mib()
     write_json(
         run_dir / DONE,
-        {"stage": stage.name, "fingerprint": fp, "outputs": record, "seconds": round(seconds, 3),
+        {"stage": stage.name, "fingerprint": fp, "basis": runner.basis(stage.name), "outputs": record,
+         "seconds": round(seconds, 3),
          "peak_rss_mib": round(peak_mib, 1), "peak_rss_scope": "stage" if peak_reset else "process",
          "version": __version__},
     )

@@ -34,6 +34,20 @@ INPROGRESS = ".inprogress"
 TEMPORARY = re.compile(r"^\..+\.(tmp|old)(-\d+)?(\.\w+)?$")
 
 
+def fingerprint_of(basis: dict) -> str:
+    """sha256 of a stage's basis (``Runner.basis``), canonical JSON."""
+    return hashlib.sha256(json.dumps(basis, sort_keys=True).encode()).hexdigest()
+
+
+def _changed(old, new, prefix: str = ""):
+    """(dotted key, old value, new value) of every leaf that differs between two config trees."""
+    if isinstance(old, dict) and isinstance(new, dict):
+        for k in sorted(set(old) | set(new)):
+            yield from _changed(old.get(k), new.get(k), f"{prefix}.{k}" if prefix else k)
+    elif old != new:
+        yield prefix, old, new
+
+
 class StageStateError(Exception):
     """A stage's recorded state cannot be used as asked (its outputs read before it is done)."""
 
@@ -75,8 +89,10 @@ class Runner:
         wanted = {made[x] for x in (*stage.inputs, *stage.uses) if x in made}
         return [s for s in before if s in wanted]
 
-    def fingerprint(self, name: str) -> str | None:
-        """The fingerprint ``name`` would have now; None when an upstream stage is not done."""
+    def basis(self, name: str) -> dict | None:
+        """What ``name``'s fingerprint hashes: its stage name, config sections, the seed,
+        the package version and the sha256 of the inputs and uses it reads (by upstream
+        stage); None when an upstream stage is not done."""
         stage = STAGES[name]
         digests = {}
         for up in self.upstream(stage):
@@ -84,14 +100,46 @@ class Runner:
                 return None
             made = self.marker(up)["outputs"]
             digests[up] = {k: made[k] for k in (*stage.inputs, *stage.uses) if k in made}
-        payload = {
+        return {
             "stage": name,
             "config": json.loads(section_json(self.cfg, stage.sections)),
             "seed": self.cfg.seed,
             "version": __version__,
             "inputs": digests,
         }
-        return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
+
+    def fingerprint(self, name: str) -> str | None:
+        """The fingerprint ``name`` would have now; None when an upstream stage is not done."""
+        payload = self.basis(name)
+        return None if payload is None else fingerprint_of(payload)
+
+    def why_stale(self, name: str) -> str:
+        """In words, why ``name`` is not done as it stands: what differs between the
+        basis its done marker recorded and the one it would have now."""
+        m = self.marker(name)
+        if m is None:
+            return "it has not finished"
+        for up in self.upstream(STAGES[name]):
+            st = self.state(up)
+            if st != "done":
+                return f"the stage it reads, '{up}', is {st}"
+        missing = [o["file"] for o in m.get("outputs", {}).values() if not (self.stage_dir(name) / o["file"]).is_file()]
+        if missing:
+            return f"its output {missing[0]} is missing"
+        old, now = m.get("basis"), self.basis(name)
+        if old is None:
+            return "its config, seed or inputs changed (its marker, from an older augment, does not say which)"
+        reasons = []
+        if old.get("seed") != now["seed"]:
+            reasons.append(f"seed {old.get('seed')} -> {now['seed']}")
+        if old.get("version") != now["version"]:
+            reasons.append(f"augment {old.get('version')} -> {now['version']}")
+        reasons += [f"{k} {a!r} -> {b!r}" for k, a, b in _changed(old.get("config", {}), now["config"])][:3]
+        for up, outs in now["inputs"].items():
+            for key, rec in outs.items():
+                if (old.get("inputs", {}).get(up, {}).get(key) or {}).get("sha256") != rec.get("sha256"):
+                    reasons.append(f"its input '{key}' (from {up}) changed")
+        return "; ".join(reasons) or "its fingerprint changed"
 
     def state(self, name: str) -> str:
         """``done``, ``stale`` (ran, but config or inputs changed since), ``interrupted`` or ``not run``."""

@@ -235,3 +235,13 @@ def test_fingerprint_hashes_only_the_outputs_a_stage_declares(monkeypatch, tmp_p
     counter["extra"] = 5  # b's other output will differ; pb will not
     assert run_pipeline(cfg, force=["b"]) == {"a": "skipped", "b": "ran", "c": "skipped"}
     assert CALLS == ["a", "b", "c", "b"]
+
+
+def test_a_stale_stage_says_why(toy):
+    run_pipeline(toy())
+    runner = Runner(toy("seed=1"))
+    assert runner.why_stale("a") == "seed 0 -> 1"
+    runner = Runner(toy("data.train.max_images=2"))
+    assert runner.why_stale("b") == "data.train.max_images 0 -> 2"
+    run_pipeline(toy("data.train.max_images=2"), only=["b"])
+    assert Runner(toy("data.train.max_images=2")).why_stale("c") == "its input 'pb' (from b) changed"

@@ -105,12 +105,15 @@ def stages(pipeline: Path, sets) -> None:
       augment stages pipelines/demo.yaml
     """
     from augment.validate import load_config
-    from augment.workdir import states
+    from augment.workdir import Runner, states
     from augment.stages import STAGES
 
     cfg = load_config(pipeline, sets, check_paths=False)
+    runner = Runner(cfg)
     for name, state, marker in states(cfg):
         extra = ""
         if marker and state == "done":
             extra = f"  ({marker.get('seconds', 0):.1f} s)"
         click.echo(f"{name:<20} {state:<11}{extra}  {STAGES[name].help}")
+        if state == "stale":
+            click.echo(f"{'':<20} why: {runner.why_stale(name)}")
