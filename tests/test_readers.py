@@ -161,3 +161,15 @@ def test_real_lfw_view1_pairs(lfw_sample):
     # The file's header N=500 means 500 same + 500 different pairs (LFW README, View 1).
     assert (info["pairs"], info["same"], info["different"], info["folds"]) == (1000, 500, 500, 1)
     assert info["images"] == 1549
+
+
+def test_lfw_root_one_level_too_high_names_the_subfolder_with_the_images(tmp_path):
+    """LFW's archive unpacks into lfw-deepfunneled/: given its parent, the error says so."""
+    from augment.data import lfw
+
+    person = tmp_path / "lfw-deepfunneled" / "Ann_Lee"
+    person.mkdir(parents=True)
+    (person / "Ann_Lee_0001.jpg").write_bytes(b"x")
+    with pytest.raises(DatasetError, match=r"lfw-deepfunneled has them: give that folder"):
+        lfw.load_tree(tmp_path)
+    assert len(lfw.load_tree(tmp_path / "lfw-deepfunneled").frame) == 1

@@ -49,12 +49,24 @@ def load_tree(root: Path | str) -> FolderTree:
                 paths.append(f"{ident}/{f}")
                 names.append(ident)
     if not paths:
-        raise DatasetError(f"{root}: no images found in <root>/<identity>/ subfolders")
+        hint = _image_tree_below(root)
+        raise DatasetError(f"{root}: no images found in <root>/<identity>/ subfolders"
+                           + (f"; {hint} has them: give that folder" if hint else ""))
     uniq = {n: i for i, n in enumerate(sorted(set(names)))}
     frame = pd.DataFrame(
         {"path": paths, "identity": np.array([uniq[n] for n in names], dtype=np.int64), "identity_name": names}
     )
     return FolderTree(root, frame)
+
+
+def _image_tree_below(root: Path) -> Path | None:
+    """A subfolder of ``root`` laid out as <folder>/<identity>/<image> (LFW's archive
+    unpacks into ``lfw-deepfunneled/`` or ``lfw/``), for the error's suggestion."""
+    for sub in sorted(e.path for e in os.scandir(root) if e.is_dir()):
+        for ident in sorted(e.path for e in os.scandir(sub) if e.is_dir())[:3]:
+            if any(f.lower().endswith(IMAGE_EXTS) for f in os.listdir(ident)):
+                return Path(sub)
+    return None
 
 
 def _text(path: Path) -> str:
