@@ -241,23 +241,29 @@ def to_table(manifest: Manifest) -> pa.Table:
     return pa.Table.from_arrays(arrays, schema=schema)
 
 
-def _root_for(root: Path, folder: Path) -> str:
-    """Store the root relative to the manifest folder when it lies inside it or
-    is one of its ancestors (so the tree moves as a whole); absolute otherwise."""
+def _root_for(root: Path, folder: Path, tree: Path | None = None) -> str:
+    """Store the root relative to the manifest folder when it lies inside it, is one
+    of its ancestors, or lies inside ``tree`` (a run's workdir, which moves as a
+    whole: a copied run then reads its own files, never the original's); absolute
+    otherwise (a dataset elsewhere on disk stays where it is)."""
     root, folder = root.resolve(), folder.resolve()
-    if root == folder or folder in root.parents or root in folder.parents:
+    inside_tree = tree is not None and (tree.resolve() == root or tree.resolve() in root.parents)
+    if root == folder or folder in root.parents or root in folder.parents or inside_tree:
         return Path(os.path.relpath(root, folder)).as_posix()
     return str(root)
 
 
-def write(manifest: Manifest, path: Path | str, *, pipeline: str = "", config_hash: str = "") -> Path:
-    """Validate and write atomically; returns the path written."""
+def write(manifest: Manifest, path: Path | str, *, pipeline: str = "", config_hash: str = "",
+          tree: Path | None = None) -> Path:
+    """Validate and write atomically; returns the path written. ``tree``: a folder that
+    moves as a whole with the manifest (the run's workdir): a root inside it is stored
+    relative to the manifest."""
     path = Path(path)
     table = to_table(manifest)
     meta = {
         "augment.schema_version": SCHEMA_VERSION,
         "augment.kind": manifest.kind,
-        "augment.root": _root_for(manifest.root, path.parent),
+        "augment.root": _root_for(manifest.root, path.parent, tree),
         "augment.pipeline": pipeline or str(manifest.meta.get("pipeline", "")),
         "augment.config_hash": config_hash or str(manifest.meta.get("config_hash", "")),
         "augment.package_version": __version__,

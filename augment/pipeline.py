@@ -271,7 +271,8 @@ def _finish(runner: Runner, stage: Stage, fp: str, whole_hash: str, outs: dict, 
     record = {}
     for key, out in outs.items():
         if isinstance(out, mf.Manifest):
-            path = mf.write(out, run_dir / f"{key}.parquet", pipeline=cfg.name, config_hash=whole_hash)
+            path = mf.write(out, run_dir / f"{key}.parquet", pipeline=cfg.name, config_hash=whole_hash,
+                            tree=runner.workdir)
             record[key] = {"file": path.name, "sha256": mf.file_digest(path), "rows": len(out)}
         else:  # a file the stage wrote itself (metrics.json, ...), inside its folder
             path = Path(out)
