@@ -9,7 +9,9 @@ comes from data (names, paths, config values) is HTML-escaped.
 One job per module:
 
 - ``doc``: ``Doc``, the page as HTML and Markdown side by side;
-- ``sections``: configuration, datasets, stage timings, edit grids, edit quality;
+- ``sections``: configuration, datasets, stage timings, edit grids;
+- ``quality``: edit quality (which judge made each figure, per attribute and
+  direction; dlib's reference scale; ground truth; the run's own recognizer);
 - ``recognition``: the recognition tables (per protocol, over seeds, oracle, strata);
 - ``plots``: the SaGAN training curves (matplotlib);
 - ``page``: ``build``, the sections in their order;

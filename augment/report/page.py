@@ -12,8 +12,8 @@ from augment.config import PipelineConfig
 from augment.report.doc import Doc
 from augment.report.plots import curves_section
 from augment.report.recognition import recognition_section
-from augment.report.sections import (config_section, counts_section, edit_quality_section, grids_section,
-                                     timings_section)
+from augment.report.quality import edit_quality_section
+from augment.report.sections import config_section, counts_section, grids_section, timings_section
 
 
 def build(cfg: PipelineConfig, inputs: dict, run_dir: Path, grids: Mapping[str, Image.Image] | None = None) -> Doc:

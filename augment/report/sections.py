@@ -1,9 +1,9 @@
 """The report's sections about the run itself: configuration, datasets, stage
-timings, the edit grids (eval_sagan's images) and the edit-quality table."""
+timings and the edit grids (eval_sagan's images); the edit-quality tables are
+in ``augment.report.quality``."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -91,31 +91,3 @@ def grids_section(doc: Doc, run_dir: Path, grids: Mapping[str, Image.Image] | No
         write_atomic(run_dir / name, lambda tmp: img.save(tmp, format="PNG"))
         doc.p(attr)
         doc.image(png(img), f"edit grid {attr}", name)
-
-
-def edit_quality_section(doc: Doc, metrics_path: Path | None) -> None:
-    if metrics_path is None or not Path(metrics_path).is_file():
-        return
-    metrics = json.loads(Path(metrics_path).read_text())
-    doc.h2("Edit quality (test split)")
-    cols = ["edit_success", "outside_change", "mask_area", "mask_iou", "mask_iou_relative", "psnr_vs_truth",
-            "psnr_input_vs_truth", "psnr_region_gain", "smudge_accept", "id_preserved", "id_preserved_oracle",
-            "id_similarity", "id_similarity_oracle", "classifier_accuracy"]
-    present = [c for c in cols if any(isinstance(v, dict) and c in v for v in metrics.values())]
-    rows = []
-    for attr, v in metrics.items():
-        if not isinstance(v, dict):
-            continue
-        by_direction = [(v.get(d) or {}).get("edit_success") for d in ("add", "remove")]
-        rows.append([attr, *[v.get(c) for c in present], *by_direction])
-    doc.table(["attribute", *present, "success add", "success remove"], rows)
-    doc.p("edit_success: the independent attribute classifier agrees with the target value (add: images without "
-          "the attribute edited to have it; remove: the reverse); outside_change: mean absolute change outside the "
-          "true region (images on a [0,1] scale); mask_iou: IoU of mask > 0.5 with the true region, "
-          "mask_iou_relative: of mask > half its maximum (where the mask looks, whatever its strength); "
-          "psnr_vs_truth: the edit against the exact counterfactual (psnr_input_vs_truth: the unedited input "
-          "against it); psnr_region_gain: PSNR inside the true region, edit vs truth minus input vs truth; smudge_accept: how "
-          "often the judge takes a blurred dark patch on the true region for the attribute; id_preserved: the fraction "
-          "of edits the baseline recognizer verifies as the same person at its LFW threshold (id_similarity: mean "
-          "cosine), _oracle: the same for the exact counterfactuals, the ceiling. Mask and PSNR columns need "
-          "SynthFaces' ground truth.", muted=True)

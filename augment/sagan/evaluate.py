@@ -9,7 +9,24 @@ overall and per direction:
   the target (P > 0.5 for add, < 0.5 for remove);
 - ``outside_change_mask``: mean |edit - input| where the mask is < 0.5;
 - ``mask_area``: the mean of the mask;
-- ``classifier_accuracy``: the classifier's accuracy on the unedited images.
+- ``classifier_accuracy``: the classifier's accuracy on the unedited images;
+- ``outside_change_region``: mean |edit - input| outside the attribute's
+  template region (``augment.judges.regions``, placed by the aligned
+  manifest's template at the generator's size: locality without a model), and
+  ``mask_in_region``: the fraction of the mask's mass inside it; both absent
+  for an attribute without a region or a manifest without a template.
+
+Identity, by dlib's pretrained recognizer, a judge that owes nothing to the
+generator (``augment.sagan.judged``; the ``judges`` extra): ``id_distance``,
+``id_distance_p95``, ``id_kept`` and their ``_oracle`` twins, at the aligned
+size, beside ``id_reference`` (the judge's distances between photos of one
+person, of two people, and of a photo and itself shifted 2 px, on the same
+aligned images). Without the extra those are absent and ``judges.identity``
+holds the one line that says what installs it. ``judges`` names, per
+attribute, which model made which figure: the attribute classifier made by
+train_classifier, dlib's recognizer, the template regions, and for
+``id_preserved`` / ``id_similarity`` (when train_recognition and evaluate run
+before it) the run's own baseline recognizer.
 
 With SynthFaces ground truth (the ``groundtruth`` manifest of the synth stage),
 the true counterfactual and changed-region mask are warped with the aligned
@@ -20,7 +37,9 @@ changed region it covers:
 - ``mask_iou``: IoU of (mask > 0.5) with (c > 0.5); ``mask_iou_relative``
   thresholds the mask at half its maximum instead (localisation alone);
 - ``outside_change``: mean |edit - input| over pixels with c == 0 (untouched
-  in truth), the change the edit should not have made;
+  in truth), the change the edit should not have made (``outside_change_region``
+  against the true region); ``mask_in_true_region``: the fraction of the mask's
+  mass on pixels with c > 0 (``mask_in_region`` against the true region);
 - ``psnr_vs_truth``: PSNR of the edit against the true counterfactual, and for
   reference ``psnr_input_vs_truth``, the unedited input against it;
 - ``psnr_region_vs_truth`` / ``psnr_region_input_vs_truth``: the same two over
@@ -68,11 +87,15 @@ from augment.data.errors import DatasetError
 from augment.io import read_rgb, save_png, tile, to_tensor, to_uint8
 from augment.fs import write_json
 from augment.runtime import resolve_device
+from augment.align.dataset import alignment_of
+from augment.judges.regions import region_mask
+from augment.sagan import judged
 from augment.groundtruth import groundtruth_index, truth_for
 from augment.sagan.apply import EditModels, edit_batch
 from augment.sagan.judge import classifier_from_manifest
 from augment.sagan.quality import image_metrics, smudge, summarise
 from augment.sagan.data import attribute_labels
+from augment.sagan.judged import heldout_rows, locality_problem
 from augment.sagan.generators import load_generator
 from augment.stages import StageInputs, StageOutputs
 
@@ -84,16 +107,15 @@ GRID_IMAGES = 8
 @torch.no_grad()
 def evaluate_attribute(attribute: str, generator_dir: Path, classifiers: mf.Manifest, aligned: mf.Manifest,
                        gt: mf.Manifest | None, split: str, max_images: int, batch_size: int,
-                       device: torch.device) -> tuple[dict, np.ndarray | None]:
-    """Metrics of one generator (see the module docstring) and a sample grid."""
+                       device: torch.device, template: str | None = None) -> tuple[dict, np.ndarray | None]:
+    """Metrics of one generator (see the module docstring) and a sample grid;
+    ``template``: the aligned crops' template, which places the locality region."""
     G, gmeta = load_generator(generator_dir, attribute, device)
     clf, cmeta = classifier_from_manifest(classifiers, attribute, device)
     size = int(gmeta["image_size"])
-    df = aligned.df[aligned.df["split"] == split].reset_index(drop=True)
-    labels = attribute_labels(df, attribute)
-    df, labels = df[labels >= 0].reset_index(drop=True), labels[labels >= 0]
-    if max_images > 0:
-        df, labels = df.iloc[:max_images].reset_index(drop=True), labels[:max_images]
+    # the region at the size of the arrays it is compared with: the generator's
+    region = region_mask(attribute, template, size) if locality_problem(attribute, template) is None else None
+    df, labels = heldout_rows(aligned, split, attribute, max_images)
     if len(df) == 0:
         raise DatasetError(f"{aligned.file or aligned.root}: no '{split}' image has a label for {attribute}")
     gt_index = groundtruth_index(gt, attribute, set(df["source"])) if gt is not None else {}
@@ -123,7 +145,7 @@ def evaluate_attribute(attribute: str, generator_dir: Path, classifiers: mf.Mani
                 aligned_size = int(row["width"]) if pd.notna(row.get("width")) else read_rgb(
                     aligned.root / row["path"]).shape[1]
                 cf, cov = truth_for(g, gt.root, row["transform"], aligned_size, size)
-            rec = image_metrics(x01[i], e01[i], m01[i], cf, cov)
+            rec = image_metrics(x01[i], e01[i], m01[i], cf, cov, region)
             target = int(1 - y[i])
             rec["edit_success"] = float((p_edit[i] > 0.5) == (target == 1))
             rec["attr_prob"] = float(p_edit[i])
@@ -227,19 +249,31 @@ def run_stage(cfg: PipelineConfig, inputs: StageInputs, run_dir: Path) -> StageO
     metrics: dict[str, dict] = {}
     grids: list[dict] = []  # grids.json: the report's edit grids
     aligned = inputs.get("sagan_aligned", inputs["aligned"])  # data.sagan, else data.train
+    template = (alignment_of(aligned) or {}).get("template")
+    id_problem = judged.identity_problem(template)  # None: dlib's recognizer judges identity
+    if id_problem:
+        log.info("[eval_sagan] no identity judge: %s", id_problem)
+    figures = None if id_problem else judged.IdentityFigures(template, aligned, device, sagan_eval_cfg.batch_size)
+    reference = None  # id_reference: one for the run, measured at the first attribute
     for _, row in gens.df.iterrows():
         attribute = row["attribute"]
         result, grid = evaluate_attribute(attribute, gens.root / row["path"], inputs["classifiers"],
                                           aligned, gt, sagan_eval_cfg.split, sagan_eval_cfg.max_images,
-                                          sagan_eval_cfg.batch_size, device)
+                                          sagan_eval_cfg.batch_size, device, template)
         result["generator_id"] = row["generator_id"]
         result.update(_identity(cfg, inputs, gens.root / row["path"], attribute, gt, device))
+        result["judges"] = judged.judges_block(id_problem, template, locality_problem(attribute, template),
+                                               "id_preserved" in result)
+        if figures is not None:
+            G, gmeta = load_generator(gens.root / row["path"], attribute, device)
+            reference = judged.judge_identity(figures, result, reference, G, int(gmeta["image_size"]), attribute,
+                                              gt, sagan_eval_cfg.split, sagan_eval_cfg.max_images, cfg.seed)
         metrics[attribute] = result
         log.info("[eval_sagan] %s: %s", attribute, json.dumps(
             {k: (round(v, 4) if isinstance(v, float) else v) for k, v in result.items()
              if k in ("edit_success", "outside_change", "mask_iou", "psnr_vs_truth", "psnr_region_gain",
-                      "smudge_accept", "classifier_accuracy",
-                      "mask_area", "images")}))
+                      "smudge_accept", "classifier_accuracy", "outside_change_region", "mask_in_region",
+                      "id_distance", "id_kept", "mask_area", "images")}))
         if grid is not None:
             save_png(grid, run_dir / "samples" / f"{attribute}.png")
         pick = grid_rows(aligned.df, attribute, cfg.report.grid_images)
@@ -258,8 +292,10 @@ def run_stage(cfg: PipelineConfig, inputs: StageInputs, run_dir: Path) -> StageO
 def _identity(cfg: PipelineConfig, inputs: dict, generator_dir: Path, attribute: str, gt: mf.Manifest | None,
               device) -> dict:
     """id_preserved and (with SynthFaces' ground truth) its oracle twin
-    (augment.sagan.identity), when this pipeline trains and evaluates a baseline
-    recognizer (load_config then puts eval_sagan after them); on the images judged
+    (augment.sagan.identity), by the run's OWN baseline recognizer (not an
+    independent judge: dlib's figures are ``id_distance`` etc.), when this
+    pipeline trains and evaluates a baseline recognizer (load_config then puts
+    eval_sagan after them); on the images judged
     above: data.sagan's, else data.train's, ``eval_sagan.split`` rows (with the
     default split, ``test``, people the generator did not train on)."""
     if "recognizers" not in inputs or "recognition_metrics" not in inputs:

@@ -1,6 +1,9 @@
 """Identity preservation: is an edited face still the same person?
 
-The property SaGAN's attention is for. With the run's baseline recognizer,
+The property SaGAN's attention is for. With the run's baseline recognizer
+(a model this run trains itself, on data like the generator's: metrics.json's
+``judges.identity_run`` says so; the independent judge, dlib's pretrained
+recognizer, makes ``id_distance`` and ``id_kept`` in ``augment.sagan.judged``),
 each test image and its edit (the attribute flipped, made exactly as the edit
 stage makes it: the generator's output blended into the full-resolution
 aligned crop) are embedded; reported are their mean cosine similarity and the

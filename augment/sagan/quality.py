@@ -1,8 +1,9 @@
 """Edit quality of one image, and its summary over many: pure numpy, no I/O.
 
-``image_metrics`` compares an edit with its input, its mask and (on SynthFaces)
-the exact counterfactual and the true changed region; ``smudge`` makes the
-failed-edit look-alike that ``smudge_accept`` shows the judge.
+``image_metrics`` compares an edit with its input, its mask, the attribute's
+template region (``augment.judges.regions``: locality without a model) and (on
+SynthFaces) the exact counterfactual and the true changed region; ``smudge``
+makes the failed-edit look-alike that ``smudge_accept`` shows the judge.
 """
 
 from __future__ import annotations
@@ -11,6 +12,8 @@ import math
 
 import cv2
 import numpy as np
+
+from augment.judges.regions import mass_in_region, outside_change
 
 SMUDGE_DARKEN = 0.5  # smudge_accept: the (blurred) true region at half its brightness
 SMUDGE_BLUR = 1 / 12  # Gaussian sigma of the smudge, a fraction of the image side (4 px at 48 px)
@@ -24,14 +27,18 @@ def psnr(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def image_metrics(x: np.ndarray, edit: np.ndarray, mask: np.ndarray, cf: np.ndarray | None = None,
-                  cov: np.ndarray | None = None) -> dict[str, float]:
-    """One image. x, edit, cf: (S,S,3) in [0,1]; mask, cov: (S,S) in [0,1]."""
+                  cov: np.ndarray | None = None, region: np.ndarray | None = None) -> dict[str, float]:
+    """One image. x, edit, cf: (S,S,3) in [0,1]; mask, cov: (S,S) in [0,1]; region:
+    (S,S) in {0,1}, the attribute's template region at the same S (or None)."""
     change = np.abs(edit - x).mean(axis=2)
     outside = mask < 0.5
     out = {
         "mask_area": float(mask.mean()),
         "outside_change_mask": float(change[outside].mean()) if outside.any() else 0.0,
     }
+    if region is not None:  # where the attribute lives on an aligned face: no model, no ground truth
+        out["outside_change_region"] = outside_change(x, edit, region)
+        out["mask_in_region"] = mass_in_region(mask, region)
     if cf is not None and cov is not None:
         true = cov > 0.5
         untouched = cov <= 0
@@ -41,6 +48,9 @@ def image_metrics(x: np.ndarray, edit: np.ndarray, mask: np.ndarray, cf: np.ndar
             # change but stays below 0.5 scores 0 above and high here
             "mask_iou_relative": _iou(mask > 0.5 * mask.max(), true) if mask.max() > 0 else 0.0,
             "outside_change": float(change[untouched].mean()) if untouched.any() else 0.0,
+            # the mask's mass on pixels the truth changed at all (c > 0, the complement
+            # of outside_change's pixels): mask_in_region against the true region
+            "mask_in_true_region": mass_in_region(mask, (cov > 0).astype(np.float32)),
             "psnr_vs_truth": psnr(edit, cf),
             "psnr_input_vs_truth": psnr(x, cf),
             # the same inside the true changed region only, where the edit has
@@ -82,7 +92,8 @@ def summarise(records: list[dict]) -> dict:
         vals = [r[k] for r in records if r.get(k) is not None]
         out[k] = float(np.mean(vals)) if vals else None
     out["groundtruth_images"] = sum(1 for r in records if r.get("mask_iou") is not None)
-    for k in ("mask_iou", "outside_change", "psnr_vs_truth", "psnr_region_vs_truth", "psnr_region_input_vs_truth",
+    for k in ("mask_iou", "outside_change", "mask_in_true_region", "outside_change_region", "mask_in_region",
+              "psnr_vs_truth", "psnr_region_vs_truth", "psnr_region_input_vs_truth",
               "smudge_accept", "darken_accept"):
         out.setdefault(k, None)
     if out["psnr_region_vs_truth"] is not None and out["psnr_region_input_vs_truth"] is not None:
