@@ -12,7 +12,11 @@ in fixed chunks. Per chunk:
    original's;
 4. score each edit: ``attr_prob`` (the independent attribute classifier),
    ``id_similarity`` (cosine similarity of recognizer embeddings of source and
-   edit, when a recognizer is configured) and ``mask_area`` (mean of b);
+   edit, when a recognizer is configured), ``mask_area`` (mean of b) and, with
+   ``edit.max_id_distance``, the distance of the pretrained identity judge's
+   descriptors of edit and source (``augment.judges.identity``, dlib, on the
+   aligned crops; not a manifest column: the stage's ``id_distance`` stats
+   give its count, mean and maximum);
 5. drop rows that fail the configured filters, encode the rest to PNG in a
    thread pool, and write the chunk's rows as one Parquet part, atomically.
 
@@ -45,7 +49,8 @@ from augment.config import EditConfig, PipelineConfig
 from augment.data.celeba import attribute_index
 from augment.io import read_rgb, save_edit_png, to_tensor
 from augment.fs import sync_all, write_atomic
-from augment.sagan.apply import Compute, EditModels, TunedGenerator, edit_id
+from augment.sagan.apply import (Compute, EditModels, TunedGenerator, add_distances, edit_id, id_distance_stats,
+                                 identity_descriptors)
 from augment.sagan.data import attribute_labels
 from augment.stages import StageInputs, StageOutputs
 
@@ -84,7 +89,8 @@ class _Images:
         return to_tensor(read_rgb(self.paths[i]))
 
 
-def _passes(cfg: EditConfig, value: int, prob: float | None, sim: float | None, area: float) -> str | None:
+def _passes(cfg: EditConfig, value: int, prob: float | None, sim: float | None, area: float,
+            dist: float | None = None) -> str | None:
     """The name of the first filter a row fails, or None."""
     if prob is not None and cfg.min_attr_prob > 0:
         p_target = prob if value == 1 else 1.0 - prob
@@ -92,6 +98,8 @@ def _passes(cfg: EditConfig, value: int, prob: float | None, sim: float | None, 
             return "min_attr_prob"
     if sim is not None and sim < cfg.min_id_similarity:
         return "min_id_similarity"
+    if dist is not None and cfg.max_id_distance > 0 and dist > cfg.max_id_distance:
+        return "max_id_distance"
     if area > cfg.max_mask_area:
         return "max_mask_area"
     return None
@@ -108,13 +116,15 @@ def edit_chunk(
     pool: ThreadPoolExecutor,
     compute: Compute,
     workers: int = 0,
+    measured: dict | None = None,
 ) -> tuple[list[dict], dict[str, int]]:
     """Edit ``rows`` (aligned images under ``root``); write PNGs under ``out_dir``.
 
     ``first_index`` is the rows' position in the stage's row order; it picks
     the shard folder so that no folder holds more than ``shard_size`` files per
     attribute and value. PNGs are encoded in ``pool`` while ``compute`` edits
-    the next batch. Returns (manifest rows, drops per filter).
+    the next batch. Returns (manifest rows, drops per filter); ``measured``, when
+    given, gathers the identity distances (``add_distances``).
     """
     import torch
     from torch.utils.data import DataLoader
@@ -139,14 +149,16 @@ def edit_chunk(
             continue
         area, scored = compute(models, x, values)
         for v in values:
-            pixels, prob, sim = scored[v]
+            pixels, prob, sim, dist = scored[v]
+            if dist is not None and measured is not None:
+                add_distances(measured, [d for k, d in enumerate(dist) if v in batch_targets[k]])
             for k in range(n):
                 if v not in batch_targets[k]:
                     continue
                 row = rows.iloc[start + k]
                 p_k = None if prob is None else float(prob[k])
                 s_k = None if sim is None else float(sim[k])
-                reason = _passes(edit_cfg, v, p_k, s_k, float(area[k]))
+                reason = _passes(edit_cfg, v, p_k, s_k, float(area[k]), None if dist is None else float(dist[k]))
                 if reason:
                     drops[reason] = drops.get(reason, 0) + 1
                     continue
@@ -194,18 +206,21 @@ def _part_path(run_dir: Path, attribute: str, chunk: int) -> Path:
     return run_dir / "parts" / attribute / f"{chunk:06d}.parquet"
 
 
-def _write_part(path: Path, rows: list[dict], drops: dict[str, int]) -> None:
+def _write_part(path: Path, rows: list[dict], drops: dict[str, int], measured: dict | None = None) -> None:
     table = mf.to_table(mf.Manifest("images", mf.frame("images", rows), path.parent))
-    table = table.replace_schema_metadata({"drops": json.dumps(drops, sort_keys=True)})
+    meta = {"drops": json.dumps(drops, sort_keys=True)}
+    if measured:
+        meta["id_distance"] = json.dumps(measured, sort_keys=True)
+    table = table.replace_schema_metadata(meta)
     path.parent.mkdir(parents=True, exist_ok=True)
     sync_all()  # the part's images are on disk before the part that lists them
     write_atomic(path, lambda tmp: pq.write_table(table, tmp))
 
 
-def _read_part(path: Path) -> tuple[pd.DataFrame, dict[str, int]]:
+def _read_part(path: Path) -> tuple[pd.DataFrame, dict[str, int], dict]:
     table = pq.read_table(path)
-    drops = json.loads((table.schema.metadata or {}).get(b"drops", b"{}"))
-    return table.to_pandas(), drops
+    meta = table.schema.metadata or {}
+    return table.to_pandas(), json.loads(meta.get(b"drops", b"{}")), json.loads(meta.get(b"id_distance", b"{}"))
 
 
 def edit_rows(
@@ -216,8 +231,10 @@ def edit_rows(
     edit_cfg: EditConfig,
     device,
     workers: int = 0,
+    stats: dict | None = None,
 ) -> tuple[pd.DataFrame, dict[str, int]]:
-    """Edit every row with every generator, resumably. Returns (rows, drops per filter)."""
+    """Edit every row with every generator, resumably. Returns (rows, drops per
+    filter); ``stats``, when given, gets ``id_distance`` (``id_distance_stats``)."""
     rows = rows.reset_index(drop=True)
     chunk = edit_cfg.chunk_size  # fixed per config, so a rerun redoes identical batches
     chunks = [(m, c) for m in models_list for c in range(0, len(rows), chunk)]
@@ -231,26 +248,32 @@ def edit_rows(
         with ThreadPoolExecutor(threads) as pool, tqdm(total=sum(min(chunk, len(rows) - c) for _, c in todo),
                                                        desc="edit", unit="img", disable=not dist.is_main()) as bar:
             for m, c in todo:
+                measured: dict = {}
                 part_rows, drops = edit_chunk(m, rows.iloc[c : c + chunk], root, run_dir, c, edit_cfg, device, pool,
-                                              compute, workers)
-                _write_part(_part_path(run_dir, m.attribute, c // chunk), part_rows, drops)
+                                              compute, workers, measured)
+                _write_part(_part_path(run_dir, m.attribute, c // chunk), part_rows, drops, measured)
                 bar.update(min(chunk, len(rows) - c))
     finally:
         compute.close()
     dist.barrier()
-    frames, total_drops = [], {}
+    frames, total_drops, measured = [], {}, {}
     for m, c in chunks:  # merge in a fixed order, whatever the number of ranks
-        df, drops = _read_part(_part_path(run_dir, m.attribute, c // chunk))
+        df, drops, part_measured = _read_part(_part_path(run_dir, m.attribute, c // chunk))
+        add_distances(measured, part_measured)
         frames.append(df)
         for k, v in drops.items():
             total_drops[k] = total_drops.get(k, 0) + v
     merged = pd.concat(frames, ignore_index=True) if frames else mf.frame("images", [])
+    if stats is not None and edit_cfg.max_id_distance > 0:
+        stats["id_distance"] = id_distance_stats(measured, edit_cfg.max_id_distance, total_drops)
     return merged, total_drops
 
 
-def load_models(cfg: PipelineConfig, generators: mf.Manifest, classifiers: mf.Manifest | None, device
-                ) -> list[EditModels]:
-    """One EditModels per trained generator, with its classifier and the optional recognizer."""
+def load_models(cfg: PipelineConfig, generators: mf.Manifest, classifiers: mf.Manifest | None, device,
+                template: str | None = None) -> list[EditModels]:
+    """One EditModels per trained generator, with its classifier, the optional
+    recognizer and, with ``edit.max_id_distance``, the identity judge on
+    ``template`` crops (default ``align.template``)."""
     import functools
 
     import torch
@@ -264,6 +287,7 @@ def load_models(cfg: PipelineConfig, generators: mf.Manifest, classifiers: mf.Ma
 
         rec, rmeta = load_recognizer(cfg.edit.recognizer, device)
         embed = embedder(rec, int(rmeta["image_size"]))
+    ids = identity_descriptors(template or cfg.align.template) if cfg.edit.max_id_distance > 0 else None
 
     out = []
     for _, g in generators.df.iterrows():
@@ -276,7 +300,7 @@ def load_models(cfg: PipelineConfig, generators: mf.Manifest, classifiers: mf.Ma
         if classifiers is not None:
             clf, _ = classifier_from_manifest(classifiers, attribute, device)
             prob = functools.partial(clf.attribute_probability, attribute=attribute)
-        out.append(EditModels(attribute, g["generator_id"], G, int(g["image_size"]), prob, embed))
+        out.append(EditModels(attribute, g["generator_id"], G, int(g["image_size"]), prob, embed, ids))
     return out
 
 
@@ -290,16 +314,18 @@ def run_stage(cfg: PipelineConfig, inputs: StageInputs, run_dir: Path) -> StageO
 
         raise DatasetError(f"{aligned.file}: no aligned images in split(s) {list(cfg.edit.splits)} (edit.splits)")
     device = resolve_device(cfg.device)
+    from augment.align.dataset import alignment_of
     from augment.trained import edit_models
 
-    models = load_models(cfg, *edit_models(cfg, inputs), device)
+    models = load_models(cfg, *edit_models(cfg, inputs), device, (alignment_of(aligned) or {}).get("template"))
     # DataLoader decode workers: on a CPU box compute needs the cores, so one
     # decoder process (PNG decode of aligned crops is cheap); more on a GPU box.
     n_workers = workers(cfg.edit.workers) if device.type == "cuda" else min(1, workers(cfg.edit.workers) - 1)
-    merged, drops = edit_rows(models, rows, aligned.root, run_dir, cfg.edit, device, n_workers)
+    stats: dict = {}
+    merged, drops = edit_rows(models, rows, aligned.root, run_dir, cfg.edit, device, n_workers, stats)
     kept = len(merged)
     log.info("edit: %d edits of %d images x %d attribute(s); dropped %s", kept, len(rows), len(models),
              ", ".join(f"{k}: {v}" for k, v in drops.items()) or "none")
     extra = {"dropped": drops, "directions": cfg.edit.directions, "attributes": [m.attribute for m in models],
-             "generators": {m.attribute: m.generator_id for m in models}}
+             "generators": {m.attribute: m.generator_id for m in models}, **stats}
     return {"edits": mf.Manifest("images", merged, run_dir, {"extra": extra})}

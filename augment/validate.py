@@ -161,6 +161,22 @@ def check_edit_filters(cfg: PipelineConfig, source: str) -> None:
             "so no identity similarity is measured: set edit.recognizer to a recognition checkpoint, "
             "or set edit.min_id_similarity to -1"
         )
+    if e.max_id_distance > 0:
+        from augment.judges.identity import missing
+
+        problem = missing()
+        if problem:
+            raise ConfigError(f"{source}: key 'edit.max_id_distance' is {e.max_id_distance}, but {problem}")
+
+
+def check_judge_people(cfg: PipelineConfig, source: str) -> None:
+    """A judge trained on the val people (train_classifier.people: others) must not
+    score the edits of its own training people in eval_sagan."""
+    if cfg.train_classifier.people == "others" and {"train_classifier", "eval_sagan"} <= set(cfg.stages) \
+            and cfg.eval_sagan.split != "test":
+        raise ConfigError(
+            f"{source}: key 'train_classifier.people' is 'others', which trains the judge on the val people, "
+            f"but eval_sagan.split is {cfg.eval_sagan.split!r}: set eval_sagan.split to test (people neither saw)")
 
 
 def check_paths_exist(cfg: Any, prefix: str, source: str) -> None:
@@ -277,6 +293,7 @@ def load_config(
     check_edit_models(cfg, source)
     check_eval_sagan_order(cfg, source)
     check_edit_filters(cfg, source)
+    check_judge_people(cfg, source)
     check_diffaugment(cfg, source)
     if check_paths:
         check_paths_exist(cfg, "", source)

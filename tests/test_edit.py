@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pytest
 import torch
 import torch.nn.functional as F
 from PIL import Image
@@ -53,11 +54,13 @@ def test_one_attention_pass_equals_the_generator_per_direction():
 class _FixedMask(torch.nn.Module):
     """An attention net whose mask is given: (N,1,S,S) in [0,1] whatever the input."""
 
+    sees_change = False  # as SpatialAttentionNet under mask_input "image"
+
     def __init__(self, mask: torch.Tensor):
         super().__init__()
         self.mask = mask
 
-    def forward(self, x):
+    def forward(self, x, change=None):
         return self.mask.expand(x.shape[0], -1, -1, -1)
 
 
@@ -174,3 +177,79 @@ def test_flip_skips_every_row_whose_label_is_unknown(tmp_path):
     assert drops == {}
     want = {(sid, 1 - int(v)) for sid, v in zip(rows["sample_id"], labels) if v >= 0}
     assert set(zip(merged["parent_id"], merged["target_value"])) == want and len(merged) == len(want) == 3
+
+
+def _descriptors(crops: np.ndarray) -> np.ndarray:
+    """A stand-in identity judge: a crop's first 128 values / 255 as its descriptor,
+    so a copy lies at distance 0 and an inverted face far away."""
+    return crops.reshape(len(crops), -1)[:, :128].astype(np.float32) / 255
+
+
+def test_max_id_distance_drops_edits_that_change_the_person_and_counts_them(tmp_path):
+    n = 12
+    rows, root = aligned_rows(tmp_path, n)
+    G = tiny_generator()
+    # a mask of 1 everywhere; the edit to 1 keeps the face, the edit to 0 inverts it ("another person")
+    G.attention = lambda x, change=None: torch.ones_like(x[:, :1])
+    G.manipulate = lambda x, c: torch.where(c.reshape(-1, 1, 1, 1) > 0.5, x, -x)
+    models = [EditModels("Eyeglasses", "gid", G, 16, id_descriptors=_descriptors)]
+    ecfg = EditConfig(directions="both", batch_size=8, chunk_size=8, max_id_distance=0.6)
+    stats: dict = {}
+    merged, drops = edit_rows(models, rows, root, tmp_path / "edit", ecfg, torch.device("cpu"), stats=stats)
+    assert drops == {"max_id_distance": n}
+    assert (merged["target_value"] == 1).all() and len(merged) == n
+    assert merged["id_similarity"].isna().all()  # the recognizer's column: not the judge's distance
+    d = stats["id_distance"]
+    assert d["measured"] == 2 * n and d["dropped"] == n and d["max_id_distance"] == 0.6
+    assert d["max"] > 0.6 and 0 < d["mean"] < d["max"]
+    # a resumed run reads the distances back from the parts
+    again: dict = {}
+    edit_rows(models, rows, root, tmp_path / "edit", ecfg, torch.device("cpu"), stats=again)
+    assert again == stats
+    # off (the default): nothing measured, nothing dropped
+    off: dict = {}
+    merged, drops = edit_rows(models, rows, root, tmp_path / "off", EditConfig(chunk_size=8), torch.device("cpu"),
+                              stats=off)
+    assert drops == {} and len(merged) == 2 * n and off == {}
+
+
+def test_the_identity_judge_scores_aligned_crops_one_call_at_a_time(monkeypatch):
+    from augment.judges import identity
+    from augment.sagan.apply import identity_descriptors
+
+    made = []
+
+    class FakeJudge:
+        def __init__(self, template):
+            made.append(template)
+
+        def descriptors(self, crops):
+            return _descriptors(crops)
+
+    monkeypatch.setattr(identity, "IdentityJudge", FakeJudge)
+    fn = identity_descriptors("sagan")
+    crops = np.random.default_rng(0).integers(0, 255, (3, 16, 16, 3), dtype=np.uint8)
+    assert made == ["sagan"] and np.array_equal(fn(crops), _descriptors(crops))
+
+
+def test_max_id_distance_without_the_judge_is_a_config_error(monkeypatch, tmp_path):
+    from click.testing import CliRunner
+
+    from augment.cli import cli
+    from augment.config import ConfigError
+    from augment.judges import identity
+    from augment.validate import load_config
+
+    base = ["stages=read,align,edit", "edit.generators=runs/earlier"]
+    with pytest.raises(ConfigError, match="key 'edit.max_id_distance' must be at least 0"):
+        load_config(None, [*base, "edit.max_id_distance=-0.1"], check_paths=False)
+    monkeypatch.setattr(identity, "missing", lambda: identity.INSTALL)
+    assert load_config(None, base, check_paths=False).edit.max_id_distance == 0  # off: no judge needed
+    with pytest.raises(ConfigError, match="key 'edit.max_id_distance' is 0.6, but the pretrained identity judge"):
+        load_config(None, [*base, "edit.max_id_distance=0.6"], check_paths=False)
+    p = tmp_path / "p.yaml"
+    p.write_text(f"workdir: {tmp_path / 'work'}\nstages: [synth, read, align, train_sagan, edit]\n"
+                 "edit:\n  max_id_distance: 0.6\n")
+    r = CliRunner().invoke(cli, ["run", str(p)])
+    assert r.exit_code == 2 and identity.INSTALL in r.output and "Traceback" not in r.output, r.output
+    assert len([line for line in r.output.splitlines() if line.strip()]) == 1

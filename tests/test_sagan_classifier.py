@@ -161,3 +161,104 @@ def test_counterfactuals_join_the_training_set_with_the_label_flipped(tmp_path):
         assert diff[4:8, :].mean() > 20 and diff[12:, :].mean() < 8
     same, _ = C.with_counterfactuals(base, df, aligned, None, attrs, tmp_path / "cf2")
     assert same is base  # no ground truth: nothing added
+
+
+def _by_identity(tmp_path, n=60):
+    """The fixture's faces (identity = i // 2, glasses on even identities) split
+    80/10/10 by identity, as ``data.<role>.split: by_identity`` does, aligned by
+    the sagan template at 32 px (no landmark rows, as prealigned crops)."""
+    from augment.data.celeba import split_by_identity
+
+    aligned, _ = make_dataset(tmp_path / "data", n=n, unknown=0)
+    df = aligned.df.assign(split=split_by_identity(aligned.df["identity"].to_numpy()))
+    return mf.Manifest("images", df, aligned.root, {"extra": {"template": "sagan", "size": 32}})
+
+
+def test_other_people_judge_never_sees_the_generators_people(tmp_path):
+    from augment.sagan.data import attribute_rows
+
+    aligned = _by_identity(tmp_path)
+    df = aligned.df
+    # the people train_sagan learns each attribute from (its own row choice)
+    identity_of = {aligned.root / p: i for p, i in zip(df["path"], df["identity"])}
+    gen_paths, _ = attribute_rows(aligned, "Eyeglasses", ["train"])
+    gen_people = {identity_of[p] for p in gen_paths}
+    labelled = (C.label_matrix(df, ("Eyeglasses",)) >= 0).any(axis=1)
+    train, held, split = J.choose_people(df, labelled, "others", "toy")
+    judge_people, held_people = set(df["identity"][train]), set(df["identity"][held])
+    assert len(gen_people) == 24 and len(judge_people) == 3 and split == "test"
+    assert not judge_people & gen_people
+    assert held_people and not held_people & (judge_people | gen_people)  # measured on people neither saw
+    same, held_same, split_same = J.choose_people(df, labelled, "same", "toy")
+    assert set(df["identity"][same]) == gen_people and split_same == "val"  # today's: the generator's people
+
+    cfg = PipelineConfig(train_classifier=TrainClassifierConfig(
+        attributes=("Eyeglasses",), image_size=16, width=4, steps=4, batch_size=4, checkpoint_every=100,
+        people="others"), device="cpu")
+    (tmp_path / "run").mkdir()
+    row = C.run_stage(cfg, {"sagan_aligned": aligned, "aligned": None}, tmp_path / "run")["classifiers"].df.iloc[0]
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    people = metrics["people"]
+    assert people["people"] == "others" and people["shared_identities"] == 0
+    assert people["train_identities"] == J.identities_record(judge_people)
+    assert people["generator_identities"] == J.identities_record(gen_people)
+    assert J.identities_record([3, 1, 1]) == J.identities_record([1, 3]) != J.identities_record([1, 2])
+    assert metrics["split"] == row["eval_split"] == "test" and row["eval_images"] == int(held.sum())
+    # real-face smudge_accept: the held-out faces without glasses, smudged over the template's eyes
+    eye = metrics["attributes"]["Eyeglasses"]
+    negatives = int((held & (C.label_matrix(df, ("Eyeglasses",))[:, 0] == 0)).sum())
+    assert eye["smudge_images"] == negatives > 0 and 0 <= eye["smudge_accept"] <= 1
+    assert 0 <= eye["clean_accept"] <= 1
+    _, meta = J.load_classifier(tmp_path / "run" / "classifier")
+    assert meta["people"] == people
+
+
+def test_other_people_are_refused_when_the_split_shares_people(tmp_path):
+    aligned, _ = make_dataset(tmp_path / "data", n=24)  # splits cycle by photo: every val person is in train
+    labelled = (C.label_matrix(aligned.df, ("Eyeglasses",)) >= 0).any(axis=1)
+    with pytest.raises(C.DatasetError, match="train_classifier.people is 'others'.*by_identity"):
+        J.choose_people(aligned.df, labelled, "others", "toy")
+
+
+class _DarkIsPresent:
+    """A judge that calls a face with the attribute when its eye band is dark."""
+
+    cfg = J.ClassifierConfig(("Eyeglasses",), 32, 4)
+
+    def eval(self):
+        return self
+
+    def probabilities(self, x):
+        return (x[:, :, 8:14, 4:28].mean(dim=(1, 2, 3)) < 0.7).float().reshape(-1, 1)  # clean: 0.80
+
+
+def test_smudge_accept_counts_smudged_faces_called_present(tmp_path):
+    from augment.io import save_png
+
+    paths = []
+    for i in range(5):
+        paths.append(tmp_path / f"{i}.png")
+        save_png(np.full((32, 32, 3), 230, np.uint8), paths[-1])
+    eyes = S.smudge_blobs(np.array([[10, 11], [22, 11], [16, 17], [11, 23], [21, 23]]), ["Eyeglasses"])
+    blobs = [eyes] * 4 + [np.zeros((0, 4), np.float32)]  # the last face has no blob: left out
+    got = J.smudge_accept(_DarkIsPresent(), paths, blobs, "Eyeglasses", seed=0)
+    assert got == {"smudge_accept": 1.0, "clean_accept": 0.0, "smudge_images": 4}
+    assert J.smudge_accept(_DarkIsPresent(), paths[4:], blobs[4:], "Eyeglasses", seed=0)["smudge_accept"] is None
+    # a row without landmarks takes the template's points when given them
+    row = {"landmarks": None, "transform": None, "width": 32}
+    pts = np.array([[10, 11], [22, 11], [16, 17], [11, 23], [21, 23]], np.float64)
+    assert np.allclose(S.aligned_blobs(row, ["Eyeglasses"], 32, pts), eyes)
+    assert S.aligned_blobs(row, ["Eyeglasses"], 32).shape == (0, 4)
+
+
+def test_people_key_is_checked_at_load():
+    from augment.config import ConfigError
+    from augment.validate import load_config
+
+    stages = "stages=read,align,train_classifier,train_sagan,eval_sagan"
+    assert load_config(None, [stages], check_paths=False).train_classifier.people == "same"  # the default
+    with pytest.raises(ConfigError, match="'train_classifier.people' is 'others'.*eval_sagan.split is 'val'"):
+        load_config(None, [stages, "train_classifier.people=others", "eval_sagan.split=val"], check_paths=False)
+    assert load_config(None, [stages, "train_classifier.people=others"], check_paths=False).eval_sagan.split == "test"
+    with pytest.raises(ConfigError, match="train_classifier.people"):
+        load_config(None, ["train_classifier.people=strangers"], check_paths=False)

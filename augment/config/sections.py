@@ -51,6 +51,11 @@ class TrainClassifierConfig:
     # for a judge that a failed edit cannot fool (augment/sagan/classifier.py):
     smudge_fraction: float = 0.0  # share of each batch given a dark patch where the attribute sits, labels kept
     counterfactuals: bool = False  # add SynthFaces' training counterfactuals with the attribute's label flipped
+    # Whom it learns from (augment/sagan/judge.py choose_people). same: the
+    # generator's training people (the train split), as AttGAN/STGAN. others:
+    # only the val people with no photo in train (data split by identity), then
+    # measured on test people neither saw; refused when there are none.
+    people: Literal["same", "others"] = "same"
 
 
 @dataclass(frozen=True)
@@ -156,6 +161,10 @@ class EditConfig:
     min_attr_prob: float = 0.0
     min_id_similarity: float = -1.0
     max_mask_area: float = 1.0
+    # Drop edits whose dlib descriptor (augment/judges/identity.py, the 'judges'
+    # extra) lies farther than this from their source's (on the aligned crops;
+    # 0.6 = dlib's one-person threshold), counted in the stage's drops; 0 = off.
+    max_id_distance: float = 0.0
     # a recognition checkpoint for id_similarity (and the min_id_similarity filter); empty = none
     recognizer: str = field(default="", metadata=_must_exist())
     shard_size: int = 10000  # files per output folder

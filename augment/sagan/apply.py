@@ -7,7 +7,8 @@ target value (b does not depend on c), then F_m(x, c) per value, and blends at
 the input's full resolution: when the generator works at a smaller size, F_m's
 output and the mask are upsampled and blended into the full-resolution
 original, so pixels outside the mask stay exactly the original's.
-``score_batch`` adds the judge's probability and the identity similarity;
+``score_batch`` adds the judge's probability, the identity similarity and
+the pretrained identity judge's distance of each edit to its source;
 ``Compute`` splits a batch across one-thread workers on a CPU.
 """
 
@@ -21,6 +22,7 @@ from typing import Callable, Sequence
 import numpy as np
 
 from augment.io import to_uint8
+from augment.judges.identity import distances
 
 
 def edit_id(parent_id: str, attribute: str, value: int) -> str:
@@ -36,6 +38,8 @@ class EditModels:
     - ``size``: the generator's input size.
     - ``attr_prob``: (N,3,S,S) in [-1,1] -> (N,) P(attribute present), or None.
     - ``embed``: (N,3,H,W) in [-1,1] -> (N,D) L2-normalised embeddings, or None.
+    - ``id_descriptors``: (N,H,W,3) uint8 aligned crops -> (N,128) descriptors of
+      the pretrained identity judge (``augment.judges.identity``), or None.
     """
 
     attribute: str
@@ -44,6 +48,7 @@ class EditModels:
     size: int
     attr_prob: Callable | None = None
     embed: Callable | None = None
+    id_descriptors: Callable | None = None
 
 
 class TunedGenerator:
@@ -116,7 +121,9 @@ def edit_batch(models: EditModels, x, values: Sequence[int]):
 
 def score_batch(models: EditModels, x, values: Sequence[int]) -> tuple:
     """Edit and score one (sub-)batch: (area (N,), {value: (pixels (N,H,W,3) uint8,
-    attr_prob (N,) or None, id_similarity (N,) or None)}), all numpy."""
+    attr_prob (N,) or None, id_similarity (N,) or None, id_distance (N,) or None)}),
+    all numpy. ``id_distance``: the identity judge's descriptor distance of the
+    edit to its source, both at the aligned size."""
     import torch
     import torch.nn.functional as F
 
@@ -124,18 +131,56 @@ def score_batch(models: EditModels, x, values: Sequence[int]) -> tuple:
         mask, edits = edit_batch(models, x, values)
         area = mask.mean(dim=(1, 2, 3)).float().cpu().numpy()
         src_emb = models.embed(x) if models.embed is not None else None
+        src_desc = models.id_descriptors(to_uint8(x.float().cpu())) if models.id_descriptors is not None else None
         out = {}
         for v in values:
             xe = edits[v]
-            prob = sim = None
+            prob = sim = dist = None
             if models.attr_prob is not None:
                 small = xe if xe.shape[-1] == models.size else F.interpolate(
                     xe, size=models.size, mode="bilinear", antialias=True, align_corners=False)
                 prob = models.attr_prob(small).float().cpu().numpy()
             if src_emb is not None:
                 sim = (models.embed(xe) * src_emb).sum(dim=1).float().cpu().numpy()
-            out[v] = (to_uint8(xe.float().cpu()), prob, sim)
+            pixels = to_uint8(xe.float().cpu())
+            if src_desc is not None:
+                dist = distances(models.id_descriptors(pixels), src_desc)
+            out[v] = (pixels, prob, sim, dist)
     return area, out
+
+
+def identity_descriptors(template: str) -> Callable:
+    """``EditModels.id_descriptors`` from the pretrained identity judge on ``template``
+    crops (``augment.judges.identity.IdentityJudge``; JudgeUnavailable without the
+    'judges' extra), one call at a time: ``Compute``'s threads share one dlib model."""
+    import threading
+
+    from augment.judges import identity
+
+    judge, lock = identity.IdentityJudge(template), threading.Lock()
+
+    def descriptors(crops: np.ndarray) -> np.ndarray:
+        with lock:
+            return judge.descriptors(crops)
+
+    return descriptors
+
+
+def add_distances(measured: dict, dists) -> None:
+    """Fold identity distances (a list, or another ``measured``) into ``measured``:
+    {"measured": count, "sum", "max"}, what the edit stage keeps per part."""
+    more = dists if isinstance(dists, dict) else {"measured": len(dists), "sum": float(np.sum(dists)),
+                                                   "max": float(np.max(dists, initial=0.0))}
+    if more.get("measured"):
+        for key, join in (("measured", lambda a, b: a + b), ("sum", lambda a, b: a + b), ("max", max)):
+            measured[key] = join(measured[key], more[key]) if key in measured else more[key]
+
+
+def id_distance_stats(measured: dict, threshold: float, drops: dict[str, int]) -> dict:
+    """The stage's ``id_distance`` stats: edits measured, mean and largest distance, threshold, drops."""
+    n = measured.get("measured", 0)
+    return {"measured": n, "mean": measured["sum"] / n if n else None, "max": measured.get("max"),
+            "max_id_distance": threshold, "dropped": drops.get("max_id_distance", 0)}
 
 
 def _one_torch_thread() -> None:
@@ -172,7 +217,7 @@ class Compute:
         results = [f.result() for f in futures]
         cat = lambda arrs: None if arrs[0] is None else np.concatenate(arrs)  # noqa: E731
         area = np.concatenate([r[0] for r in results])
-        out = {v: tuple(cat([r[1][v][i] for r in results]) for i in range(3)) for v in values}
+        out = {v: tuple(cat([r[1][v][i] for r in results]) for i in range(len(results[0][1][v]))) for v in values}
         return area, out
 
     def close(self) -> None:

@@ -17,8 +17,15 @@ judge does not take a failed edit's smudge for the attribute; with
 ``counterfactuals`` SynthFaces' exact counterfactuals of training images join
 the set with the attribute's label flipped (pairs that differ in it alone).
 
+Whom it learns from (``train_classifier.people``, ``judge.choose_people``):
+``same`` (the protocol's) the generator's own training people, the ``train``
+split; ``others`` the ``val`` people with no photo in ``train``, so that the
+judge owes nothing to the people the generator learnt (data split by identity).
+
 The ``train_classifier`` stage writes ``<run_dir>/classifier/`` (the model),
-``<run_dir>/metrics.json`` (held-out accuracy) and the ``classifiers`` manifest.
+``<run_dir>/metrics.json`` (held-out accuracy, ``smudge_accept`` on held-out
+real faces, and ``people``: how many identities it learnt from and their hash,
+beside the generator's) and the ``classifiers`` manifest.
 """
 
 from __future__ import annotations
@@ -36,14 +43,17 @@ from tqdm import tqdm
 
 from augment import checkpoint as ckpt
 from augment import manifest as mf
+from augment.align.dataset import alignment_of
+from augment.align.templates import template as template_points
 from augment.config import PipelineConfig, TrainClassifierConfig
 from augment.data.errors import DatasetError
 from augment.io import save_png
 from augment.fs import write_json
 from augment.runtime import derive_seed, resolve_device, torch_threads
 from augment.sagan.data import ImageDataset, ShuffledBatchSampler, attribute_labels
-from augment.sagan.judge import KIND, AttributeClassifier, ClassifierConfig
-from augment.sagan.smudge import aligned_blobs, smudge_batch
+from augment.sagan.judge import (GENERATOR_SPLIT, KIND, AttributeClassifier, ClassifierConfig, choose_people,
+                                 identities_record, smudge_accept)
+from augment.sagan.smudge import SMUDGE_REGIONS, aligned_blobs, smudge_batch
 from augment.stages import StageInputs, StageOutputs
 
 log = logging.getLogger("augment.train_classifier")
@@ -208,9 +218,33 @@ def with_counterfactuals(train_set: ImageDataset, train_df, aligned: mf.Manifest
             pd.concat(rows, ignore_index=True))
 
 
+def _held_out_smudges(model: AttributeClassifier, held_df, aligned: mf.Manifest, attrs: Sequence[str], size: int,
+                      seed: int, device) -> dict[str, dict]:
+    """Per attribute with a smudge region: ``judge.smudge_accept`` on the held-out
+    faces without it, darkened over its landmarks (the template's points when a
+    row has none, as prealigned crops)."""
+    align = alignment_of(aligned)
+    points = template_points(align["template"], size) if align else None
+    y = label_matrix(held_df, attrs)
+    paths = [aligned.root / p for p in held_df["path"]]
+    out = {}
+    for k, attr in enumerate(attrs):
+        if attr not in SMUDGE_REGIONS:
+            continue
+        rows = np.flatnonzero(y[:, k] == 0)
+        blobs = [aligned_blobs(held_df.iloc[i], [attr], size, points) for i in rows]
+        out[attr] = smudge_accept(model, [paths[i] for i in rows], blobs, attr,
+                                  derive_seed(seed, "train_classifier", "held_out_smudge", attr), device=device)
+    return out
+
+
 def run_stage(cfg: PipelineConfig, inputs: StageInputs, run_dir: Path) -> StageOutputs:
-    """train_classifier: the aligned ``train`` split -> one classifier, measured on
-    ``val`` (or ``test`` when val has no labels) -> the ``classifiers`` manifest."""
+    """train_classifier: the aligned rows of ``train_classifier.people`` (the
+    ``train`` split, or the ``val`` people with no photo in it) -> one classifier,
+    measured on ``val`` (or ``test``; ``test`` under ``others``) -> the
+    ``classifiers`` manifest. ``metrics.json`` also says whom it learnt from
+    (``people``: count and hash of the identities) and, per attribute with a
+    smudge region, its ``smudge_accept`` on the held-out faces."""
     clf_train_cfg = cfg.train_classifier
     aligned: mf.Manifest = inputs.get("sagan_aligned", inputs["aligned"])  # data.sagan, else data.train
     device = resolve_device(cfg.device)
@@ -218,19 +252,25 @@ def run_stage(cfg: PipelineConfig, inputs: StageInputs, run_dir: Path) -> StageO
     if not attrs:
         raise DatasetError("train_classifier.attributes is empty")
     ccfg = ClassifierConfig(attrs, clf_train_cfg.image_size, clf_train_cfg.width)
+    where = str(aligned.file or aligned.root)
+    df = aligned.df.reset_index(drop=True)
+    y_all = label_matrix(df, attrs)
+    train_rows, held_rows, split = choose_people(df, (y_all >= 0).any(axis=1), clf_train_cfg.people, where)
 
-    def labelled(split: str) -> ImageDataset:
-        df = aligned.df[aligned.df["split"] == split].reset_index(drop=True)
-        y = label_matrix(df, attrs)
-        keep = (y >= 0).any(axis=1)
-        return ImageDataset([aligned.root / p for p in df["path"][keep]], clf_train_cfg.image_size, y[keep])
+    def dataset(rows: np.ndarray) -> ImageDataset:
+        return ImageDataset([aligned.root / p for p in df["path"][rows]], clf_train_cfg.image_size, y_all[rows])
 
-    train_set = labelled("train")
+    train_set = dataset(train_rows)
     if len(train_set) == 0:
-        raise DatasetError(f"{aligned.file or aligned.root}: no training image has a label for {list(attrs)}")
-    log.info("[train_classifier] %d labelled training images", len(train_set))
-    train_df = aligned.df[aligned.df["split"] == "train"].reset_index(drop=True)
-    train_df = train_df[(label_matrix(train_df, attrs) >= 0).any(axis=1)].reset_index(drop=True)
+        raise DatasetError(f"{where}: no training image has a label for {list(attrs)}")
+    train_df = df[train_rows].reset_index(drop=True)
+    gen_ids = df["identity"][df["split"] == GENERATOR_SPLIT]
+    people = {"people": clf_train_cfg.people, "train_identities": identities_record(train_df["identity"]),
+              "generator_identities": identities_record(gen_ids),
+              "shared_identities": len(set(train_df["identity"]) & set(gen_ids))}
+    log.info("[train_classifier] %d labelled training images of %d people (people: %s; %d of them among the "
+             "generator's)", len(train_set), people["train_identities"]["count"], clf_train_cfg.people,
+             people["shared_identities"])
     if clf_train_cfg.counterfactuals:
         train_set, train_df = with_counterfactuals(train_set, train_df, aligned, inputs.get("groundtruth"), attrs,
                                                    run_dir / "counterfactuals")
@@ -243,19 +283,23 @@ def run_stage(cfg: PipelineConfig, inputs: StageInputs, run_dir: Path) -> StageO
         model, step = train_classifier(train_set, ccfg, clf_train_cfg, run_dir, seed=cfg.seed, device=device,
                                        blobs=blobs)
 
-    split = "val"
-    held = labelled(split)
+    held = dataset(held_rows)
     if len(held) == 0:
-        split, held = "test", labelled("test")
+        log.warning("[train_classifier] no labelled '%s' image to measure the classifier on", split)
     metrics = evaluate(model, held, device=device) if len(held) else {}
+    smudges = _held_out_smudges(model, df[held_rows].reset_index(drop=True), aligned, attrs,
+                                clf_train_cfg.image_size, cfg.seed, device) if len(held) else {}
     for attr, m in metrics.items():
-        log.info("[train_classifier] %s: accuracy %.3f, balanced %.3f on %d %s images",
-                 attr, m["accuracy"], m["balanced_accuracy"], m["count"], split)
+        m.update(smudges.get(attr, {}))
+        sm = m.get("smudge_accept")
+        log.info("[train_classifier] %s: accuracy %.3f, balanced %.3f on %d %s images; smudge_accept %s on %d",
+                 attr, m["accuracy"], m["balanced_accuracy"], m["count"], split,
+                 "n/a" if sm is None else f"{sm:.3f}", m.get("smudge_images", 0))
     out = run_dir / "classifier"
     ckpt.save(out, {"model": model.state_dict()},
               {"kind": KIND, "model_config": ccfg.to_dict(), "step": step, "seed": cfg.seed,
-               "eval_split": split, "metrics": metrics})
-    write_json(run_dir / "metrics.json", {"split": split, "attributes": metrics})
+               "eval_split": split, "metrics": metrics, "people": people})
+    write_json(run_dir / "metrics.json", {"split": split, "attributes": metrics, "people": people})
     row = {
         "path": "classifier",
         "classifier_id": mf.file_digest(out / ckpt.WEIGHTS)[:16],

@@ -10,13 +10,25 @@ channels), each with BatchNorm and ReLU, global average pooling, dropout and a
 linear layer to K logits. The ``train_classifier`` stage
 (``augment/sagan/classifier.py``) trains it; the edit, eval_sagan and evaluate
 stages load it from here.
+
+Whom it learns from (``train_classifier.people``, ``choose_people``): ``same``
+trains it on the generator's own training people (the ``train`` split, as
+train_sagan); ``others`` on the people of the ``val`` split who have no photo in
+``train``, measured on the ``test`` people of neither, so that the judge owes
+nothing to the people the generator learnt. ``identities_record`` says whom, as
+a count and a hash. ``smudge_accept``: how often it calls a held-out face
+without the attribute, darkened where the attribute sits, "present".
 """
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Sequence
 
+import numpy as np
+import pandas as pd
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -24,8 +36,12 @@ from torch import nn
 from augment import checkpoint as ckpt
 from augment import manifest as mf
 from augment.data.errors import DatasetError
+from augment.sagan.data import ImageDataset
+from augment.sagan.smudge import smudge_batch
 
 KIND = "attribute_classifier"
+PEOPLE = ("same", "others")  # train_classifier.people
+GENERATOR_SPLIT = "train"  # the split train_sagan learns from (augment/sagan/train.py)
 
 
 @dataclass(frozen=True)
@@ -94,3 +110,70 @@ def classifier_from_manifest(manifest: mf.Manifest, attribute: str, device: str 
             return load_classifier(manifest.root / row["path"], device)
     raise DatasetError(f"{manifest.file or manifest.root}: no classifier knows {attribute!r}; "
                        "add it to train_classifier.attributes")
+
+
+# --------------------------------------------------------------------------- #
+# Whom the judge learns from, and what a smudge does to it
+# --------------------------------------------------------------------------- #
+
+
+def identities_record(identities) -> dict:
+    """``{"count", "sha256"}`` of a set of person ids: how many, and 16 hex digits of
+    their sorted list (equal hashes: the same people)."""
+    ids = sorted({int(i) for i in identities})
+    return {"count": len(ids), "sha256": hashlib.sha256(",".join(map(str, ids)).encode()).hexdigest()[:16]}
+
+
+def choose_people(df: pd.DataFrame, labelled: np.ndarray, people: str, where: str
+                  ) -> tuple[np.ndarray, np.ndarray, str]:
+    """(training rows, held-out rows) of an aligned frame as boolean masks, and the
+    held-out split's name. ``labelled`` (N,) bool: rows with a known label.
+
+    ``same``: the ``train`` split (the generator's people), measured on ``val``, or
+    on ``test`` when val has no labelled row. ``others``: the ``val`` rows of people
+    with no photo in ``train``, measured on the ``test`` rows of people in neither;
+    a DatasetError naming ``train_classifier.people`` when there are none."""
+    if people not in PEOPLE:
+        raise ValueError(f"train_classifier.people must be one of {PEOPLE}, got {people!r}")
+    split, ident = df["split"].to_numpy(), df["identity"].to_numpy()
+    gen = split == GENERATOR_SPLIT
+    if people == "same":
+        held = labelled & (split == "val")
+        if not held.any():
+            return gen & labelled, labelled & (split == "test"), "test"
+        return gen & labelled, held, "val"
+    gen_people = set(ident[gen].tolist())
+    outside = ~np.isin(ident, list(gen_people))
+    train = labelled & (split == "val") & outside
+    if not train.any():
+        raise DatasetError(
+            f"{where}: train_classifier.people is 'others', but no labelled 'val' image shows a person outside "
+            f"the generator's training people (the {len(gen_people)} of the '{GENERATOR_SPLIT}' split): split the "
+            "data by identity (data.<role>.split: by_identity) or set train_classifier.people: same")
+    held = labelled & (split == "test") & outside & ~np.isin(ident, np.unique(ident[train]))
+    return train, held, "test"
+
+
+@torch.no_grad()
+def smudge_accept(model: AttributeClassifier, paths: Sequence[Path], blobs: Sequence[np.ndarray], attribute: str,
+                  seed: int, batch_size: int = 128, device: torch.device | str = "cpu") -> dict:
+    """``{"smudge_accept", "clean_accept", "smudge_images"}`` for ``attribute``: the
+    share of the faces ``paths`` (aligned, without the attribute) that the judge
+    calls "present" once darkened over their ``blobs`` (``smudge_batch``, every
+    image, drawn from ``seed``), and the same share unsmudged. Faces without a
+    blob are left out; None when none is left (want both near 0)."""
+    keep = [i for i, b in enumerate(blobs) if len(b)]
+    if not keep:
+        return {"smudge_accept": None, "clean_accept": None, "smudge_images": 0}
+    model.eval()
+    ds = ImageDataset([paths[i] for i in keep], model.cfg.image_size)
+    k = model.cfg.attributes.index(attribute)
+    smudged, clean = [], []
+    for start in range(0, len(keep), batch_size):
+        idx = range(start, min(start + batch_size, len(keep)))
+        x = torch.stack([ds[i][0] for i in idx])
+        xs = smudge_batch(x, [blobs[keep[i]] for i in idx], 1.0, seed + start)
+        clean.append(model.probabilities(x.to(device))[:, k].cpu() > 0.5)
+        smudged.append(model.probabilities(xs.to(device))[:, k].cpu() > 0.5)
+    return {"smudge_accept": float(torch.cat(smudged).double().mean()),
+            "clean_accept": float(torch.cat(clean).double().mean()), "smudge_images": len(keep)}

@@ -4,7 +4,8 @@ judge (the attribute classifier, or SaGAN's D_cls) cannot be fooled by one.
 
 - ``smudge_blobs``: 5 aligned landmarks -> elliptical blobs (cx, cy, rx, ry) over
   the attribute's region (eyes, mouth, chin);
-- ``aligned_blobs``: the same from an aligned manifest row;
+- ``aligned_blobs``: the same from an aligned manifest row (or, for a row
+  without landmarks, from the alignment template's points);
 - ``smudge_batch``: darken soft patches over a seeded share of a batch, or
   (``kind="fade"``) blend them towards a blurred copy: the faint remains of an
   attribute that an edit half removed.
@@ -105,12 +106,14 @@ def _blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
     return gaussian_blur(x, [k, k], [sigma, sigma])
 
 
-def aligned_blobs(row, attributes: Sequence[str], size: int) -> np.ndarray:
+def aligned_blobs(row, attributes: Sequence[str], size: int, fallback: np.ndarray | None = None) -> np.ndarray:
     """An aligned row -> its smudge blobs (B,4) at ``size`` px: the row's source
-    landmarks mapped by its 2x3 ``transform``; (0,4) without landmarks."""
+    landmarks mapped by its 2x3 ``transform``. Without landmarks: the blobs of
+    ``fallback`` (5,2), points at ``size`` px (the alignment template's, where an
+    aligned crop puts them: a prealigned row's), or (0,4) when None."""
     lm, tr = row.get("landmarks"), row.get("transform")
     if lm is None or tr is None or len(lm) != 10 or len(tr) != 6:
-        return np.zeros((0, 4), np.float32)
+        return np.zeros((0, 4), np.float32) if fallback is None else smudge_blobs(fallback, attributes)
     pts = np.asarray(lm, np.float64).reshape(5, 2)
     pts = pts @ np.asarray(tr, np.float64).reshape(2, 3)[:, :2].T + np.asarray(tr, np.float64).reshape(2, 3)[:, 2]
     width = float(row["width"]) if row.get("width") is not None and np.isfinite(row.get("width")) else size
