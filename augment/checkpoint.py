@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from augment.io import fsync_file, write_text
+from augment.names import component
 from augment.runtime import names_file
 
 log = logging.getLogger("augment.checkpoint")
@@ -74,6 +75,7 @@ def save(path: Path | str, states: dict[str, Any], meta: dict[str, Any]) -> Path
     from safetensors.torch import save_file
 
     path = Path(path)
+    component(path.name, "a checkpoint folder")  # its name may come from data; the temporaries are named after it
     tensors: dict = {}
     structure = {name: _flatten_state(name, st, tensors, meta) for name, st in states.items()}
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")

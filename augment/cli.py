@@ -20,8 +20,24 @@ PIPELINE = click.Path(exists=True, dir_okay=False, path_type=Path)
 
 
 def _fail(message: str, code: int) -> None:
-    click.echo(f"Error: {message}", err=True)
+    from augment.names import printable
+
+    # A message quotes names and paths from files received from others: with
+    # their control characters escaped it stays one line and cannot drive the terminal.
+    click.echo(f"Error: {printable(message)}", err=True)
     sys.exit(code)
+
+
+def _file_name(ctx, param, value):
+    """Click callback of an option that becomes part of a file name (``export --name``,
+    ``edit --attribute``): one safe path component (``augment.names``), else a usage
+    error naming the flag (exit 2) before anything is written."""
+    from augment.names import problem, shown
+
+    why = problem(value) if value else None
+    if why is not None:
+        raise click.BadParameter(f"{shown(value)} cannot be a file name: {why}")
+    return value
 
 
 def friendly_errors(func):
@@ -266,7 +282,8 @@ def synth_cmd(out: Path, workers: int, preview, **settings) -> None:
 @click.option("--append", is_flag=True, help="Add to an earlier export in OUT, reusing its labels.csv.")
 @click.option("--labels", "labels_file", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
               help="A label map (label,identity[,identity_name,folder]) every identity must be in.")
-@click.option("--name", default="", help="Name of the list file (default: the manifest's stem, or 'train').")
+@click.option("--name", default="", callback=_file_name,
+              help="Name of the list file (default: the manifest's stem, or 'train').")
 @click.option("--allow-outside-root", is_flag=True, help="Allow rows whose path leaves the manifest root.")
 @friendly_errors
 def export_cmd(manifests, fmt: str, out: Path, append: bool, labels_file, name: str, allow_outside_root: bool) -> None:
@@ -292,7 +309,7 @@ def export_cmd(manifests, fmt: str, out: Path, append: bool, labels_file, name: 
                 type=click.Path(exists=True, path_type=Path))
 @click.option("--generators", required=True, metavar="RUN_OR_CHECKPOINT",
               help="A finished run folder, its train_sagan folder, a generators.parquet or a generator checkpoint.")
-@click.option("--attribute", required=True, help="The CelebA attribute to edit, e.g. Eyeglasses.")
+@click.option("--attribute", required=True, callback=_file_name, help="The CelebA attribute to edit, e.g. Eyeglasses.")
 @click.option("--value", type=click.Choice(["0", "1", "both"]), default="both", show_default=True,
               help="1 adds the attribute, 0 removes it, both writes one photo of each.")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True,

@@ -49,6 +49,7 @@ from augment.config import ConfigError
 from augment.data.celeba import IMAGE_EXTS
 from augment.data.images import ImageDecodeError, decode
 from augment.io import cv2_bytes, write_atomic, write_bytes
+from augment.names import component
 
 log = logging.getLogger("augment.photo_edit")
 
@@ -238,7 +239,7 @@ def edit_photos(
         face = choice.faces[0]
         m = similarity(face.points, dst)
         crop = warp(pixels, m, size)
-        crop_rel = f"aligned/{ph.name}.png"
+        crop_rel = "aligned/" + component(f"{ph.name}.png", f"{ph.file}: the aligned crop's name")
         common = {"identity": ident, "identity_name": ph.name, "split": "train", "source": SOURCE,
                   "landmarks": [float(v) for v in face.points.reshape(-1)],
                   "bbox": [float(v) for v in face.box], "det_prob": float(face.prob),
@@ -247,12 +248,12 @@ def edit_photos(
                       "sha256": _write_png(crop, out / crop_rel)})
         mask, x_a = face_edit(G, gsize, _crop_tensor(crop, device), targets)
         mask_np = mask[0, 0].float().cpu().numpy()
-        mask_rel = f"mask/{ph.name}.{attribute}.png"
+        mask_rel = "mask/" + component(f"{ph.name}.{attribute}.png", f"{ph.file}: the mask's name")
         _write_png(np.rint(mask_np * 255).astype(np.uint8), out / mask_rel)
         for v in targets:
             edit_np = ((x_a[v][0].float().clamp(-1, 1) + 1) * 127.5).permute(1, 2, 0).cpu().numpy()
             result, mask_full = paste(pixels, m, np.ascontiguousarray(edit_np, dtype=np.float32), mask_np)
-            rel = f"edited/{ph.name}.{attribute}={v}.png"
+            rel = "edited/" + component(f"{ph.name}.{attribute}={v}.png", f"{ph.file}: the edited photo's name")
             digest = _write_png(result, out / rel)
             eid = hashlib.sha1(f"sagan:{sid}:{attribute}:{v}".encode()).hexdigest()[:16]
             edits.append({"sample_id": eid, "path": rel, **common, "parent_id": sid, "attribute": attribute,

@@ -24,6 +24,7 @@ from PIL import Image
 from augment import manifest as mf
 from augment.config import PipelineConfig, to_dict
 from augment.io import write_atomic, write_bytes, write_text
+from augment.names import component
 from augment.stages import StageInputs, StageOutputs
 
 log = logging.getLogger("augment.report")
@@ -371,7 +372,7 @@ def _curves_section(doc: Doc, run_dir: Path, generators: mf.Manifest | None) -> 
         buf = io.BytesIO()
         fig.savefig(buf, format="png", dpi=90)
         plt.close(fig)
-        name = f"curves_{f.parent.name}.png"
+        name = component(f"curves_{f.parent.name}.png", "a training-curve figure")
         write_bytes(run_dir / name, buf.getvalue())
         doc.p(f.parent.name)
         doc.image(buf.getvalue(), f"training curves {f.parent.name}", name)
@@ -389,7 +390,7 @@ def build(cfg: PipelineConfig, inputs: dict, run_dir: Path, grids: dict[str, Ima
     if grids:
         doc.h2("Edits (input | +attribute | -attribute | mask)")
         for attr, img in grids.items():
-            name = f"grid_{_file_part(attr)}.png"
+            name = component(f"grid_{_file_part(attr)}.png", "an edit-grid figure")
             write_atomic(run_dir / name, lambda tmp: img.save(tmp, format="PNG"))
             doc.p(attr)
             doc.image(_png(img), f"edit grid {attr}", name)

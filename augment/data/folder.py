@@ -76,6 +76,15 @@ def _read_csv(path: Path) -> list[tuple[int, str, str]]:
     return rows
 
 
+def _is_file(path: Path) -> bool:
+    """``path.is_file()``, False for a name no filesystem can hold (too long: a CSV from
+    elsewhere can name anything), so that the error names the CSV's rows."""
+    try:
+        return path.is_file()
+    except OSError:
+        return False
+
+
 def _from_csv(root: Path, csv_path: Path) -> Folder:
     rows = _read_csv(csv_path)
     seen: dict[str, int] = {}
@@ -83,7 +92,7 @@ def _from_csv(root: Path, csv_path: Path) -> Folder:
         if p in seen:
             raise DatasetError(f"{csv_path}:{no}: {p!r} is listed twice (first on line {seen[p]})")
         seen[p] = no
-    missing = [p for _, p, _ in rows if not (root / p).is_file()]
+    missing = [p for _, p, _ in rows if not _is_file(root / p)]
     if missing:
         raise DatasetError(f"{csv_path}: {len(missing)} image(s) it names are missing under {root}: "
                            f"{', '.join(missing[:5])}{' ...' if len(missing) > 5 else ''}")

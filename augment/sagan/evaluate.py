@@ -59,6 +59,7 @@ from augment.align.warp import warp as align_warp
 from augment.config import PipelineConfig
 from augment.data.errors import DatasetError
 from augment.io import read_mask, read_rgb, resize_square, save_png, to_tensor, write_json
+from augment.names import component
 from augment.runtime import resolve_device
 from augment.sagan.classifier import classifier_from_manifest
 from augment.sagan.data import attribute_labels
@@ -313,7 +314,7 @@ def run_stage(cfg: PipelineConfig, inputs: StageInputs, run_dir: Path) -> StageO
                       "smudge_accept", "classifier_accuracy",
                       "mask_area", "images")}))
         if grid is not None:
-            save_png(grid, run_dir / "samples" / f"{attribute}.png")
+            save_png(grid, run_dir / "samples" / component(f"{attribute}.png", f"{gens.file or gens.root}: attribute"))
     path = run_dir / "metrics.json"
     write_json(path, metrics)
     return {"sagan_metrics": path}
