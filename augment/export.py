@@ -132,12 +132,17 @@ class LabelMap:
                     lines[ident] = no
         except OSError as e:
             raise ExportUsageError(f"{path}: cannot read the label map: {e.strerror or e}") from e
-        labels = [r["label"] for r in rows.values()]
-        if len(set(labels)) != len(labels):
-            raise ExportUsageError(f"{path}: a label is given to more than one identity")
-        folders = [r["folder"] for r in rows.values()]
-        if len(set(folders)) != len(folders):
-            raise ExportUsageError(f"{path}: a class folder is given to more than one identity")
+        except csv.Error as e:  # a field over the csv module's limit, a broken quote
+            raise ExportUsageError(f"{path}:{reader.line_num + 1}: not a readable CSV row: {e}") from None
+        except UnicodeDecodeError as e:
+            raise ExportUsageError(f"{path}: not UTF-8 text (byte {e.start}); a label map is a UTF-8 CSV") from None
+        first: dict[tuple, int] = {}  # (column, value) -> the identity that has it
+        for ident, r in rows.items():
+            for key, what in (("label", "label"), ("folder", "class folder")):
+                other = first.setdefault((key, r[key]), ident)
+                if other != ident:
+                    raise ExportUsageError(f"{path}:{lines[ident]}: the {what} {r[key]!r} is given to identity "
+                                           f"{other} (line {lines[other]}) too")
         return cls(rows, file=path, lines=lines)
 
     def write(self, path: Path) -> None:

@@ -317,7 +317,8 @@ def read(path: Path | str, kind: str | None = None) -> Manifest:
         if table.schema.field(idx).type != f.type:
             raise ManifestError(f"{path}: column '{f.name}' is {table.schema.field(idx).type}, expected {f.type}")
         if not f.nullable and table.column(idx).null_count:
-            raise ManifestError(f"{path}: column '{f.name}' has null values")
+            row = pc.index(pc.is_null(table.column(idx)), True).as_py()
+            raise ManifestError(f"{path}: row {row}: column '{f.name}' has null values")
     extra_cols = [n for n in table.schema.names if n not in schema.names]
     if extra_cols:
         raise ManifestError(f"{path}: unexpected column(s) {extra_cols}")

@@ -47,7 +47,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from click.testing import CliRunner
-from hypothesis import HealthCheck, currently_in_test_context, event, given, settings
+from hypothesis import HealthCheck, currently_in_test_context, event, example, given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
@@ -55,8 +55,8 @@ from augment import manifest as mf
 from augment import names
 from augment.cli import cli
 
-EXAMPLES = int(os.environ.get("AUGMENT_FUZZ_EXAMPLES", "25"))
-FUZZ = settings(max_examples=EXAMPLES, deadline=None, database=None,
+EXAMPLES = int(os.environ.get("AUGMENT_FUZZ_EXAMPLES", "40"))
+FUZZ = settings(max_examples=EXAMPLES, deadline=None,
                 suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 
 # --------------------------------------------------------------------------- #
@@ -70,10 +70,15 @@ ATTACKS = [
     f"{ABS}/escaped", ABS, "..\\..\\escaped", "C:\\escaped", "nul\x00byte", "line\nbreak", "cr\r", "\x1b[2J",
     "\u202egnp.exe", "zero\u200bwidth", "\u2028", ".hidden", "~", "~/escaped", "-rf", "*", "?", "con",
     "a" * 255, "é" * 150, "x" * 5000, " ", "%2e%2e%2fescaped", "\t", "a:b", "labels.csv", "property",
-    "file:///escaped", "ok_name", "Eyeglasses",
+    "file:///escaped", "ok_name", "Eyeglasses", "y" * 200_000,  # (over the csv module's field limit)
 ]
+# Climbs out of a folder, alone or appended to a prefix the writer adds
+# ("mask/<photo>.<attribute>.png" needs the leading "/" to leave "mask/").
+TRAVERSAL = st.builds(lambda lead, k, tail: lead + "../" * k + tail, st.sampled_from(["", "/", "./", "x/", ABS + "/"]),
+                      st.integers(1, 8), st.sampled_from(["escaped", "", ABS]))
 HOSTILE = st.one_of(
     st.sampled_from(ATTACKS),
+    TRAVERSAL,
     st.text(max_size=24),
     st.text(alphabet="./\\\x00aé:~ \n", max_size=16),
     st.lists(st.sampled_from(["..", ".", "a", "", ABS]), min_size=1, max_size=6).map("/".join),
@@ -81,7 +86,9 @@ HOSTILE = st.one_of(
 FLOATS = st.one_of(st.sampled_from([math.nan, math.inf, -math.inf, 3.4e38, -0.0, 0.5, -1.0]),
                    st.floats(width=32))
 BIG_INTS = st.one_of(st.sampled_from([0, -1, 2**31, 2**63 - 1, -(2**63)]), st.integers(-(2**63), 2**63 - 1))
-FIELD = st.one_of(HOSTILE, BIG_INTS.map(str))  # a field of a text file: any text, or a number
+# A field of a text file: any text, a number, or bytes that are not UTF-8 (the
+# lone surrogate is written as the byte 0xff: ``errors="surrogateescape"``).
+FIELD = st.one_of(HOSTILE, BIG_INTS.map(str), st.just("bad\udcffbyte"))
 # A command-line argument: never a NUL (argv cannot carry one), but bytes that are
 # not UTF-8 arrive as lone surrogates (Python's surrogateescape).
 ARG_TEXT = HOSTILE.map(lambda s: s.replace("\x00", ""))
@@ -106,7 +113,7 @@ def column_values(field: pa.Field) -> st.SearchStrategy:
         values = st.lists(HOSTILE, max_size=3)
     else:
         values = st.lists(FLOATS, max_size=12)
-    return st.one_of(st.none(), values)
+    return st.one_of(values, st.none())
 
 
 # --------------------------------------------------------------------------- #
@@ -135,6 +142,17 @@ class Box:
         if isinstance(value, list):
             return [self.real(v) for v in value]
         return value
+
+
+@contextlib.contextmanager
+def _working_in(folder: Path):
+    """The process's working folder set to ``folder`` for a while (contextlib.chdir needs 3.11)."""
+    before = os.getcwd()
+    os.chdir(folder)
+    try:
+        yield
+    finally:
+        os.chdir(before)
 
 
 def snapshot(base: Path, allowed: Path) -> dict[str, tuple]:
@@ -168,26 +186,24 @@ def assert_contained(before: dict, after: dict, what: str) -> None:
         f"changed {changed[:5]}")
 
 
-def assert_one_line_error(output: str, code: int, blame: list[str] | None, where: bool, what: str) -> None:
+def assert_one_line_error(output: str, code: int, blame: list[str], where: bool, what: str) -> None:
     """A failed command's output: one ``Error:`` line, last, naming one of ``blame``
-    (files or flags; None: no check); with ``where``, also its row or line."""
+    (files, flags); with ``where``, also its row or line."""
     assert code in (1, 2), f"{what}: exit {code}\n{output}"
     assert "Traceback" not in output, f"{what}: traceback\n{output}"
     lines = output.rstrip("\n").split("\n")
     errors = [ln for ln in lines if ln.startswith("Error:")]
     assert len(errors) == 1 and lines[-1] == errors[0], f"{what}: not one error line at the end:\n{output}"
     message = errors[0]
-    if blame is None:
-        return
     assert any(b in message for b in blame), f"{what}: the error names none of {blame}: {message}"
-    if where:
-        assert " row " in message or any(f"{b}:" in message for b in blame), f"{what}: no row or line: {message}"
+    if where:  # "<file>: row N: ..." (a manifest) or "<file>:N: ..." (a text file's line)
+        assert re.search(r" row \d|:\d+:", message), f"{what}: no row or line: {message}"
 
 
-def run_cli(box: Box, args: list, out: Path, blame: list[str] | None, where: bool = True):
+def run_cli(box: Box, args: list, out: Path, blame: list[str], where: bool = True):
     """Run ``augment ARGS`` in the sandbox; check containment and the outcome."""
     before = snapshot(box.base, out)
-    with contextlib.chdir(box.cwd):
+    with _working_in(box.cwd):
         r = CliRunner().invoke(cli, [str(a) for a in args])
     assert_contained(before, snapshot(box.base, out), f"augment {args[0]}")
     if currently_in_test_context():  # --hypothesis-show-statistics: how often each command ran through
@@ -212,7 +228,7 @@ def run_api(box: Box, out: Path, what: str, call):
 
     before = snapshot(box.base, out)
     try:
-        with contextlib.chdir(box.cwd):
+        with _working_in(box.cwd):
             call()
         event(f"{what}: done")
     except (DatasetError, mf.ManifestError, ExportError, ConfigError, CheckpointError, OSError) as e:
@@ -269,11 +285,11 @@ def write_csv(path: Path, rows: list[list[str]], raw: bool) -> Path:
     """Rows as CSV: quoted by the csv module, or ``raw`` (joined with commas:
     a hostile line break or quote then breaks the structure too)."""
     if raw:
-        path.write_text("".join(",".join(r) + "\n" for r in rows), encoding="utf-8", errors="surrogatepass")
+        path.write_text("".join(",".join(r) + "\n" for r in rows), encoding="utf-8", errors="surrogateescape")
     else:
         buf = io.StringIO()
         csv.writer(buf).writerows(rows)
-        path.write_text(buf.getvalue(), encoding="utf-8", errors="surrogatepass")
+        path.write_text(buf.getvalue(), encoding="utf-8", errors="surrogateescape")
     return path
 
 
@@ -284,16 +300,23 @@ def write_csv(path: Path, rows: list[list[str]], raw: bool) -> Path:
 IMAGE_COLUMNS = mf.IMAGES.names
 
 
+CELLS = st.sampled_from(IMAGE_COLUMNS).flatmap(
+    lambda c: st.tuples(st.just(c), column_values(mf.IMAGES.field(c))))  # (column, a value of its type)
+
+
 @FUZZ
-@given(data=st.data(), column=st.sampled_from(IMAGE_COLUMNS), row=st.integers(0, 2))
-def test_any_manifest_value_writes_nothing_outside_the_output(tmp_path_factory, layer, data, column, row):
+@given(cell=CELLS, row=st.integers(0, 2))
+@example(cell=("sample_id", "../../escaped"), row=1)  # the issue's first attack, every run
+@example(cell=("attribute", "/../../../escaped"), row=2)
+def test_any_manifest_value_writes_nothing_outside_the_output(tmp_path_factory, layer, cell, row):
     box = Box(tmp_path_factory.mktemp("fuzz"))
     rows = _image_rows(box)
-    rows[row][column] = box.real(data.draw(column_values(mf.IMAGES.field(column)), label=column))
+    column, value = cell
+    rows[row][column] = box.real(value)
     m = write_raw("images", rows, box.inp / "m.parquet")
-    # checked: the error names the manifest (or its image folder); writers: the
-    # writer's own guard speaks, which knows the value, not always the file
-    blame = [str(m), str(box.inp)] if layer == "checked" else None
+    # checked: the error names the manifest (or its image folder); writers: or it is
+    # the refusal of a writer's own guard, which knows the value, not always the file
+    blame = [str(m), str(box.inp)] + ([] if layer == "checked" else ["cannot be a file name"])
     if layer == "checked":
         run_cli(box, ["inspect", m], box.out("none"), blame)
     for fmt in ("imagefolder", "lst", "insightface", "csv"):
@@ -368,6 +391,8 @@ LABEL_HEADER = ("label", "identity", "identity_name", "folder")
 @given(cell=st.one_of(st.tuples(st.integers(1, 2), st.just(3)),  # the folder column half the time
                      st.tuples(st.integers(0, 2), st.integers(0, 3))), value=FIELD, raw=st.booleans(),
        fmt=st.sampled_from(["imagefolder", "lst", "insightface", "csv"]))
+@example(cell=(1, 3), value="../../labelescape", raw=False, fmt="imagefolder")  # the issue's second attack
+@example(cell=(2, 2), value="y" * 200_000, raw=False, fmt="lst")
 def test_any_label_map_value_writes_nothing_outside_the_output(tmp_path_factory, cell, value, raw, fmt):
     box = Box(tmp_path_factory.mktemp("fuzz"))
     m = write_raw("images", _image_rows(box), box.inp / "m.parquet")
@@ -376,7 +401,7 @@ def test_any_label_map_value_writes_nothing_outside_the_output(tmp_path_factory,
     labels = write_csv(box.inp / "labels.csv", table, raw)
     out = box.out(fmt)
     run_cli(box, ["export", m, "--format", fmt, "--out", out, "--labels", labels], out, [str(labels)],
-            where=cell[0] > 0)
+            where=False)  # (an identity changed in the map: the error names the manifest's, not a line)
 
 
 # --------------------------------------------------------------------------- #
@@ -420,7 +445,7 @@ def test_any_pairs_file_value_writes_nothing_outside_the_output(tmp_path_factory
     else:
         line.append(box.real(value))
     pairs = box.inp / "pairs.txt"
-    pairs.write_text("".join("\t".join(ln) + "\n" for ln in lines), encoding="utf-8", errors="surrogatepass")
+    pairs.write_text("".join("\t".join(ln) + "\n" for ln in lines), encoding="utf-8", errors="surrogateescape")
     out = box.out("evaluate")
     run_cli(box, ["evaluate", "--baseline", emb, "--pairs", pairs, "--out", out, "--bootstrap", "0"], out,
             [str(pairs), str(emb)], where=False)
@@ -439,6 +464,7 @@ def test_any_pairs_file_value_writes_nothing_outside_the_output(tmp_path_factory
 
 @FUZZ
 @given(cell=st.tuples(st.integers(0, 3), st.integers(0, 1)), value=FIELD, raw=st.booleans())
+@example(cell=(1, 0), value="y" * 200_000, raw=False)  # a field over the csv module's limit
 def test_any_identity_csv_value_writes_nothing_outside_the_output(tmp_path_factory, cell, value, raw):
     box = Box(tmp_path_factory.mktemp("fuzz"))
     root = box.inp / "photos"
@@ -456,6 +482,7 @@ def test_any_identity_csv_value_writes_nothing_outside_the_output(tmp_path_facto
 
 @FUZZ
 @given(cell=st.tuples(st.integers(0, 4), st.integers(0, 2)), value=FIELD, raw=st.booleans())
+@example(cell=(1, 0), value="y" * 200_000, raw=False)
 def test_any_attribute_csv_value_writes_nothing_outside_the_output(tmp_path_factory, cell, value, raw):
     box = Box(tmp_path_factory.mktemp("fuzz"))
     root, _ = _lfw(box)
@@ -475,6 +502,7 @@ def test_any_attribute_csv_value_writes_nothing_outside_the_output(tmp_path_fact
 
 @FUZZ
 @given(value=ARGUMENT, fmt=st.sampled_from(["imagefolder", "lst", "insightface", "csv"]))
+@example(value="../../escaped", fmt="lst")
 def test_any_name_option_writes_nothing_outside_the_output(tmp_path_factory, value, fmt):
     box = Box(tmp_path_factory.mktemp("fuzz"))
     value = box.real(value)
@@ -535,6 +563,7 @@ PHOTO_NAMES = st.one_of(st.sampled_from(["a", "..png", " ", "-x", "é" * 60, "x"
 @given(attribute=st.one_of(st.just("Eyeglasses"), ARG_TEXT),
        column=st.sampled_from([None, "attribute", "path", "generator_id", "preset"]), value=HOSTILE,
        photo_name=PHOTO_NAMES)
+@example(attribute="/../../../../escaped", column=None, value="", photo_name="a")  # leaves "mask/" and "edited/"
 def test_any_edit_input_writes_nothing_outside_the_output(tmp_path_factory, layer, fake_detector, attribute, column,
                                                           value, photo_name):
     from augment import photo_edit
@@ -579,6 +608,45 @@ def test_any_edit_stage_input_writes_nothing_outside_the_output(tmp_path_factory
     out = box.out("edit")
     cfg = EditConfig(directions="add", batch_size=4, chunk_size=4, min_attr_prob=0.0)
     run_api(box, out, "edit_rows", lambda: edit_rows([models], mf.frame("images", rows), box.inp, out, cfg, "cpu"))
+
+
+# --------------------------------------------------------------------------- #
+# Each writer's guard alone, on a traversal (no read check in front of it)
+# --------------------------------------------------------------------------- #
+
+
+def _guarded_writes(tmp: Path) -> dict:
+    """One call per writer whose file name comes from data, each given ``../../escaped``."""
+    from augment import checkpoint as ckpt
+    from augment.align.chunk import out_path
+    from augment.edit import _part_path
+    from augment.export import LabelMap, export_imagefolder
+
+    import pandas as pd
+
+    box = Box(tmp / "box")
+    rows = _image_rows(box)
+    rows[1]["sample_id"] = "../../escaped"
+    df = mf.frame("images", rows).assign(abspath=[str(box.inp / r["path"]) for r in rows])
+    df.index = pd.MultiIndex.from_tuples([(str(tmp / "m.parquet"), k) for k in range(3)], names=["manifest", "row"])
+    labels = LabelMap({100: {"label": 0, "identity_name": "p0", "folder": "p0"},
+                       101: {"label": 1, "identity_name": "p1", "folder": "p1"}})
+    return {
+        "checkpoint.save": lambda: ckpt.save(tmp / "out" / "a" / "..", {}, {}),
+        "align out_path": lambda: out_path("train", "../../escaped", "png"),
+        "edit parts": lambda: _part_path(tmp / "out", "../../escaped", 0),
+        "export imagefolder": lambda: export_imagefolder(df, labels, tmp / "out", "m"),
+    }
+
+
+@pytest.mark.parametrize("writer", ["checkpoint.save", "align out_path", "edit parts", "export imagefolder"])
+def test_each_writer_guard_refuses_a_traversal_by_itself(tmp_path, writer):
+    (tmp_path / "out").mkdir()
+    call = _guarded_writes(tmp_path)[writer]
+    before = snapshot(tmp_path, tmp_path / "out")
+    with pytest.raises(names.UnsafeName, match="cannot be a file name"):
+        call()
+    assert_contained(before, snapshot(tmp_path, tmp_path / "out"), writer)
 
 
 # --------------------------------------------------------------------------- #

@@ -59,18 +59,23 @@ def _read_csv(path: Path) -> list[tuple[int, str, str]]:
     """(line, path, identity) rows of an identities CSV."""
     if not path.is_file():
         raise DatasetError(f"{path}: identities CSV not found")
-    with open(path, newline="", encoding="utf-8") as fh:
-        reader = csv.reader(fh)
-        header = [h.strip() for h in next(reader, [])]
-        if header[:2] != ["path", "identity"]:
-            raise DatasetError(f"{path}:1: expected the header 'path,identity', got {','.join(header)!r}")
-        rows = []
-        for no, rec in enumerate(reader, 2):
-            if not rec or not any(v.strip() for v in rec):
-                continue
-            if len(rec) < 2 or not rec[0].strip() or not rec[1].strip():
-                raise DatasetError(f"{path}:{no}: expected 'path,identity', got {','.join(rec)!r}")
-            rows.append((no, rec[0].strip(), rec[1].strip()))
+    try:  # a CSV from elsewhere: any bytes, any field length
+        with open(path, newline="", encoding="utf-8") as fh:
+            reader = csv.reader(fh)
+            header = [h.strip() for h in next(reader, [])]
+            if header[:2] != ["path", "identity"]:
+                raise DatasetError(f"{path}:1: expected the header 'path,identity', got {','.join(header)!r}")
+            rows = []
+            for no, rec in enumerate(reader, 2):
+                if not rec or not any(v.strip() for v in rec):
+                    continue
+                if len(rec) < 2 or not rec[0].strip() or not rec[1].strip():
+                    raise DatasetError(f"{path}:{no}: expected 'path,identity', got {','.join(rec)!r}")
+                rows.append((no, rec[0].strip(), rec[1].strip()))
+    except csv.Error as e:
+        raise DatasetError(f"{path}:{reader.line_num + 1}: not a readable CSV row: {e}") from None
+    except UnicodeDecodeError as e:
+        raise DatasetError(f"{path}: not UTF-8 text (byte {e.start})") from None
     if not rows:
         raise DatasetError(f"{path}: no rows after the header")
     return rows
