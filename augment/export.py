@@ -55,6 +55,7 @@ from augment.names import UnsafeName, child, component
 LABELS = "labels.csv"
 LABEL_FIELDS = ["label", "identity", "identity_name", "folder"]
 FORMATS = ("imagefolder", "lst", "insightface", "csv")
+RESERVED = {LABELS, "property"}  # files of the export itself: never a class folder
 
 
 class ExportError(Exception):
@@ -128,6 +129,9 @@ class LabelMap:
                         component(folder, f"{path}:{no}: folder")
                     except UnsafeName as e:
                         raise ExportUsageError(str(e)) from None
+                    if folder in RESERVED:
+                        raise ExportUsageError(f"{path}:{no}: folder {folder!r} is the name of a file the export "
+                                               "writes; give that identity another class folder")
                     rows[ident] = {"label": label, "identity_name": name, "folder": folder}
                     lines[ident] = no
         except OSError as e:
@@ -181,7 +185,7 @@ class LabelMap:
         used = {r["folder"] for r in self.rows.values()}
         for ident, name in new:
             folder = _safe(name) or str(ident)
-            if folder in used:  # two people with one name: keep them apart
+            if folder in used or folder in RESERVED:  # two people with one name: keep them apart
                 folder = f"{folder}-{ident}"
             used.add(component(folder, f"{source}: identity {ident}'s class folder"))
             self.rows[ident] = {"label": label, "identity_name": name, "folder": folder}

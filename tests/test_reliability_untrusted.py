@@ -308,6 +308,7 @@ CELLS = st.sampled_from(IMAGE_COLUMNS).flatmap(
 @given(cell=CELLS, row=st.integers(0, 2))
 @example(cell=("sample_id", "../../escaped"), row=1)  # the first attack, every run
 @example(cell=("attribute", "/../../../escaped"), row=2)
+@example(cell=("identity_name", "labels.csv"), row=0)  # becomes a class folder
 def test_any_manifest_value_writes_nothing_outside_the_output(tmp_path_factory, layer, cell, row):
     box = Box(tmp_path_factory.mktemp("fuzz"))
     rows = _image_rows(box)
@@ -393,6 +394,7 @@ LABEL_HEADER = ("label", "identity", "identity_name", "folder")
        fmt=st.sampled_from(["imagefolder", "lst", "insightface", "csv"]))
 @example(cell=(1, 3), value="../../labelescape", raw=False, fmt="imagefolder")  # the second attack
 @example(cell=(2, 2), value="y" * 200_000, raw=False, fmt="lst")
+@example(cell=(1, 3), value="labels.csv", raw=False, fmt="imagefolder")  # a class folder over the export's own file
 def test_any_label_map_value_writes_nothing_outside_the_output(tmp_path_factory, cell, value, raw, fmt):
     box = Box(tmp_path_factory.mktemp("fuzz"))
     m = write_raw("images", _image_rows(box), box.inp / "m.parquet")
