@@ -137,7 +137,7 @@ class LabelMap:
         except OSError as e:
             raise ExportUsageError(f"{path}: cannot read the label map: {e.strerror or e}") from e
         except csv.Error as e:  # a field over the csv module's limit, a broken quote
-            raise ExportUsageError(f"{path}:{reader.line_num + 1}: not a readable CSV row: {e}") from None
+            raise ExportUsageError(f"{path}:{reader.reader.line_num}: not a readable CSV row: {e}") from None
         except UnicodeDecodeError as e:
             raise ExportUsageError(f"{path}: not UTF-8 text (byte {e.start}); a label map is a UTF-8 CSV") from None
         first: dict[tuple, int] = {}  # (column, value) -> the identity that has it

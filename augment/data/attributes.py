@@ -50,7 +50,7 @@ def read_csv(path: Path | str) -> dict[str, dict[str, int]]:
                     raise DatasetError(f"{path}: line {line}: value must be 1 or 0 (or -1), got {value!r}")
                 out.setdefault(image, {})[attribute] = int(value == "1")
     except csv.Error as e:
-        raise DatasetError(f"{path}: line {reader.line_num + 1}: not a readable CSV row: {e}") from None
+        raise DatasetError(f"{path}: line {reader.line_num}: not a readable CSV row: {e}") from None
     except UnicodeDecodeError as e:
         raise DatasetError(f"{path}: not UTF-8 text (byte {e.start})") from None
     if not out:

@@ -73,7 +73,7 @@ def _read_csv(path: Path) -> list[tuple[int, str, str]]:
                     raise DatasetError(f"{path}:{no}: expected 'path,identity', got {','.join(rec)!r}")
                 rows.append((no, rec[0].strip(), rec[1].strip()))
     except csv.Error as e:
-        raise DatasetError(f"{path}:{reader.line_num + 1}: not a readable CSV row: {e}") from None
+        raise DatasetError(f"{path}:{reader.line_num}: not a readable CSV row: {e}") from None
     except UnicodeDecodeError as e:
         raise DatasetError(f"{path}: not UTF-8 text (byte {e.start})") from None
     if not rows:
