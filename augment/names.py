@@ -97,6 +97,7 @@ def printable(text: str) -> str:
 
 def shown(value: object, limit: int = 60) -> str:
     """``repr(value)`` cut to ``limit`` characters, so that a hostile name (a
-    megabyte of text, escapes) keeps the error message on one short line."""
-    text = ascii(value)
+    megabyte of text, escapes) keeps the error message on one short line (repr
+    escapes what is not printable: line breaks, ESC, bidi overrides, surrogates)."""
+    text = repr(value)
     return text if len(text) <= limit else text[: limit - 3] + "..."
