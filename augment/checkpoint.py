@@ -28,6 +28,7 @@ from typing import Any, Callable
 
 from augment.fs import fsync_file, names_file, write_text
 from augment.manifest import file_digest
+from augment.names import component
 
 log = logging.getLogger("augment.checkpoint")
 
@@ -79,6 +80,7 @@ def save(path: Path | str, states: dict[str, Any], meta: dict[str, Any]) -> Path
     from safetensors.torch import save_file
 
     path = Path(path)
+    component(path.name, "a checkpoint folder")  # its name may come from data; the temporaries are named after it
     tensors: dict = {}
     structure = {name: _flatten_state(name, st, tensors, meta) for name, st in states.items()}
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")

@@ -51,6 +51,7 @@ from augment.io import read_rgb, save_edit_png, to_tensor
 from augment.fs import sync_all, write_atomic
 from augment.sagan.apply import (Compute, EditModels, TunedGenerator, add_distances, edit_id, id_distance_stats,
                                  identity_descriptors)
+from augment.names import component
 from augment.sagan.data import attribute_labels
 from augment.stages import StageInputs, StageOutputs
 
@@ -164,7 +165,7 @@ def edit_chunk(
                     continue
                 shard = (first_index + start + k) // edit_cfg.shard_size
                 sid = edit_id(row["sample_id"], models.attribute, v)
-                folder = f"{models.attribute}/{v}/{shard:04d}"
+                folder = f"{component(models.attribute, 'the generator attribute')}/{v}/{shard:04d}"
                 if folder not in made:
                     (out_dir / folder).mkdir(parents=True, exist_ok=True)
                     made.add(folder)
@@ -203,7 +204,7 @@ def edit_chunk(
 
 
 def _part_path(run_dir: Path, attribute: str, chunk: int) -> Path:
-    return run_dir / "parts" / attribute / f"{chunk:06d}.parquet"
+    return run_dir / "parts" / component(attribute, "the generator attribute") / f"{chunk:06d}.parquet"
 
 
 def _write_part(path: Path, rows: list[dict], drops: dict[str, int], measured: dict | None = None) -> None:

@@ -27,7 +27,10 @@ overwritten. Every image a manifest lists must exist (the missing are named).
 
 Rows whose path escapes the manifest root (absolute, or through ``..``) are
 refused unless ``allow_outside`` is set: a manifest from someone else must
-not make us link or copy arbitrary files.
+not make us link or copy arbitrary files. Nothing is ever written outside
+``out``: every name that becomes a file or folder there (sample ids, class
+folders from a label map or from identity names, the list name) goes through
+``augment.names.component``, which refuses anything but one plain component.
 """
 
 from __future__ import annotations
@@ -37,7 +40,7 @@ import json
 import os
 import re
 import shutil
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Sequence
 
@@ -48,10 +51,12 @@ from tqdm import tqdm
 from augment import manifest as mf
 from augment.io import read_rgb
 from augment.fs import write_atomic
+from augment.names import UnsafeName, child, component
 
 LABELS = "labels.csv"
 LABEL_FIELDS = ["label", "identity", "identity_name", "folder"]
 FORMATS = ("imagefolder", "lst", "insightface", "csv")
+RESERVED = {LABELS, "property"}  # files of the export itself: never a class folder
 
 
 class ExportError(Exception):
@@ -102,6 +107,8 @@ class LabelMap:
 
     rows: dict[int, dict]
     added: int = 0
+    file: Path | None = None  # where it was read from, and each identity's line there: errors name them
+    lines: dict[int, int] = field(default_factory=dict)
 
     @classmethod
     def read(cls, path: Path) -> "LabelMap":
@@ -111,23 +118,37 @@ class LabelMap:
                 if reader.fieldnames is None or not {"label", "identity"} <= set(reader.fieldnames):
                     raise ExportUsageError(f"{path}: a label map needs the columns label,identity "
                                            f"(found {reader.fieldnames})")
-                rows = {}
+                rows, lines = {}, {}
                 for no, r in enumerate(reader, 2):
                     try:
                         ident, label = int(r["identity"]), int(r["label"])
                     except (TypeError, ValueError):
                         raise ExportUsageError(f"{path}:{no}: label and identity must be integers, got {r}") from None
                     name = r.get("identity_name") or str(ident)
-                    rows[ident] = {"label": label, "identity_name": name, "folder": r.get("folder") or _safe(name)}
+                    folder = r.get("folder") or _safe(name) or str(ident)
+                    try:  # a label map travels too: its folder must stay one folder inside --out
+                        component(folder, f"{path}:{no}: folder")
+                    except UnsafeName as e:
+                        raise ExportUsageError(str(e)) from None
+                    if folder in RESERVED:
+                        raise ExportUsageError(f"{path}:{no}: folder {folder!r} is the name of a file the export "
+                                               "writes; give that identity another class folder")
+                    rows[ident] = {"label": label, "identity_name": name, "folder": folder}
+                    lines[ident] = no
         except OSError as e:
             raise ExportUsageError(f"{path}: cannot read the label map: {e.strerror or e}") from e
-        labels = [r["label"] for r in rows.values()]
-        if len(set(labels)) != len(labels):
-            raise ExportUsageError(f"{path}: a label is given to more than one identity")
-        folders = [r["folder"] for r in rows.values()]
-        if len(set(folders)) != len(folders):
-            raise ExportUsageError(f"{path}: a class folder is given to more than one identity")
-        return cls(rows)
+        except csv.Error as e:  # a field over the csv module's limit, a broken quote
+            raise ExportUsageError(f"{path}:{reader.reader.line_num}: not a readable CSV row: {e}") from None
+        except UnicodeDecodeError as e:
+            raise ExportUsageError(f"{path}: not UTF-8 text (byte {e.start}); a label map is a UTF-8 CSV") from None
+        first: dict[tuple, int] = {}  # (column, value) -> the identity that has it
+        for ident, r in rows.items():
+            for key, what in (("label", "label"), ("folder", "class folder")):
+                other = first.setdefault((key, r[key]), ident)
+                if other != ident:
+                    raise ExportUsageError(f"{path}:{lines[ident]}: the {what} {r[key]!r} is given to identity "
+                                           f"{other} (line {lines[other]}) too")
+        return cls(rows, file=path, lines=lines)
 
     def write(self, path: Path) -> None:
         def rows(tmp: Path) -> None:
@@ -151,21 +172,23 @@ class LabelMap:
             if known is None:
                 new.append((ident, name))
             elif known["identity_name"] != name and known["identity_name"] != str(ident):
+                where = f"{self.file}:{self.lines[ident]}" if ident in self.lines else "the label map"
                 raise ExportUsageError(
-                    f"{source}: identity {ident} is named {name!r}, but the label map calls it "
+                    f"{source}: identity {ident} is named {name!r}, but {where} calls it "
                     f"{known['identity_name']!r}; these are not the same training set's identities"
                 )
         if new and fixed:
             shown = ", ".join(f"{i} ({n})" for i, n in new[:5])
-            raise ExportUsageError(f"{source}: {len(new)} identit(y/ies) are not in the given label map: {shown}"
+            raise ExportUsageError(f"{source}: {len(new)} identit(y/ies) are not in the given label map "
+                                   f"{self.file or ''}: {shown}"
                                    f"{' ...' if len(new) > 5 else ''}")
         label = max((r["label"] for r in self.rows.values()), default=-1) + 1
         used = {r["folder"] for r in self.rows.values()}
         for ident, name in new:
             folder = _safe(name) or str(ident)
-            if folder in used:  # two people with one name: keep them apart
+            if folder in used or folder in RESERVED:  # two people with one name: keep them apart
                 folder = f"{folder}-{ident}"
-            used.add(folder)
+            used.add(component(folder, f"{source}: identity {ident}'s class folder"))
             self.rows[ident] = {"label": label, "identity_name": name, "folder": folder}
             label += 1
         self.added += len(new)
@@ -192,9 +215,9 @@ def _link_or_copy(src: Path, dst: Path) -> str:
 
 
 def _rows(manifests: Sequence[mf.Manifest]) -> pd.DataFrame:
-    """All rows, with ``abspath`` (resolved) added, in manifest order."""
+    """All rows, with ``abspath`` (resolved) added, in manifest order; indexed by (manifest, row)."""
     frames = [m.df.assign(abspath=[str(m.abspath(p).resolve()) for p in m.df["path"]]) for m in manifests]
-    return pd.concat(frames, ignore_index=True)
+    return pd.concat(frames, keys=[str(m.file or m.root) for m in manifests], names=["manifest", "row"])
 
 
 def export_imagefolder(df: pd.DataFrame, labels: LabelMap, out: Path, name: str) -> dict:
@@ -204,13 +227,14 @@ def export_imagefolder(df: pd.DataFrame, labels: LabelMap, out: Path, name: str)
                           f"{', '.join(dup.iloc[:3])}")
     counts = {"link": 0, "copy": 0}
     made: set[str] = set()
-    for sid, src, ident in tqdm(zip(df["sample_id"], df["abspath"], df["identity"]), total=len(df),
-                                desc="export imagefolder", unit="img", disable=len(df) < 500):
-        folder = labels.folder(ident)
+    for (file, row), sid, src, ident in tqdm(zip(df.index, df["sample_id"], df["abspath"], df["identity"]),
+                                             total=len(df), desc="export imagefolder", unit="img",
+                                             disable=len(df) < 500):
+        folder = component(labels.folder(ident), f"{file}: row {row}: identity {ident}'s class folder")
         if folder not in made:
             (out / folder).mkdir(exist_ok=True)
             made.add(folder)
-        dst = out / folder / f"{sid}{Path(src).suffix}"
+        dst = child(out / folder, f"{sid}{Path(src).suffix}", f"{file}: row {row}: sample_id")
         if dst.exists():
             dst.unlink()
         counts[_link_or_copy(Path(src), dst)] += 1
@@ -218,7 +242,10 @@ def export_imagefolder(df: pd.DataFrame, labels: LabelMap, out: Path, name: str)
 
 
 def _new_list(out: Path, name: str, ext: str) -> Path:
-    path = out / f"{name}{ext}"
+    try:
+        path = child(out, f"{name}{ext}", "the list's name (--name)")
+    except UnsafeName as e:  # how the export was asked for: a usage error
+        raise ExportUsageError(str(e)) from None
     if path.exists():
         raise ExportUsageError(f"{path} exists; an export never overwrites a list (give another --name)")
     return path
@@ -234,14 +261,16 @@ def export_lst(df: pd.DataFrame, labels: LabelMap, out: Path, name: str) -> dict
 
 def _image_size(df: pd.DataFrame) -> tuple[int, int]:
     """(height, width) shared by every row (insightface's property file has one size)."""
-    sizes = set()
-    for w, h, src in zip(df["width"], df["height"], df["abspath"]):
+    sizes: dict[tuple[int, int], str] = {}  # size -> the first row that has it
+    for (file, row), w, h, src in zip(df.index, df["width"], df["height"], df["abspath"]):
         if pd.isna(w) or pd.isna(h):
             h, w = read_rgb(src).shape[:2]
-        sizes.add((int(h), int(w)))
+        sizes.setdefault((int(h), int(w)), f"{file}: row {row}")
     if len(sizes) != 1:
-        raise ExportError(f"insightface needs one image size, the rows have {sorted(sizes)[:5]} (height, width)")
-    return sizes.pop()
+        (a, first), (b, other) = list(sizes.items())[:2]
+        raise ExportError(f"insightface needs one image size: {other} is {b[0]}x{b[1]} px (height x width), "
+                          f"{first} is {a[0]}x{a[1]} px")
+    return next(iter(sizes))
 
 
 def export_insightface(df: pd.DataFrame, labels: LabelMap, out: Path, name: str) -> dict:

@@ -25,9 +25,11 @@ from typing import Any
 
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from augment import __version__
+from augment import names
 from augment.fs import write_atomic
 
 SCHEMA_VERSION = "1"
@@ -142,6 +144,18 @@ EMBEDDINGS = pa.schema(
         pa.field("embedding", pa.list_(pa.float32()), nullable=False),
     ]
 )
+
+# Columns whose values the tool turns into file names (or that name other rows
+# by their sample id), checked on read: a manifest is untrusted input.
+# "id": the form the tool writes (names.SAMPLE_ID); "component": one safe path
+# component (names.component). Nulls pass (the schema says where they may be).
+NAME_COLUMNS: dict[str, dict[str, str]] = {
+    "images": {"sample_id": "id", "parent_id": "id", "attribute": "component"},
+    "rejects": {"sample_id": "id"},
+    "groundtruth": {"attribute": "component"},
+    "generators": {"attribute": "component"},
+    "recognizers": {"name": "component"},  # labels metrics, figure lines and embeddings caches
+}
 
 SCHEMAS: dict[str, pa.Schema] = {
     "images": IMAGES,
@@ -309,7 +323,8 @@ def read(path: Path | str, kind: str | None = None) -> Manifest:
         if table.schema.field(idx).type != f.type:
             raise ManifestError(f"{path}: column '{f.name}' is {table.schema.field(idx).type}, expected {f.type}")
         if not f.nullable and table.column(idx).null_count:
-            raise ManifestError(f"{path}: column '{f.name}' has null values")
+            row = pc.index(pc.is_null(table.column(idx)), True).as_py()
+            raise ManifestError(f"{path}: row {row}: column '{f.name}' has null values")
     extra_cols = [n for n in table.schema.names if n not in schema.names]
     if extra_cols:
         raise ManifestError(f"{path}: unexpected column(s) {extra_cols}")
@@ -325,8 +340,32 @@ def read(path: Path | str, kind: str | None = None) -> Manifest:
         "package_version": meta.get("augment.package_version", ""),
         "extra": extra,
     }
+    _check_names(path, file_kind, table)
     df = table.select(schema.names).to_pandas()
     return Manifest(file_kind, df, root, info, file=path)
+
+
+def _check_names(path: Path, kind: str, table: pa.Table) -> None:
+    """Refuse a manifest whose sample ids are not of the form the tool writes, or
+    whose name columns (``NAME_COLUMNS``) hold a value that is not one safe path
+    component; the message names the file, the row (0-based) and the column."""
+    for column, form in NAME_COLUMNS.get(kind, {}).items():
+        col = table.column(column)
+        if form == "id":  # vectorised: a manifest can hold a million ids
+            ok = pc.match_substring_regex(col, f"^{names.SAMPLE_ID.pattern}$")
+            bad = pc.and_kleene(pc.invert(ok), pc.is_valid(col))
+            row = pc.index(bad, True).as_py()
+            if row >= 0:
+                raise ManifestError(
+                    f"{path}: row {row}: {column} {names.shown(col[row].as_py())} is not a sample id of the "
+                    "form augment writes (16 lowercase hex digits); this manifest was not made by augment "
+                    "or was altered")
+            continue
+        for value in pc.unique(col).to_pylist():  # few distinct values (attribute names)
+            why = None if value is None else names.problem(value)
+            if why is not None:
+                row = pc.index(col, value).as_py()
+                raise ManifestError(f"{path}: row {row}: {column} {names.shown(value)} cannot be a file name: {why}")
 
 
 def file_digest(path: Path | str) -> str:

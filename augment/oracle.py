@@ -38,6 +38,7 @@ from augment.data.errors import DatasetError
 from augment.groundtruth import groundtruth_index, perfect_edit
 from augment.io import save_edit_png
 from augment.fs import sync_all
+from augment.names import component
 from augment.stages import StageInputs, StageOutputs
 
 log = logging.getLogger("augment.oracle")
@@ -93,7 +94,7 @@ def oracle_edits(edits: mf.Manifest, aligned: mf.Manifest, gt: mf.Manifest, out_
         truth = truths[attribute].get(parent["sample_id"])
         pixels, area = perfect_edit(parent, Path(aligned.root), truth, Path(gt.root), value, int(current[i]))
         sid = oracle_id(parent["sample_id"], attribute, value)
-        rel = f"{attribute}/{value}/{sid[:2]}/{sid}.png"
+        rel = f"{component(attribute, f'{edits.file or edits.root}: attribute')}/{value}/{sid[:2]}/{sid}.png"
         path = out_dir / rel
         path.parent.mkdir(parents=True, exist_ok=True)
         attrs = np.array(parent["attributes"], dtype=np.int8)

@@ -51,6 +51,7 @@ from augment.data.images import ImageDecodeError, decode
 from augment.io import cv2_bytes
 from augment.fs import write_atomic, write_bytes
 from augment.sagan.apply import attend_and_manipulate, edit_id
+from augment.names import component
 
 log = logging.getLogger("augment.photo_edit")
 
@@ -219,7 +220,7 @@ def edit_photos(
         face = choice.faces[0]
         m = similarity(face.points, dst)
         crop = warp(pixels, m, size)
-        crop_rel = f"aligned/{ph.name}.png"
+        crop_rel = "aligned/" + component(f"{ph.name}.png", f"{ph.file}: the aligned crop's name")
         common = {"identity": ident, "identity_name": ph.name, "split": "train", "source": SOURCE,
                   "landmarks": [float(v) for v in face.points.reshape(-1)],
                   "bbox": [float(v) for v in face.box], "det_prob": float(face.prob),
@@ -229,12 +230,12 @@ def edit_photos(
         with torch.inference_mode():
             mask, x_a = attend_and_manipulate(G, gsize, _crop_tensor(crop, device), targets)
         mask_np = mask[0, 0].float().cpu().numpy()
-        mask_rel = f"mask/{ph.name}.{attribute}.png"
+        mask_rel = "mask/" + component(f"{ph.name}.{attribute}.png", f"{ph.file}: the mask's name")
         _write_png(np.rint(mask_np * 255).astype(np.uint8), out / mask_rel)
         for v in targets:
             edit_np = ((x_a[v][0].float().clamp(-1, 1) + 1) * 127.5).permute(1, 2, 0).cpu().numpy()
             result, mask_full = paste(pixels, m, np.ascontiguousarray(edit_np, dtype=np.float32), mask_np)
-            rel = f"edited/{ph.name}.{attribute}={v}.png"
+            rel = "edited/" + component(f"{ph.name}.{attribute}={v}.png", f"{ph.file}: the edited photo's name")
             digest = _write_png(result, out / rel)
             eid = edit_id(sid, attribute, v)
             edits.append({"sample_id": eid, "path": rel, **common, "parent_id": sid, "attribute": attribute,

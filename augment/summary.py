@@ -21,12 +21,12 @@ SCORES = ("attr_prob", "id_similarity", "mask_area")
 
 def histogram(values: np.ndarray, bins: int = 10, width: int = 40) -> list[str]:
     """Text histogram lines ``[lo, hi)  count  ####``."""
-    values = values[np.isfinite(values)]
+    values = values[np.isfinite(values)].astype(np.float64)  # float32 edges cannot split a range near 1e15
     if len(values) == 0:
         return ["  (no values)"]
     lo, hi = float(values.min()), float(values.max())
-    if hi == lo:
-        hi = lo + 1e-6
+    if hi == lo:  # one value: a bin width that is not lost to rounding, however large the value
+        hi = lo + max(1e-6, abs(lo) * 1e-6)
     counts, edges = np.histogram(values, bins=bins, range=(lo, hi))
     top = max(int(counts.max()), 1)
     return [

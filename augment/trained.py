@@ -19,12 +19,13 @@ size, recorded by ``train_sagan``); ``alignment`` reads it and
 
 from __future__ import annotations
 
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 from augment import checkpoint as ckpt
 from augment import manifest as mf
 from augment.align.dataset import alignment_of
 from augment.config import ConfigError
+from augment.names import printable
 
 STAGE_OF = {"generators": "train_sagan", "classifiers": "train_classifier"}
 
@@ -66,6 +67,18 @@ def _classifier_row(folder: Path) -> dict:
             "image_size": int(cfg["image_size"]), "step": int(meta.get("step", 0))}
 
 
+def _inside_root(m: mf.Manifest) -> mf.Manifest:
+    """``m``, unless a row's checkpoint path leaves the manifest's root (absolute, or
+    through ``..``): a run folder received from someone else must not make us load
+    files from anywhere (train_sagan and train_classifier write paths inside it)."""
+    for row, p in enumerate(m.df["path"]):
+        pp = PurePosixPath(p)
+        if pp.is_absolute() or Path(p).is_absolute() or ".." in pp.parts:
+            raise mf.ManifestError(f"{m.file}: row {row}: path {p!r} leaves the folder of the manifest "
+                                   f"({m.root}); models are loaded from inside it only")
+    return m
+
+
 def resolve(path: str | Path, kind: str, key: str = "") -> mf.Manifest:
     """A ``generators`` or ``classifiers`` manifest for ``path`` (see the module docstring).
 
@@ -77,7 +90,7 @@ def resolve(path: str | Path, kind: str, key: str = "") -> mf.Manifest:
         raise ConfigError(f"{where}{path} does not exist")
     file = _manifest_file(path, kind)
     if file is not None:
-        return mf.read(file, kind)
+        return _inside_root(mf.read(file, kind))
     folder = _checkpoint_folder(path)
     if folder is None:
         raise ConfigError(
@@ -118,7 +131,7 @@ def pick(generators: mf.Manifest, attribute: str):
     """The row of ``generators`` for ``attribute``; an error naming the ones available."""
     rows = generators.df[generators.df["attribute"] == attribute]
     if rows.empty:
-        have = ", ".join(sorted(generators.df["attribute"])) or "none"
+        have = printable(", ".join(sorted(map(str, generators.df["attribute"])))) or "none"  # one line, always
         raise ConfigError(f"{generators.file or generators.root}: no generator for {attribute!r} (have: {have})")
     return rows.iloc[0]
 

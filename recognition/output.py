@@ -53,7 +53,8 @@ def plot_roc(curves: dict[str, dict[str, M.Roc]], path: Path) -> Path:
         for name, roc in seed0.items():
             # FPR 0 cannot sit on a log axis: move those points just left of the
             # visible range so the curve still enters at the left edge.
-            ax.plot(np.maximum(roc.fpr, 1e-4), roc.tpr, label=name, lw=1.5)
+            # (a '$' in a model name must not start matplotlib's math mode)
+            ax.plot(np.maximum(roc.fpr, 1e-4), roc.tpr, label=name.replace("$", r"\$"), lw=1.5)
         ax.set_xscale("log")
         ax.set_xlim(1e-3, 1.0)
         ax.set_ylim(0.0, 1.01)

@@ -19,6 +19,7 @@ from typing import Sequence
 import numpy as np
 
 from augment.data.errors import DatasetError
+from augment.names import child
 from recognition import metrics as M
 from recognition.paper import paper_key, paper_values
 from recognition.protocols import Protocol, strata
@@ -115,7 +116,7 @@ def evaluate_models(
     base = next((m for m in models if m.baseline), models[0])
     scored: dict[str, Scored] = {}
     for m in models:
-        cache = cache_dir / f"{_safe(m.name)}.parquet" if cache_dir is not None else None
+        cache = None if cache_dir is None else child(cache_dir, f"{_safe(m.name)}.parquet", "an embeddings cache")
         emb = m.embed(protocol.keys, images, device=device, batch_size=batch_size, workers=workers, cache=cache)
         scored[m.name] = score(protocol, emb)
         log.info("%s on %s: accuracy %.4f, TAR@FAR=1e-2 %.4f", m.name, protocol.name,
@@ -278,7 +279,7 @@ def oracle_fractions(result: dict) -> dict:
 
 
 def _safe(name: str) -> str:
-    return re.sub(r"[^A-Za-z0-9_.-]+", "_", name).strip("_") or "model"
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", name).strip("._") or "model"  # no hidden file, no '..'
 
 
 def _seed(seed: int, *names: object) -> int:

@@ -25,6 +25,7 @@ import pandas as pd
 
 from augment import manifest as mf
 from augment.data.errors import DatasetError
+from augment.names import problem, shown
 from recognition.raw_images import Alignment, alignment_from_meta, alignment_of_run
 
 IMAGE_EXTS = (".jpg", ".png", ".jpeg", ".bmp", ".webp")
@@ -249,6 +250,10 @@ def resolve_models(spec: str, role: str) -> list[Model]:
     name = None
     if "=" in spec and not Path(spec).exists():
         name, spec = spec.split("=", 1)
+        if name and problem(name):  # it labels metrics, figure lines and an embeddings cache file
+            from augment.config import ConfigError
+
+            raise ConfigError(f"--{role} {shown(name)}=...: the model name {problem(name)}")
     path = Path(spec)
     if not path.exists():
         raise DatasetError(f"--{role} {spec}: no such file or folder")

@@ -17,8 +17,8 @@ from augment.data.errors import DatasetError
 from tests.conftest import REPO
 
 ROWS = {
-    "images": [{"sample_id": "s1", "path": "a.png", "identity": 3, "split": "train", "source": "celeba"}],
-    "rejects": [{"sample_id": "s2", "path": "b.jpg", "reason": "no_face", "detail": "no face detected"}],
+    "images": [{"sample_id": mf.sample_id("celeba", "a.png"), "path": "a.png", "identity": 3, "split": "train", "source": "celeba"}],
+    "rejects": [{"sample_id": mf.sample_id("celeba", "b.jpg"), "path": "b.jpg", "reason": "no_face", "detail": "no face detected"}],
     "pairs": [{"fold": 0, "path_a": "x/1.jpg", "path_b": "x/2.jpg", "same": True},
               {"fold": 0, "path_a": "x/1.jpg", "path_b": "y/1.jpg", "same": False}],
     "groundtruth": [{"image": "a.png", "attribute": "Eyeglasses", "counterfactual": "c.png", "mask": "m.png"}],

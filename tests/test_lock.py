@@ -95,7 +95,7 @@ def test_augment_run_on_a_busy_workdir_exits_2_naming_the_holder(tmp_path):
 
 def test_read_only_commands_do_not_need_the_lock(tmp_path):
     work = tmp_path / "work"
-    row = {"sample_id": "s0", "path": "a.png", "identity": 7, "split": "train", "source": "folder"}
+    row = {"sample_id": mf.sample_id("folder", "a.png"), "path": "a.png", "identity": 7, "split": "train", "source": "folder"}
     mf.write(mf.Manifest("images", mf.frame("images", [row]), work), work / "read" / "source.parquet")
     with lock.acquire(work):
         out = {}

@@ -27,6 +27,7 @@ from augment.config import AlignConfig
 from augment.data.images import MAX_PIXELS, ImageDecodeError, decode
 from augment.io import cv2_bytes
 from augment.fs import write_bytes
+from augment.names import component
 from augment.runtime import torch_threads
 
 PIXEL_BUDGET = 48_000_000  # decoded pixels held at once by one worker (about 150 MB of RGB)
@@ -74,7 +75,7 @@ class Item:
 
 def out_path(prefix: str, sample_id: str, fmt: str) -> str:
     """The aligned image of ``sample_id``, relative to the output folder (256 shard folders)."""
-    return f"{prefix}/{sample_id[:2]}/{sample_id}.{fmt}"
+    return f"{prefix}/{sample_id[:2]}/{component(f'{sample_id}.{fmt}', 'a sample id')}"
 
 
 def face_id(item: Item, k: int) -> str:

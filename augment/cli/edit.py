@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from augment.cli.output import fail, friendly_errors
+from augment.cli.output import fail, file_name, friendly_errors
 
 
 @click.command("edit")
@@ -14,7 +14,7 @@ from augment.cli.output import fail, friendly_errors
                 type=click.Path(exists=True, path_type=Path))
 @click.option("--generators", required=True, metavar="RUN_OR_CHECKPOINT",
               help="A finished run folder, its train_sagan folder, a generators.parquet or a generator checkpoint.")
-@click.option("--attribute", required=True, help="The CelebA attribute to edit, e.g. Eyeglasses.")
+@click.option("--attribute", required=True, callback=file_name, help="The CelebA attribute to edit, e.g. Eyeglasses.")
 @click.option("--value", type=click.Choice(["0", "1", "both"]), default="both", show_default=True,
               help="1 adds the attribute, 0 removes it, both writes one photo of each.")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True,

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from augment.cli.output import echo_json, fail, friendly_errors
+from augment.cli.output import file_name, echo_json, fail, friendly_errors
 
 
 @click.command("export")
@@ -18,7 +18,8 @@ from augment.cli.output import echo_json, fail, friendly_errors
 @click.option("--append", is_flag=True, help="Add to an earlier export in OUT, reusing its labels.csv.")
 @click.option("--labels", "labels_file", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
               help="A label map (label,identity[,identity_name,folder]) every identity must be in.")
-@click.option("--name", default="", help="Name of the list file (default: the manifest's stem, or 'train').")
+@click.option("--name", default="", callback=file_name,
+              help="Name of the list file (default: the manifest's stem, or 'train').")
 @click.option("--allow-outside-root", is_flag=True, help="Allow rows whose path leaves the manifest root.")
 @friendly_errors
 def export_cmd(manifests, fmt: str, out: Path, append: bool, labels_file, name: str, allow_outside_root: bool) -> None:

@@ -13,8 +13,24 @@ from augment.config import ConfigError
 
 def fail(message: str, code: int) -> None:
     """Print ``Error: message`` to stderr and exit with ``code``."""
-    click.echo(f"Error: {message}", err=True)
+    from augment.names import printable
+
+    # A message quotes names and paths from files received from others: with
+    # their control characters escaped it stays one line and cannot drive the terminal.
+    click.echo(f"Error: {printable(message)}", err=True)
     sys.exit(code)
+
+
+def file_name(ctx, param, value):
+    """Click callback of an option that becomes part of a file name (``export --name``,
+    ``edit --attribute``): one safe path component (``augment.names``), else a usage
+    error naming the flag (exit 2) before anything is written."""
+    from augment.names import problem, shown
+
+    why = problem(value) if value else None
+    if why is not None:
+        raise click.BadParameter(f"{shown(value)} cannot be a file name: {why}")
+    return value
 
 
 def echo_json(info) -> None:

@@ -63,7 +63,7 @@ def attribute_index(name: str) -> int:
 
         close = difflib.get_close_matches(name, CELEBA_ATTRIBUTES, n=1)
         hint = f"; did you mean '{close[0]}'?" if close else ""
-        raise DatasetError(f"'{name}' is not a CelebA attribute{hint}") from None
+        raise DatasetError(f"{name!r} is not a CelebA attribute{hint}") from None  # repr: one line, whatever the name
 
 
 def _lines(path: Path) -> list[str]:

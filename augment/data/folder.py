@@ -59,21 +59,35 @@ def _read_csv(path: Path) -> list[tuple[int, str, str]]:
     """(line, path, identity) rows of an identities CSV."""
     if not path.is_file():
         raise DatasetError(f"{path}: identities CSV not found")
-    with open(path, newline="", encoding="utf-8") as fh:
-        reader = csv.reader(fh)
-        header = [h.strip() for h in next(reader, [])]
-        if header[:2] != ["path", "identity"]:
-            raise DatasetError(f"{path}:1: expected the header 'path,identity', got {','.join(header)!r}")
-        rows = []
-        for no, rec in enumerate(reader, 2):
-            if not rec or not any(v.strip() for v in rec):
-                continue
-            if len(rec) < 2 or not rec[0].strip() or not rec[1].strip():
-                raise DatasetError(f"{path}:{no}: expected 'path,identity', got {','.join(rec)!r}")
-            rows.append((no, rec[0].strip(), rec[1].strip()))
+    try:  # a CSV from elsewhere: any bytes, any field length
+        with open(path, newline="", encoding="utf-8") as fh:
+            reader = csv.reader(fh)
+            header = [h.strip() for h in next(reader, [])]
+            if header[:2] != ["path", "identity"]:
+                raise DatasetError(f"{path}:1: expected the header 'path,identity', got {','.join(header)!r}")
+            rows = []
+            for no, rec in enumerate(reader, 2):
+                if not rec or not any(v.strip() for v in rec):
+                    continue
+                if len(rec) < 2 or not rec[0].strip() or not rec[1].strip():
+                    raise DatasetError(f"{path}:{no}: expected 'path,identity', got {','.join(rec)!r}")
+                rows.append((no, rec[0].strip(), rec[1].strip()))
+    except csv.Error as e:
+        raise DatasetError(f"{path}:{reader.line_num}: not a readable CSV row: {e}") from None
+    except UnicodeDecodeError as e:
+        raise DatasetError(f"{path}: not UTF-8 text (byte {e.start})") from None
     if not rows:
         raise DatasetError(f"{path}: no rows after the header")
     return rows
+
+
+def _is_file(path: Path) -> bool:
+    """``path.is_file()``, False for a name no filesystem can hold (too long: a CSV from
+    elsewhere can name anything), so that the error names the CSV's rows."""
+    try:
+        return path.is_file()
+    except OSError:
+        return False
 
 
 def _from_csv(root: Path, csv_path: Path) -> Folder:
@@ -83,7 +97,7 @@ def _from_csv(root: Path, csv_path: Path) -> Folder:
         if p in seen:
             raise DatasetError(f"{csv_path}:{no}: {p!r} is listed twice (first on line {seen[p]})")
         seen[p] = no
-    missing = [p for _, p, _ in rows if not (root / p).is_file()]
+    missing = [p for _, p, _ in rows if not _is_file(root / p)]
     if missing:
         raise DatasetError(f"{csv_path}: {len(missing)} image(s) it names are missing under {root}: "
                            f"{', '.join(missing[:5])}{' ...' if len(missing) > 5 else ''}")

@@ -81,6 +81,8 @@ def _open(path: Path) -> Image.Image:
         raise ImageDecodeError(path, "unreadable", "file not found") from None
     except OSError as e:
         raise ImageDecodeError(path, "unreadable", f"cannot read: {e.strerror or e}") from None
+    except ValueError:  # a NUL in a path read from a manifest: no file can have that name
+        raise ImageDecodeError(path, "unreadable", "not a file name (it holds a NUL character)") from None
     if size == 0:
         raise ImageDecodeError(path, "unreadable", "empty file (0 bytes)")
     try:

@@ -12,6 +12,7 @@ import numpy as np
 from augment import manifest as mf
 from augment.fs import write_bytes
 from augment.report.doc import Doc
+from augment.names import component
 
 
 def curves_section(doc: Doc, run_dir: Path, generators: mf.Manifest | None) -> None:
@@ -45,7 +46,7 @@ def curves_section(doc: Doc, run_dir: Path, generators: mf.Manifest | None) -> N
         buf = io.BytesIO()
         fig.savefig(buf, format="png", dpi=90)
         plt.close(fig)
-        name = f"curves_{f.parent.name}.png"
+        name = component(f"curves_{f.parent.name}.png", "a training-curve figure")
         write_bytes(run_dir / name, buf.getvalue())
         doc.p(f.parent.name)
         doc.image(buf.getvalue(), f"training curves {f.parent.name}", name)

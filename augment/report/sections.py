@@ -14,6 +14,7 @@ from augment import workdir
 from augment.config import PipelineConfig, to_dict
 from augment.fs import write_atomic
 from augment.report.doc import Doc, file_part, png
+from augment.names import component
 
 
 def config_section(doc: Doc, cfg: PipelineConfig) -> None:
@@ -87,7 +88,7 @@ def grids_section(doc: Doc, run_dir: Path, grids: Mapping[str, Image.Image] | No
         return
     doc.h2("Edits (input | +attribute | -attribute | mask)")
     for attr, img in grids.items():
-        name = f"grid_{file_part(attr)}.png"
+        name = component(f"grid_{file_part(attr)}.png", "an edit-grid figure")
         write_atomic(run_dir / name, lambda tmp: img.save(tmp, format="PNG"))
         doc.p(attr)
         doc.image(png(img), f"edit grid {attr}", name)

@@ -49,6 +49,7 @@ from augment.config import PipelineConfig, TrainClassifierConfig
 from augment.data.errors import DatasetError
 from augment.io import save_png
 from augment.fs import write_json
+from augment.names import child
 from augment.runtime import derive_seed, resolve_device, torch_threads
 from augment.sagan.data import ImageDataset, ShuffledBatchSampler, attribute_labels
 from augment.sagan.judge import (GENERATOR_SPLIT, KIND, AttributeClassifier, ClassifierConfig, choose_people,
@@ -200,7 +201,7 @@ def with_counterfactuals(train_set: ImageDataset, train_df, aligned: mf.Manifest
             if g is None or y[i, k] < 0:
                 continue
             size = int(row["width"])
-            path = out / f"{row['sample_id']}_{attr}.png"
+            path = child(out, f"{row['sample_id']}_{attr}.png", "a training counterfactual (sample id, attribute)")
             if not path.is_file():
                 cf, _ = truth_for(g, gt.root, row["transform"], size, size)
                 save_png((cf * 255).round().astype(np.uint8), path)

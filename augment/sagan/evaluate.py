@@ -86,6 +86,7 @@ from augment.config import PipelineConfig
 from augment.data.errors import DatasetError
 from augment.io import read_rgb, save_png, tile, to_tensor, to_uint8
 from augment.fs import write_json
+from augment.names import component
 from augment.runtime import resolve_device
 from augment.align.dataset import alignment_of
 from augment.judges.regions import region_mask
@@ -275,10 +276,10 @@ def run_stage(cfg: PipelineConfig, inputs: StageInputs, run_dir: Path) -> StageO
                       "smudge_accept", "classifier_accuracy", "outside_change_region", "mask_in_region",
                       "id_distance", "id_kept", "mask_area", "images")}))
         if grid is not None:
-            save_png(grid, run_dir / "samples" / f"{attribute}.png")
+            save_png(grid, run_dir / "samples" / component(f"{attribute}.png", f"{gens.file or gens.root}: attribute"))
         pick = grid_rows(aligned.df, attribute, cfg.report.grid_images)
         if not pick.empty:
-            name = f"grids/{_file_part(attribute)}.png"
+            name = "grids/" + component(f"{_file_part(attribute)}.png", "an edit-grid figure")
             pixels = edit_grid(attribute, row["generator_id"], gens.root / row["path"], int(row["image_size"]),
                                aligned.root, pick["path"], device)
             grids.append({"attribute": attribute, "file": name, "rows": len(pick),
