@@ -148,7 +148,8 @@ def edit_chunk(
         if not values:
             start += n
             continue
-        area, scored = compute(models, x, values)
+        # the images' own values: an edit to it is the image itself for an F_a that sees the change
+        area, scored = compute(models, x, values, labels[start : start + n])
         for v in values:
             pixels, prob, sim, dist = scored[v]
             if dist is not None and measured is not None:
@@ -159,7 +160,7 @@ def edit_chunk(
                 row = rows.iloc[start + k]
                 p_k = None if prob is None else float(prob[k])
                 s_k = None if sim is None else float(sim[k])
-                reason = _passes(edit_cfg, v, p_k, s_k, float(area[k]), None if dist is None else float(dist[k]))
+                reason = _passes(edit_cfg, v, p_k, s_k, float(area[v][k]), None if dist is None else float(dist[k]))
                 if reason:
                     drops[reason] = drops.get(reason, 0) + 1
                     continue
@@ -187,7 +188,7 @@ def edit_chunk(
                     "generator_id": models.generator_id,
                     "attr_prob": p_k,
                     "id_similarity": s_k,
-                    "mask_area": float(area[k]),
+                    "mask_area": float(area[v][k]),
                     "landmarks": row["landmarks"],
                     "bbox": row["bbox"],
                     "det_prob": row["det_prob"],
@@ -301,7 +302,8 @@ def load_models(cfg: PipelineConfig, generators: mf.Manifest, classifiers: mf.Ma
         if classifiers is not None:
             clf, _ = classifier_from_manifest(classifiers, attribute, device)
             prob = functools.partial(clf.attribute_probability, attribute=attribute)
-        out.append(EditModels(attribute, g["generator_id"], G, int(g["image_size"]), prob, embed, ids))
+        out.append(EditModels(attribute, g["generator_id"], G, int(g["image_size"]), prob, embed, ids,
+                              strength=cfg.edit.strength))
     return out
 
 

@@ -50,7 +50,7 @@ from augment.data.celeba import IMAGE_EXTS
 from augment.data.images import ImageDecodeError, decode
 from augment.io import cv2_bytes
 from augment.fs import write_atomic, write_bytes
-from augment.sagan.apply import attend_and_manipulate, edit_id
+from augment.sagan.apply import attend_and_manipulate, edit_id, strengthened
 from augment.names import component
 
 log = logging.getLogger("augment.photo_edit")
@@ -178,8 +178,10 @@ def edit_photos(
     inputs: Sequence[Path | str], generators_path: Path | str, attribute: str, value: str, out: Path | str,
     *, template: str | None = None, crop_size: int | None = None, select: str = "largest",
     min_prob: float = 0.9, min_face: int = 20, device: str = "cpu", progress: bool | None = None,
+    strength: float = 1.0,
 ) -> EditResult:
-    """Edit ``attribute`` to ``value`` (0, 1 or both) in every photo of ``inputs``; write under ``out``."""
+    """Edit ``attribute`` to ``value`` (0, 1 or both) in every photo of ``inputs``; write under ``out``.
+    ``strength``: the attention mask scaled by it and clipped at 1 (1 = as trained)."""
     import torch
     from tqdm import tqdm
 
@@ -228,11 +230,15 @@ def edit_photos(
         crops.append({"sample_id": sid, "path": crop_rel, **common, "width": size, "height": size,
                       "sha256": _write_png(crop, out / crop_rel)})
         with torch.inference_mode():
-            mask, x_a = attend_and_manipulate(G, gsize, _crop_tensor(crop, device), targets)
-        mask_np = mask[0, 0].float().cpu().numpy()
-        mask_rel = "mask/" + component(f"{ph.name}.{attribute}.png", f"{ph.file}: the mask's name")
-        _write_png(np.rint(mask_np * 255).astype(np.uint8), out / mask_rel)
+            masks, x_a = attend_and_manipulate(G, gsize, _crop_tensor(crop, device), targets)
+        per_value = bool(getattr(G, "mask_sees_change", False))  # one mask per requested value
+        mask_rel = None
         for v in targets:
+            mask_np = strengthened(masks[v], strength)[0, 0].float().cpu().numpy()
+            if mask_rel is None or per_value:
+                name = f"{ph.name}.{attribute}={v}.png" if per_value else f"{ph.name}.{attribute}.png"
+                mask_rel = "mask/" + component(name, f"{ph.file}: the mask's name")
+                _write_png(np.rint(mask_np * 255).astype(np.uint8), out / mask_rel)
             edit_np = ((x_a[v][0].float().clamp(-1, 1) + 1) * 127.5).permute(1, 2, 0).cpu().numpy()
             result, mask_full = paste(pixels, m, np.ascontiguousarray(edit_np, dtype=np.float32), mask_np)
             rel = "edited/" + component(f"{ph.name}.{attribute}={v}.png", f"{ph.file}: the edited photo's name")

@@ -63,6 +63,7 @@ RANGES: dict[str, tuple[float | None, float | None]] = {
     "edit.min_attr_prob": (0, 1),
     "edit.min_id_similarity": (-1, 1),
     "edit.max_mask_area": (0, 1),
+    "edit.strength": (0, None),
     "edit.max_id_distance": (0, None),
     "edit.shard_size": (1, None),
     "edit.chunk_size": (1, None),

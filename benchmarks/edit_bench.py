@@ -162,11 +162,11 @@ def compare_outputs(models, plain, paths: list[Path], opts: Options) -> float:
         for b in range(0, len(paths), REF_BATCH):
             x = torch.stack([_decode(p) for p in paths[b : b + REF_BATCH]])
             x = x.to(opts.device)
-            mask, edits = edit_batch(models, x.contiguous(memory_format=torch.channels_last), [1, 0])
+            masks, edits = edit_batch(models, x.contiguous(memory_format=torch.channels_last), [1, 0])
             for v in (1, 0):
                 ref_edit, ref_mask = plain(x, torch.full((len(x),), float(v), device=x.device))
                 worst = max(worst, (edits[v].float() - ref_edit).abs().max().item(),
-                            (mask.float() - ref_mask).abs().max().item())
+                            (masks[v].float() - ref_mask).abs().max().item())
     return worst
 
 

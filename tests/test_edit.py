@@ -44,11 +44,12 @@ def test_one_attention_pass_equals_the_generator_per_direction():
     x = torch.rand(3, 3, 16, 16) * 2 - 1
     models = EditModels("Eyeglasses", "g", G, 16)
     with torch.no_grad():
-        mask, edits = edit_batch(models, x, [1, 0])
+        masks, edits = edit_batch(models, x, [1, 0])
+        assert masks[1] is masks[0]  # F_a does not see c: one attention pass for both values
         for v in (1, 0):
             ref, ref_mask = G(x, torch.full((3,), float(v)))
             torch.testing.assert_close(edits[v], ref, atol=1e-6, rtol=0)
-            torch.testing.assert_close(mask, ref_mask, atol=1e-6, rtol=0)
+            torch.testing.assert_close(masks[v], ref_mask, atol=1e-6, rtol=0)
 
 
 class _FixedMask(torch.nn.Module):
@@ -73,7 +74,8 @@ def test_full_resolution_blend_keeps_pixels_outside_the_mask():
     G.san = _FixedMask(small)
     x = torch.rand(2, 3, 32, 32, generator=torch.Generator().manual_seed(1)) * 2 - 1
     with torch.no_grad():
-        mask, edits = edit_batch(EditModels("Eyeglasses", "g", G, 16), x, [1])
+        masks, edits = edit_batch(EditModels("Eyeglasses", "g", G, 16), x, [1])
+        mask = masks[1]
         x16 = F.interpolate(x, size=16, mode="bilinear", antialias=True, align_corners=False)
         x_a = F.interpolate(G.manipulate(x16, torch.ones(2)), size=32, mode="bilinear", align_corners=False)
     assert mask.shape == (2, 1, 32, 32)
@@ -151,8 +153,8 @@ def test_split_batch_gives_the_outputs_of_one_call():
         ref_area, ref_out = score_batch(models, x, [1, 0])
     finally:
         torch.set_num_threads(before)
-    np.testing.assert_allclose(area, ref_area, atol=1e-6)
     for v in (1, 0):
+        np.testing.assert_allclose(area[v], ref_area[v], atol=1e-6)
         np.testing.assert_array_equal(out[v][0], ref_out[v][0])
         np.testing.assert_allclose(out[v][1], ref_out[v][1], atol=1e-6)
         assert out[v][2] is None and ref_out[v][2] is None
@@ -253,3 +255,26 @@ def test_max_id_distance_without_the_judge_is_a_config_error(monkeypatch, tmp_pa
     r = CliRunner().invoke(cli, ["run", str(p)])
     assert r.exit_code == 2 and identity.INSTALL in r.output and "Traceback" not in r.output, r.output
     assert len([line for line in r.output.splitlines() if line.strip()]) == 1
+
+
+def test_change_aware_mask_edits_to_the_own_value_are_the_image_and_strength_scales_the_mask():
+    """mask_input image+change: with the images' own values given, an edit to that
+    value is the image itself; an unknown value (-1) is a full change. edit.strength
+    scales the mask, clipped at 1."""
+    import dataclasses
+
+    from augment.sagan.model import SaGANGenerator
+    from tests.sagan_fixtures import TINY
+
+    torch.manual_seed(0)
+    G = SaGANGenerator(dataclasses.replace(TINY, mask_input="image+change")).eval()
+    x = torch.rand(3, 3, TINY.image_size, TINY.image_size) * 2 - 1
+    with torch.no_grad():
+        masks, edits = edit_batch(EditModels("Eyeglasses", "g", G, TINY.image_size), x, [1, 0],
+                                  sources=np.array([1, 0, -1]))
+        assert masks[1][0].abs().max() == 0 and torch.equal(edits[1][0], x[0])  # already has it
+        assert masks[0][1].abs().max() == 0 and torch.equal(edits[0][1], x[1])  # already without it
+        assert masks[1][1].abs().max() > 0 and masks[0][0].abs().max() > 0 and masks[1][2].abs().max() > 0
+        strong, _ = edit_batch(EditModels("Eyeglasses", "g", G, TINY.image_size, strength=3.0), x, [1])
+        torch.testing.assert_close(strong[1], (edit_batch(EditModels("Eyeglasses", "g", G, TINY.image_size), x,
+                                                          [1])[0][1] * 3).clamp(max=1))

@@ -26,9 +26,12 @@ from augment.cli.output import fail, file_name, friendly_errors
 @click.option("--select", type=click.Choice(["largest", "central", "probable"]), default="largest", show_default=True,
               help="Which face to edit when a photo has several.")
 @click.option("--min-prob", type=click.FloatRange(0, 1), default=0.9, show_default=True)
+@click.option("--strength", type=click.FloatRange(min=0), default=1.0, show_default=True,
+              help="The attention mask scaled by this (clipped at 1): above 1 lays a faint edit on more firmly.")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
 @friendly_errors
-def edit_cmd(photos, generators, attribute, value, out, template, crop_size, select, min_prob, device) -> None:
+def edit_cmd(photos, generators, attribute, value, out, template, crop_size, select, min_prob, strength,
+             device) -> None:
     """Edit one attribute in your own photos and paste the edited face back into each photo.
 
     Exits 1 when no photo had a face to edit.
@@ -41,7 +44,7 @@ def edit_cmd(photos, generators, attribute, value, out, template, crop_size, sel
     from augment.runtime import resolve_device
 
     result = edit_photos(photos, generators, attribute, value, out, template=template, crop_size=crop_size,
-                         select=select, min_prob=min_prob, device=resolve_device(device).type)
+                         select=select, min_prob=min_prob, device=resolve_device(device).type, strength=strength)
     for note in result.notes:
         click.echo(f"Warning: {note}", err=True)
     n_photos = result.edits.meta["extra"]["photos"]

@@ -161,6 +161,9 @@ class EditConfig:
     min_attr_prob: float = 0.0
     min_id_similarity: float = -1.0
     max_mask_area: float = 1.0
+    # Beyond the paper (1 there): the attention mask scaled by this and clipped at
+    # 1 before blending; above 1 a faint edit is laid on more firmly (augment/sagan/apply.py)
+    strength: float = 1.0
     # Drop edits whose dlib descriptor (augment/judges/identity.py, the 'judges'
     # extra) lies farther than this from their source's (on the aligned crops;
     # 0.6 = dlib's one-person threshold), counted in the stage's drops; 0 = off.

@@ -40,6 +40,8 @@ class EditModels:
     - ``embed``: (N,3,H,W) in [-1,1] -> (N,D) L2-normalised embeddings, or None.
     - ``id_descriptors``: (N,H,W,3) uint8 aligned crops -> (N,128) descriptors of
       the pretrained identity judge (``augment.judges.identity``), or None.
+    - ``strength``: the mask scaled by it and clipped at 1 before blending
+      (``edit.strength``, beyond the paper; 1 = the mask as trained).
     """
 
     attribute: str
@@ -49,6 +51,7 @@ class EditModels:
     attr_prob: Callable | None = None
     embed: Callable | None = None
     id_descriptors: Callable | None = None
+    strength: float = 1.0  # the mask scaled by it, clipped at 1 (edit.strength)
 
 
 class TunedGenerator:
@@ -76,60 +79,97 @@ class TunedGenerator:
             return contextlib.nullcontext()
         return torch.autocast(self._device.split(":")[0], dtype=torch.bfloat16)
 
-    def attention(self, x):
+    @property
+    def mask_sees_change(self) -> bool:
+        return bool(getattr(self.G, "mask_sees_change", False))
+
+    def attention(self, x, change=None):
         with self._ctx():
-            return self._attention(x).float()
+            return (self._attention(x) if change is None else self._attention(x, change)).float()
 
     def manipulate(self, x, c):
         with self._ctx():
             return self._manipulate(x, c).float()
 
 
-def attend_and_manipulate(G, size: int, x, values: Sequence[int]):
+def _changes(values: Sequence[int], sources, n: int, device):
+    """{value: change (N,) = value - source}: ``sources`` (N,) in {0, 1, -1 unknown} or
+    None; an unknown source is taken as the other value (the edit is a full change)."""
+    import torch
+
+    src = None if sources is None else torch.as_tensor(sources, dtype=torch.float32, device=device)
+    out = {}
+    for v in values:
+        full = torch.full((n,), float(2 * v - 1), device=device)  # from the other value: +1 or -1
+        out[v] = full if src is None else torch.where(src < 0, full, float(v) - src)
+    return out
+
+
+def attend_and_manipulate(G, size: int, x, values: Sequence[int], sources=None):
     """SaGAN on aligned crops, NOT yet blended: x (N,3,H,W) in [-1,1] at the crop size H.
 
     The generator runs at ``size`` (the crop is resized to it, and its outputs
-    back). Returns (mask b = F_a(x) (N,1,H,W) in [0,1], {value: F_m(x, c) (N,3,H,W) in
-    [-1,1]}). The edit stage blends in the crop (``edit_batch``); ``augment edit``
-    on photos blends in the photo's own frame.
+    back). Returns ({value: mask b = F_a(x) (N,1,H,W) in [0,1]}, {value: F_m(x, c)
+    (N,3,H,W) in [-1,1]}). The paper's F_a does not see c: every value shares one
+    mask, one attention pass. A generator whose F_a sees the requested change
+    (``mask_input: image+change``) gets one pass per value, with change = value -
+    ``sources`` (the images' own values, (N,) in {0,1,-1 unknown}; None or -1: a full
+    change), so an edit to an image's own value is the image itself. The edit stage
+    blends in the crop (``edit_batch``); ``augment edit`` blends in the photo's frame.
     """
     import torch
     import torch.nn.functional as F
 
     full = x.shape[-1]
     small = x if full == size else F.interpolate(x, size=size, mode="bilinear", antialias=True, align_corners=False)
-    mask = G.attention(small)
-    if full != size:
-        mask = F.interpolate(mask, size=full, mode="bilinear", align_corners=False).clamp_(0, 1)
+
+    def upsized(mask):
+        return mask if full == size else F.interpolate(mask, size=full, mode="bilinear",
+                                                       align_corners=False).clamp_(0, 1)
+
+    if getattr(G, "mask_sees_change", False):
+        changes = _changes(values, sources, x.shape[0], x.device)
+        masks = {v: upsized(G.attention(small, changes[v])) for v in values}
+    else:
+        mask = upsized(G.attention(small))
+        masks = {v: mask for v in values}
     out = {}
     for v in values:
         x_a = G.manipulate(small, torch.full((x.shape[0],), float(v), device=x.device))
         out[v] = x_a if full == size else F.interpolate(x_a, size=full, mode="bilinear", align_corners=False)
-    return mask, out
+    return masks, out
 
 
-def edit_batch(models: EditModels, x, values: Sequence[int]):
-    """Edit one batch to each target value, with a single attention pass.
+def strengthened(mask, strength: float):
+    """The mask scaled by ``strength`` and clipped at 1 (``edit.strength``; 1 = as trained)."""
+    return mask if strength == 1.0 else (mask * strength).clamp_(max=1.0)
 
-    x: (N,3,H,W) in [-1,1] at the aligned size. Returns (mask (N,1,H,W) in [0,1]
-    at full size, {value: x_edit (N,3,H,W) in [-1,1]}), x_edit = b * F_m(x, c) + (1 - b) * x.
+
+def edit_batch(models: EditModels, x, values: Sequence[int], sources=None):
+    """Edit one batch to each target value.
+
+    x: (N,3,H,W) in [-1,1] at the aligned size; ``sources`` as ``attend_and_manipulate``
+    takes them. Returns ({value: mask (N,1,H,W) in [0,1] at full size}, {value: x_edit
+    (N,3,H,W) in [-1,1]}), x_edit = b * F_m(x, c) + (1 - b) * x with b the mask scaled
+    by ``models.strength`` (clipped at 1).
     """
     G = models.generator
-    mask, manipulated = attend_and_manipulate(G, models.size, x, values)
-    return mask, {v: G.blend(x, x_a, mask) for v, x_a in manipulated.items()}
+    masks, manipulated = attend_and_manipulate(G, models.size, x, values, sources)
+    masks = {v: strengthened(m, models.strength) for v, m in masks.items()}
+    return masks, {v: G.blend(x, x_a, masks[v]) for v, x_a in manipulated.items()}
 
 
-def score_batch(models: EditModels, x, values: Sequence[int]) -> tuple:
-    """Edit and score one (sub-)batch: (area (N,), {value: (pixels (N,H,W,3) uint8,
-    attr_prob (N,) or None, id_similarity (N,) or None, id_distance (N,) or None)}),
-    all numpy. ``id_distance``: the identity judge's descriptor distance of the
-    edit to its source, both at the aligned size."""
+def score_batch(models: EditModels, x, values: Sequence[int], sources=None) -> tuple:
+    """Edit and score one (sub-)batch: ({value: mask area (N,)}, {value: (pixels (N,H,W,3)
+    uint8, attr_prob (N,) or None, id_similarity (N,) or None, id_distance (N,) or
+    None)}), all numpy. ``id_distance``: the identity judge's descriptor distance of
+    the edit to its source, both at the aligned size."""
     import torch
     import torch.nn.functional as F
 
     with torch.inference_mode():  # thread-local: a compute thread enters it itself
-        mask, edits = edit_batch(models, x, values)
-        area = mask.mean(dim=(1, 2, 3)).float().cpu().numpy()
+        masks, edits = edit_batch(models, x, values, sources)
+        area = {v: m.mean(dim=(1, 2, 3)).float().cpu().numpy() for v, m in masks.items()}
         src_emb = models.embed(x) if models.embed is not None else None
         src_desc = models.id_descriptors(to_uint8(x.float().cpu())) if models.id_descriptors is not None else None
         out = {}
@@ -207,16 +247,18 @@ class Compute:
         self.parts = self.threads_before if getattr(device, "type", str(device)) == "cpu" else 1
         self.pool = ThreadPoolExecutor(self.parts, initializer=_one_torch_thread) if self.parts > 1 else None
 
-    def __call__(self, models: EditModels, x, values: Sequence[int]) -> tuple:
+    def __call__(self, models: EditModels, x, values: Sequence[int], sources=None) -> tuple:
+        """``score_batch`` of x (N,3,H,W) with ``sources`` (N,) or None, split across threads."""
         n = x.shape[0]
         parts = min(self.parts, n)
         if self.pool is None or parts < 2:
-            return score_batch(models, x, values)
+            return score_batch(models, x, values, sources)
         bounds = [n * k // parts for k in range(parts + 1)]
-        futures = [self.pool.submit(score_batch, models, x[a:b], values) for a, b in zip(bounds, bounds[1:])]
+        futures = [self.pool.submit(score_batch, models, x[a:b], values, None if sources is None else sources[a:b])
+                   for a, b in zip(bounds, bounds[1:])]
         results = [f.result() for f in futures]
         cat = lambda arrs: None if arrs[0] is None else np.concatenate(arrs)  # noqa: E731
-        area = np.concatenate([r[0] for r in results])
+        area = {v: np.concatenate([r[0][v] for r in results]) for v in values}
         out = {v: tuple(cat([r[1][v][i] for r in results]) for i in range(len(results[0][1][v]))) for v in values}
         return area, out
 

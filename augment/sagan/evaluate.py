@@ -221,7 +221,8 @@ def edit_grid(attribute: str, generator_id: str, generator_dir: Path, image_size
     x = torch.stack([to_tensor(read_rgb(root / p)) for p in paths])
     G, _ = load_generator(generator_dir, attribute, device)
     with torch.inference_mode():
-        mask, edits = edit_batch(EditModels(attribute, generator_id, G, image_size), x.to(device), [1, 0])
+        masks, edits = edit_batch(EditModels(attribute, generator_id, G, image_size), x.to(device), [1, 0])
+        mask = torch.maximum(masks[1], masks[0])  # one mask (shared, unless F_a sees the change)
     imgs = to_uint8(x)
     plus, minus = to_uint8(edits[1].cpu()), to_uint8(edits[0].cpu())
     m = (mask[:, 0].cpu().numpy() * 255).round().astype(np.uint8)

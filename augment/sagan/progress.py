@@ -74,10 +74,11 @@ class MetricsLog:
 def sample_grid(G: SaGANGenerator, x: torch.Tensor) -> np.ndarray:
     """One row per image of ``x`` (N,3,H,W) in [-1,1]: input | G(I, 1) | G(I, 0) |
     F_a's mask b; (H*N, W*4, 3) uint8."""
-    mask = G.attention(x)
     ones, zeros = torch.ones(len(x), device=x.device), torch.zeros(len(x), device=x.device)
-    to1 = G.blend(x, G.manipulate(x, ones), mask)
-    to0 = G.blend(x, G.manipulate(x, zeros), mask)
+    mask1, mask0 = G.attention(x, ones), G.attention(x, -ones)  # the same mask unless F_a sees the change
+    to1 = G.blend(x, G.manipulate(x, ones), mask1)
+    to0 = G.blend(x, G.manipulate(x, zeros), mask0)
+    mask = torch.maximum(mask1, mask0)
     cols = [x, to1, to0, mask.expand(-1, 3, -1, -1) * 2 - 1]
     imgs = [to_uint8(c.float()) for c in cols]  # each (N,H,W,3)
     return tile(zip(*imgs))
