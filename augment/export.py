@@ -318,12 +318,16 @@ EXPORTERS = {"imagefolder": export_imagefolder, "lst": export_lst, "insightface"
 
 def export(
     manifest_paths: Sequence[Path] | Path, fmt: str, out: Path, allow_outside: bool = False, *,
-    append: bool = False, labels_file: Path | None = None, name: str = "",
+    append: bool = False, labels_file: Path | None = None, name: str = "", splits: Sequence[str] = (),
 ) -> dict:
-    """Export one or more images manifests into ``out`` as one training set (see the module docstring)."""
+    """Export one or more images manifests into ``out`` as one training set (see the module docstring).
+    ``splits``: only rows of these splits (e.g. ``train``: no test person leaks into training)."""
     paths = [Path(manifest_paths)] if isinstance(manifest_paths, (str, Path)) else [Path(p) for p in manifest_paths]
     if fmt not in EXPORTERS:
         raise ExportUsageError(f"unknown export format {fmt!r}; known: {', '.join(FORMATS)}")
+    if name and fmt == "imagefolder":
+        raise ExportUsageError("--name names a list file, and the imagefolder format writes none: drop --name "
+                               "(the class folders are the export)")
     out = Path(out)
     manifests = [mf.read(p, "images") for p in paths]
     for m in manifests:
@@ -345,10 +349,17 @@ def export(
     else:
         labels = LabelMap({})
     df = _rows(manifests)
+    if splits:
+        present = sorted(set(df["split"].dropna()))
+        df = df[df["split"].isin(list(splits))]
+        if df.empty:
+            raise ExportUsageError(f"--split {', '.join(splits)}: no row of {', '.join(str(p) for p in paths)} is in "
+                                   f"that split (the splits there: {', '.join(present) or 'none'})")
     labels.extend(df, ", ".join(str(p) for p in paths), fixed=labels_file is not None)
     out.mkdir(parents=True, exist_ok=True)
     name = name or (paths[0].stem if len(paths) == 1 else "train")
     info = EXPORTERS[fmt](df, labels, out, name)
     labels.write(existing)
     return {"rows": len(df), "identities": int(df["identity"].nunique()), "new_identities": labels.added,
-            "labels": str(existing), "manifests": [str(p) for p in paths], **info}
+            "labels": str(existing), "manifests": [str(p) for p in paths], "splits": sorted(set(df["split"].dropna())),
+            **info}

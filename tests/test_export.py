@@ -97,3 +97,27 @@ def test_inspect_counts_attributes_and_drops(tmp_path):
 
     counts = [int(n) for n in re.findall(r"attr_prob \[Eyeglasses -> \d\] \(n=(\d+)", r.output)]
     assert sum(counts) == 3, r.output  # one histogram per target value, the edits' 3 scores in all
+
+
+def test_export_split_keeps_only_that_split_and_name_is_refused_for_imagefolder(tmp_path):
+    path = make_manifest(tmp_path)
+    m = mf.read(path)
+    m.df.loc[m.df.index[:2], "split"] = "test"  # the first person is a test person
+    mf.write(m, path)
+    r = CliRunner().invoke(cli, ["export", str(path), "--format", "csv", "--split", "train", "--out",
+                                 str(tmp_path / "c")])
+    assert r.exit_code == 0, r.output
+    assert "exported 4 image(s) of 2 identities" in r.output and "split(s) train" in r.output
+    import pandas as pd
+
+    rows = pd.read_csv(next((tmp_path / "c").glob("*.csv")))
+    assert len(rows) == 4
+    r = CliRunner().invoke(cli, ["export", str(path), "--format", "csv", "--split", "val", "--out", str(tmp_path / "v")])
+    assert r.exit_code == 2 and "no row" in r.output and "test, train" in r.output
+    r = CliRunner().invoke(cli, ["export", str(path), "--format", "imagefolder", "--name", "x", "--out",
+                                 str(tmp_path / "i")])
+    assert r.exit_code == 2 and "--name" in r.output and not (tmp_path / "i").exists()
+    r = CliRunner().invoke(cli, ["export", str(path), "--format", "imagefolder", "--json", "--out", str(tmp_path / "j")])
+    import json
+
+    assert r.exit_code == 0 and json.loads(r.output)["rows"] == 6

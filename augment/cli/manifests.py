@@ -20,24 +20,42 @@ from augment.cli.output import file_name, echo_json, fail, friendly_errors
               help="A label map (label,identity[,identity_name,folder]) every identity must be in.")
 @click.option("--name", default="", callback=file_name,
               help="Name of the list file (default: the manifest's stem, or 'train').")
+@click.option("--split", "splits", multiple=True, metavar="SPLIT",
+              help="Only rows of this split (repeatable), e.g. --split train: no test person in a training set.")
 @click.option("--allow-outside-root", is_flag=True, help="Allow rows whose path leaves the manifest root.")
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 @friendly_errors
-def export_cmd(manifests, fmt: str, out: Path, append: bool, labels_file, name: str, allow_outside_root: bool) -> None:
+def export_cmd(manifests, fmt: str, out: Path, append: bool, labels_file, name: str, splits, allow_outside_root: bool,
+               as_json: bool) -> None:
     """Export images MANIFEST(s) as one training set: an ImageFolder tree, an MXNet or insightface .lst, a CSV.
 
     Labels are stable: OUT/labels.csv maps identity to label and class folder,
     and every later export into OUT (--append) reuses it.
+
+    \b
+    Example (the originals and their edits, training people only):
+      augment export runs/demo/align/aligned.parquet runs/demo/edit/edits.parquet \\
+        --split train --format imagefolder --out trainset/
     """
     from augment.export import ExportError, ExportUsageError, export
 
     try:
         info = export(list(manifests), fmt, out, allow_outside_root, append=append, labels_file=labels_file,
-                      name=name)
+                      name=name, splits=splits)
     except ExportUsageError as e:
         fail(str(e), 2)
     except ExportError as e:
         fail(str(e), 1)
-    echo_json(info)
+    if as_json:
+        echo_json(info)
+        return
+    click.echo(f"exported {info['rows']} image(s) of {info['identities']} identities ({info['new_identities']} new) "
+               f"from {len(info['manifests'])} manifest(s), split(s) {', '.join(info['splits']) or 'none'}, "
+               f"into {out} ({fmt})")
+    click.echo(f"labels: {info['labels']} (label, identity, identity_name, folder)")
+    if fmt == "imagefolder":
+        click.echo("note: torchvision's ImageFolder numbers classes by sorted folder name, not by labels.csv's "
+                   "label: map them through its folder column")
 
 
 @click.command("inspect")
