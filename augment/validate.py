@@ -232,6 +232,14 @@ def check_evaluate(cfg: PipelineConfig, source: str) -> None:
     if src not in ("dataset", "classifier") and not src.endswith(".csv"):
         raise ConfigError(f"{source}: key 'evaluate.attributes_from' must be dataset, classifier or a .csv file, "
                           f"got {src!r}")
+    ref = cfg.evaluate.reference
+    if ref and ref != "dlib":
+        raise ConfigError(f"{source}: key 'evaluate.reference' must be dlib or empty (none), got {ref!r}")
+    if ref and "evaluate" in cfg.stages:
+        from augment.judges.identity import missing
+
+        if missing():
+            raise ConfigError(f"{source}: key 'evaluate.reference' is {ref}, but {missing()}")
 
 
 def check_generators_alignment(cfg: PipelineConfig, source: str) -> None:

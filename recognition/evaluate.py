@@ -44,6 +44,7 @@ from recognition.protocols import (
     ATTR_SHIFT, Protocol, attr_shift_pairs, attribute_of, ident_protocol, pairs_protocol, write_lfw_pairs,
 )  # fmt: skip
 from recognition.raw_images import align_for_evaluation, looks_aligned, models_alignment
+from recognition.reference import annotate, crops_template, reference_model, stage_reference
 from recognition.scoring import _seed, evaluate_models, reference_name, split_repeat
 from recognition.sources import (
     ImageIndex, Model, index_from_manifest, load_images, load_pairs, models_from_recognizers,
@@ -79,6 +80,7 @@ def run_stage(cfg: PipelineConfig, inputs: StageInputs, run_dir: Path) -> StageO
     models = models_from_recognizers(inputs["recognizers"])  # a declared input: the runner checked it
     device = resolve_device(cfg.device)
     strata_attrs = list(eval_cfg.strata) or [a for a in map(attribute_of, eval_cfg.protocols) if a]
+    reference = stage_reference(eval_cfg.reference, cfg.align.template)
     results, curves = [], {}
     for name in eval_cfg.protocols:
         protocol, images = stage_protocol(name, inputs, eval_cfg, derive_seed(cfg.seed, "evaluate", name) % 2**32,
@@ -87,11 +89,16 @@ def run_stage(cfg: PipelineConfig, inputs: StageInputs, run_dir: Path) -> StageO
         if protocol.is_pairs and strata_attrs and attribute_of(name) is None:
             rows = images.frame.iloc[images.rows(protocol.keys)]
             strata_values = {a: _values(rows, a, eval_cfg.attributes_from, inputs, device) for a in strata_attrs}
+        cache_dir = run_dir / "embeddings" / _image_set(name)
+        if reference is not None:
+            reference.cache_file = cache_dir / f"reference_{reference.reference}.parquet"
         result, rocs = evaluate_models(
-            protocol, models, images, bootstrap=eval_cfg.bootstrap, seed=cfg.seed, device=device,
-            batch_size=eval_cfg.batch_size, cache_dir=run_dir / "embeddings" / _image_set(name),
+            protocol, models + ([reference] if reference else []), images, bootstrap=eval_cfg.bootstrap,
+            seed=cfg.seed, device=device, batch_size=eval_cfg.batch_size, cache_dir=cache_dir,
             strata_values=strata_values,
         )  # fmt: skip
+        if reference is not None:
+            annotate(result, reference, protocol, images)
         if strata_values:
             result["strata_attributes"] = kind_of(eval_cfg.attributes_from)
         log.info("\n%s", format_table(result))
@@ -246,12 +253,17 @@ def evaluate_command(
     device: str = "auto",
     batch_size: int = 128,
     align: str = "auto",
+    reference: str | None = None,
+    select: str = "central",
 ) -> dict:
     """What ``augment evaluate`` does; returns the metrics it wrote to ``out``.
 
     ``align`` (``--images`` a folder): ``auto`` aligns the photos when they are
     not crops of the models' training size, ``always`` aligns them, ``never``
-    takes them as they are (``recognition.raw_images``)."""
+    takes them as they are (``recognition.raw_images``); ``select``: which face
+    of a photo with several. ``reference`` (``dlib``): a pretrained recognizer
+    scored beside the models on the same crops (``recognition.reference``), its
+    descriptors cached in ``out/embeddings/``."""
     from augment.runtime import resolve_device
 
     models = resolve_models(baseline, "baseline")
@@ -259,10 +271,17 @@ def evaluate_command(
         models += resolve_models(spec, "augmented")
     out = Path(out)
     dev = resolve_device(device)
-    index, aligned_note = evaluation_images(images, models, pairs if protocol == "lfw" else None, align, out, dev)
+    index, aligned_note, alignment = evaluation_images(images, models, pairs if protocol == "lfw" else None, align,
+                                                       out, dev, bool(reference), select)
     proto, index = cli_protocol(protocol, pairs, index, models, split, _seed(seed, protocol))
-    result, rocs = evaluate_models(proto, models, index, bootstrap=bootstrap, seed=seed,
+    ref = None
+    if reference:
+        ref = reference_model(reference, crops_template(images, alignment),
+                              out / "embeddings" / f"reference_{reference}.parquet")
+    result, rocs = evaluate_models(proto, models + ([ref] if ref else []), index, bootstrap=bootstrap, seed=seed,
                                    device=dev, batch_size=batch_size)  # fmt: skip
+    if ref is not None:
+        annotate(result, ref, proto, index)
     if aligned_note is not None:
         result["images_aligned"] = aligned_note
     result["roc_png"] = str(plot_roc({protocol: rocs}, out / "roc.png"))
@@ -271,14 +290,20 @@ def evaluate_command(
 
 
 def evaluation_images(images: Path | None, models: Sequence[Model], pairs: Path | None, align: str, out: Path,
-                      device) -> tuple[ImageIndex | None, dict | None]:
-    """The image index to embed, and what was aligned here (None: the images were used as given)."""
+                      device, reference: bool = False, select: str = "central"):
+    """(the image index to embed, what was aligned here (None: the images were used as given),
+    the models' alignment (None: unknown)). With a ``reference`` and no checkpoint at all
+    (embedding tables only), raw photos are aligned as ``reference.DEFAULT_ALIGNMENT``."""
     from augment.runtime import workers
+    from recognition.reference import DEFAULT_ALIGNMENT
 
     index = load_images(images)
+    checkpoints = [m for m in models if m.checkpoint is not None]
     if index is None or not Path(images).is_dir() or align == "never":
-        return index, None
-    alignment = models_alignment([m for m in models if m.checkpoint is not None])
+        return index, None, models_alignment(checkpoints) if reference else None
+    alignment = models_alignment(checkpoints)
+    if alignment is None and reference and not checkpoints:
+        alignment = DEFAULT_ALIGNMENT
     if alignment is None:
         if align == "always":  # a usage error (exit 2): the option cannot be honoured
             from augment.config import ConfigError
@@ -287,22 +312,22 @@ def evaluation_images(images: Path | None, models: Sequence[Model], pairs: Path 
                                "was recorded, outside a run folder): align the photos with `augment align` "
                                "and pass its aligned.parquet as --images")
         log.info("--images %s: the models record no alignment; the images are used as they are", images)
-        return index, None
+        return index, None, None
     aligned_already, sizes = looks_aligned(index.frame["file"].tolist(), alignment.size)
     if aligned_already and align == "auto":
-        return index, None
+        return index, None, alignment
     keys = []
     if pairs is not None:
         frame = load_pairs(pairs)
         keys = sorted(set(frame["path_a"]) | set(frame["path_b"]))
     result = align_for_evaluation(Path(images), keys, alignment, out / "aligned", device=device.type,
-                                  workers=workers(0))
+                                  workers=workers(0), select=select)
     fallback = result.stats.get("centre_crop_fallback", {}).get("count", 0)
     note = {
         "folder": str(images), "sizes_seen": sizes, "alignment": alignment.describe(),
-        "alignment_from": alignment.where, "images": len(result.aligned) + len(result.rejects),
+        "alignment_from": alignment.where, "select": select, "images": len(result.aligned) + len(result.rejects),
         "aligned": len(result.aligned) - fallback, "centre_cropped": fallback, "rejects": len(result.rejects),
         "out": str(out / "aligned" / "aligned.parquet"),
     }
     log.info("--images %s: raw photos (%s), not %s: aligned them with MTCNN", images, sizes, alignment.describe())
-    return index_from_manifest(result.aligned), note
+    return index_from_manifest(result.aligned), note, alignment

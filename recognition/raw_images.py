@@ -13,7 +13,9 @@ pictures), which it would otherwise resize whole and score as faces. Here:
 - ``align_for_evaluation``: MTCNN + that template on the images the protocol
   names, into ``OUT/aligned/`` (resumable, like ``augment align``), with the
   evaluation role: an image without a usable face is centre-cropped and
-  counted, never dropped, so every pair is scored.
+  counted, never dropped, so every pair is scored. Of several faces it keeps
+  the central one by default (LFW's convention: the labelled person is in the
+  middle; the largest is often someone behind them).
 """
 
 from __future__ import annotations
@@ -89,10 +91,12 @@ def looks_aligned(files: Sequence[str], size: int) -> tuple[bool, str]:
 
 
 def align_for_evaluation(folder: Path, keys: Iterable[str], alignment: Alignment, out_dir: Path, *,
-                         device: str = "cpu", workers: int = 1):
+                         device: str = "cpu", workers: int = 1, select: str = "central"):
     """Align the images of ``folder`` (an ``<identity>/<image>`` tree) that ``keys``
     name (all when ``keys`` is empty) into ``out_dir``; returns the align result
-    (``aligned`` manifest, ``rejects``, ``stats``)."""
+    (``aligned`` manifest, ``rejects``, ``stats``). ``select``: the face kept in a
+    photo with several (``central``: LFW's convention, the labelled person is the
+    face in the middle of the picture)."""
     from augment.align.command import load_input
     from augment.align.dataset import align_dataset
     from augment.config import AlignConfig
@@ -106,7 +110,7 @@ def align_for_evaluation(folder: Path, keys: Iterable[str], alignment: Alignment
             raise DatasetError(f"{len(missing)} image(s) named by the pairs are not in {folder}: "
                                f"{', '.join(missing[:5])}{' ...' if len(missing) > 5 else ''}")
         source = mf.Manifest("images", source.df[keep].reset_index(drop=True), source.root, source.meta)
-    cfg = replace(AlignConfig(), template=alignment.template, size=alignment.size)
+    cfg = replace(AlignConfig(), template=alignment.template, size=alignment.size, select=select)
     result = align_dataset(source, cfg, "mtcnn", Path(out_dir), prefix="eval", role="eval", device=device,
                            workers=workers)
     mf.write(result.aligned, Path(out_dir) / "aligned.parquet")

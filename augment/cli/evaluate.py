@@ -23,6 +23,13 @@ from augment.cli.output import echo_json, friendly_errors
 @click.option("--align", "align", type=click.Choice(["auto", "always", "never"]), default="auto", show_default=True,
               help="--images a folder: auto aligns its photos with MTCNN (into OUT/aligned) unless they are "
                    "crops of the checkpoints' training size; always / never force it.")
+@click.option("--select", type=click.Choice(["central", "largest", "probable"]), default="central",
+              show_default=True,
+              help="Aligning raw photos: the face kept where there are several (central: LFW's convention, the "
+                   "labelled person is in the middle; the largest is often someone behind them).")
+@click.option("--reference", type=click.Choice(["dlib"]), default=None,
+              help="Score a pretrained recognizer beside the models, on the same crops, pairs and protocol, as its "
+                   "own row: dlib (the 'judges' extra). Its descriptors are cached in OUT/embeddings/.")
 @click.option("--protocol", type=click.Choice(["lfw", "celeba-ident"]), default="lfw", show_default=True)
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("runs/evaluate"),
               show_default=True, help="Folder for metrics.json and roc.png.")
@@ -36,26 +43,36 @@ from augment.cli.output import echo_json, friendly_errors
 @click.option("--batch-size", type=click.IntRange(min=1), default=128, show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Print metrics.json instead of the table.")
 @friendly_errors
-def evaluate_cmd(baseline, augmented, pairs, images, align, protocol, out, bootstrap, seed, split, device,
-                 batch_size, as_json) -> None:
+def evaluate_cmd(baseline, augmented, pairs, images, align, select, reference, protocol, out, bootstrap, seed, split,
+                 device, batch_size, as_json) -> None:
     """Compare a baseline recognizer with augmented ones on LFW pairs or the CelebA protocol.
 
     Prints accuracy, TAR at FAR 1e-3/1e-2/1e-1, AUC, EER, each delta to the
     baseline with its significance, and the paper's values where they apply;
-    writes OUT/metrics.json and OUT/roc.png.
+    writes OUT/metrics.json and OUT/roc.png. With --reference dlib, a pretrained
+    recognizer's row shows how far the models are from a strong one.
     """
+    if reference:
+        from augment.config import ConfigError
+        from recognition.reference import problem
+
+        if problem(reference):  # the extra is missing: a usage error (exit 2), before any work
+            raise ConfigError(f"--reference {reference}: {problem(reference)}")
     from recognition.evaluate import evaluate_command, format_table
 
     result = evaluate_command(baseline, augmented, pairs, images, protocol, out, bootstrap, seed, split, device,
-                              batch_size, align)
+                              batch_size, align, reference, select)
     if as_json:
         echo_json(result)
     else:
         note = result.get("images_aligned")
         if note:
+            whose = "for the reference" if note["alignment_from"].startswith("--reference") else \
+                "like the models' training faces"
             click.echo(
-                f"--images {note['folder']}: raw photos ({note['sizes_seen']}), not {note['alignment']} like the "
-                f"models' training faces: aligned {note['images']} with MTCNN into {note['out']} "
+                f"--images {note['folder']}: raw photos ({note['sizes_seen']}), not {note['alignment']} {whose}: "
+                f"aligned {note['images']} with MTCNN ({note['select']} face) into "
+                f"{note['out']} "
                 f"({note['aligned']} faces found, {note['centre_cropped']} centre-cropped without a face, "
                 f"{note['rejects']} rejected)"
             )

@@ -247,6 +247,10 @@ class EvaluateConfig:
     bootstrap: int = 1000  # paired bootstrap resamples for the deltas' CIs; 0 = none
     batch_size: int = 128
     ident_split: str = "test"
+    # A pretrained recognizer scored beside the trained ones, on the same crops,
+    # pairs and protocol, as its own row (recognition/reference.py): dlib (the
+    # 'judges' extra); empty = none.
+    reference: str = ""
 
 
 @dataclass(frozen=True)
