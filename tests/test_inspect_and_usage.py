@@ -90,8 +90,9 @@ def test_stages_shows_an_interrupted_stage(tmp_path):
 
 def test_inspect_splits_edit_scores_by_target_value(tmp_path):
     """attr_prob means success near 1 when adding and near 0 when removing: one histogram each."""
-    rows = [{"sample_id": f"e{i}", "path": f"e{i}.png", "identity": 0, "split": "train", "source": "sagan",
-             "parent_id": "p", "attribute": "Eyeglasses", "target_value": v, "attr_prob": p}
+    parent = mf.sample_id("celeba", "p.png")
+    rows = [{"sample_id": mf.sample_id("sagan", f"e{i}.png"), "path": f"e{i}.png", "identity": 0, "split": "train",
+             "source": "sagan", "parent_id": parent, "attribute": "Eyeglasses", "target_value": v, "attr_prob": p}
             for i, (v, p) in enumerate([(1, 0.9), (1, 0.8), (0, 0.1), (0, 0.3), (0, 0.2)])]
     path = mf.write(mf.Manifest("images", mf.frame("images", rows), tmp_path), tmp_path / "edits.parquet")
     r = CliRunner().invoke(cli, ["inspect", str(path)])

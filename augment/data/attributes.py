@@ -11,13 +11,13 @@ reader does.
 
 from __future__ import annotations
 
-import csv
 import os
 from pathlib import Path
 
 import numpy as np
 
 from augment.data.celeba import CELEBA_ATTRIBUTES, attribute_index
+from augment.data.csvfile import read_rows
 from augment.data.errors import DatasetError
 
 COLUMNS = ("image", "attribute", "value")
@@ -29,30 +29,21 @@ def read_csv(path: Path | str) -> dict[str, dict[str, int]]:
     if not path.is_file():
         raise DatasetError(f"{path}: attribute file not found")
     out: dict[str, dict[str, int]] = {}
-    try:  # a CSV from elsewhere: any bytes, any field length
-        with open(path, newline="", encoding="utf-8") as fh:
-            reader = csv.reader(fh)
-            header = next(reader, None)
-            if header is None or tuple(h.strip() for h in header) != COLUMNS:
-                raise DatasetError(f"{path}: line 1 must be the header 'image,attribute,value', got {header}")
-            for line, row in enumerate(reader, start=2):
-                if not row or not "".join(row).strip():
-                    continue
-                if len(row) != 3:
-                    raise DatasetError(f"{path}: line {line}: expected 3 fields (image,attribute,value), "
-                                       f"got {len(row)}")
-                image, attribute, value = (x.strip() for x in row)
-                try:
-                    attribute_index(attribute)
-                except DatasetError as e:
-                    raise DatasetError(f"{path}: line {line}: {e}") from None
-                if value not in ("1", "0", "-1"):
-                    raise DatasetError(f"{path}: line {line}: value must be 1 or 0 (or -1), got {value!r}")
-                out.setdefault(image, {})[attribute] = int(value == "1")
-    except csv.Error as e:
-        raise DatasetError(f"{path}: line {reader.line_num}: not a readable CSV row: {e}") from None
-    except UnicodeDecodeError as e:
-        raise DatasetError(f"{path}: not UTF-8 text (byte {e.start})") from None
+    header, rows = read_rows(path, line_style="word")
+    if header is None or tuple(h.strip() for h in header) != COLUMNS:
+        raise DatasetError(f"{path}: line 1 must be the header 'image,attribute,value', got {header}")
+    for line, row in rows:
+        if len(row) != 3:
+            raise DatasetError(f"{path}: line {line}: expected 3 fields (image,attribute,value), "
+                               f"got {len(row)}")
+        image, attribute, value = (x.strip() for x in row)
+        try:
+            attribute_index(attribute)
+        except DatasetError as e:
+            raise DatasetError(f"{path}: line {line}: {e}") from None
+        if value not in ("1", "0", "-1"):
+            raise DatasetError(f"{path}: line {line}: value must be 1 or 0 (or -1), got {value!r}")
+        out.setdefault(image, {})[attribute] = int(value == "1")
     if not out:
         raise DatasetError(f"{path}: no attribute rows")
     return out

@@ -18,7 +18,6 @@ train/val/test, as for datasets without a partition file.
 
 from __future__ import annotations
 
-import csv
 import logging
 import os
 from dataclasses import dataclass
@@ -29,6 +28,7 @@ import pandas as pd
 
 from augment.data import celeba, lfw
 from augment.data.celeba import IMAGE_EXTS
+from augment.data.csvfile import read_rows
 from augment.data.errors import DatasetError
 
 log = logging.getLogger("augment.read")
@@ -59,23 +59,15 @@ def _read_csv(path: Path) -> list[tuple[int, str, str]]:
     """(line, path, identity) rows of an identities CSV."""
     if not path.is_file():
         raise DatasetError(f"{path}: identities CSV not found")
-    try:  # a CSV from elsewhere: any bytes, any field length
-        with open(path, newline="", encoding="utf-8") as fh:
-            reader = csv.reader(fh)
-            header = [h.strip() for h in next(reader, [])]
-            if header[:2] != ["path", "identity"]:
-                raise DatasetError(f"{path}:1: expected the header 'path,identity', got {','.join(header)!r}")
-            rows = []
-            for no, rec in enumerate(reader, 2):
-                if not rec or not any(v.strip() for v in rec):
-                    continue
-                if len(rec) < 2 or not rec[0].strip() or not rec[1].strip():
-                    raise DatasetError(f"{path}:{no}: expected 'path,identity', got {','.join(rec)!r}")
-                rows.append((no, rec[0].strip(), rec[1].strip()))
-    except csv.Error as e:
-        raise DatasetError(f"{path}:{reader.line_num}: not a readable CSV row: {e}") from None
-    except UnicodeDecodeError as e:
-        raise DatasetError(f"{path}: not UTF-8 text (byte {e.start})") from None
+    first, records = read_rows(path)
+    header = [h.strip() for h in first or []]
+    if header[:2] != ["path", "identity"]:
+        raise DatasetError(f"{path}:1: expected the header 'path,identity', got {','.join(header)!r}")
+    rows = []
+    for no, rec in records:
+        if len(rec) < 2 or not rec[0].strip() or not rec[1].strip():
+            raise DatasetError(f"{path}:{no}: expected 'path,identity', got {','.join(rec)!r}")
+        rows.append((no, rec[0].strip(), rec[1].strip()))
     if not rows:
         raise DatasetError(f"{path}: no rows after the header")
     return rows
