@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
-from augment.config.data_sections import AlignConfig, DataConfig, DatasetConfig, SynthConfig
+from augment.config.data_sections import AlignConfig, DataConfig, DatasetConfig, SynthConfig  # noqa: F401 (re-exported)
 
 
 class ConfigError(Exception):
