@@ -93,3 +93,28 @@ def hard_mask_twin(G):
     G_hard = SaGANGenerator(dataclasses.replace(G.cfg, mask_scale="hard"))
     G_hard.load_state_dict(G.state_dict())
     return G, G_hard
+
+
+class PaintingGenerator:
+    """A stand-in SaGAN generator for ``edit_batch`` and eval_sagan: the mask is
+    ``where(size)`` (S,S) in [0,1], F_m paints white (c = 1) or black (c = 0), so
+    pixels where the mask is 0 stay exactly the input's."""
+
+    def __init__(self, where):
+        self.where = where
+
+    def attention(self, x, change=None):
+        m = torch.as_tensor(self.where(x.shape[-1])).to(x.dtype)
+        return m.expand(x.shape[0], 1, *m.shape).clone()
+
+    @staticmethod
+    def manipulate(x, c):
+        return (2 * c - 1).view(-1, 1, 1, 1).expand_as(x).clone()
+
+    @staticmethod
+    def blend(x, x_a, mask):
+        return x_a * mask + x * (1 - mask)
+
+    def __call__(self, x, c, c_src=None):
+        mask = self.attention(x)
+        return self.blend(x, self.manipulate(x, c), mask), mask

@@ -17,7 +17,7 @@ from augment.sagan import classifier as C
 from augment.sagan import evaluate as E
 from augment.sagan import train as T
 from augment.sagan.data import attribute_labels
-from tests.sagan_fixtures import ALIGNED, BAR, SHIFT, make_dataset
+from tests.sagan_fixtures import PaintingGenerator, ALIGNED, BAR, SHIFT, make_dataset
 
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -209,21 +209,9 @@ def test_sample_grid_has_one_row_per_image_with_its_own_truth(tmp_path, monkeypa
         assert (cell(2).max() > 0) == has_truth and (cell(4).max() > 0) == has_truth, (r, i)
 
 
-class _Stub:
-    """A stand-in SaGAN generator for ``edit_batch``: the mask 0.25 everywhere,
-    F_m(x, c) white for c = 1 and black for c = 0."""
-
-    @staticmethod
-    def attention(x):
-        return torch.full((x.shape[0], 1, *x.shape[2:]), 0.25)
-
-    @staticmethod
-    def manipulate(x, c):
-        return (2 * c - 1).view(-1, 1, 1, 1).expand_as(x).clone()
-
-    @staticmethod
-    def blend(x, x_a, mask):
-        return x_a * mask + x * (1 - mask)
+def _Stub():
+    """The mask 0.25 everywhere, F_m(x, c) white for c = 1 and black for c = 0."""
+    return PaintingGenerator(lambda size: np.full((size, size), 0.25, np.float32))
 
 
 def test_report_grid_columns_are_input_edit_to_one_edit_to_zero_mask(tmp_path, monkeypatch):

@@ -23,7 +23,7 @@ from augment.sagan import evaluate as E
 from augment.sagan import judged as J
 from augment.sagan.apply import EditModels, edit_batch
 from augment.sagan.data import attribute_labels
-from tests.sagan_fixtures import ALIGNED, TINY, make_dataset
+from tests.sagan_fixtures import PaintingGenerator, ALIGNED, TINY, make_dataset
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -38,28 +38,7 @@ class _Judge:
         return torch.full((x.shape[0],), 0.5)
 
 
-class _Where:
-    """A stand-in SaGAN generator: the mask is ``where(size)`` (S,S) in {0,1}, F_m paints
-    white (c = 1) or black (c = 0), so pixels where the mask is 0 stay exactly the input's."""
-
-    def __init__(self, where):
-        self.where = where
-
-    def attention(self, x):
-        m = torch.from_numpy(self.where(x.shape[-1])).to(x.dtype)
-        return m.expand(x.shape[0], 1, *m.shape).clone()
-
-    @staticmethod
-    def manipulate(x, c):
-        return (2 * c - 1).view(-1, 1, 1, 1).expand_as(x).clone()
-
-    @staticmethod
-    def blend(x, x_a, mask):
-        return x_a * mask + x * (1 - mask)
-
-    def __call__(self, x, c):
-        mask = self.attention(x)
-        return self.blend(x, self.manipulate(x, c), mask), mask
+_Where = PaintingGenerator  # the mask is where(size)
 
 
 def _eyes(size: int) -> np.ndarray:
