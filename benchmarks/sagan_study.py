@@ -11,6 +11,7 @@ the SynthFaces test faces, against their exact counterfactuals.
     python -m benchmarks.sagan_study train BASE OUT NAME SEED BUDGET_CPU_S [KEY=VALUE ...]
     python -m benchmarks.sagan_study judge BASE OUT
     python -m benchmarks.sagan_study plot OUT PNG
+    python -m benchmarks.sagan_study table OUT [BUDGET_CPU_S ...]
 
 ``KEY=VALUE`` are ``--set`` overrides (``train_sagan.objective=hinge``); pin a
 run to a core with ``taskset -c K`` for steady timings.
@@ -126,6 +127,37 @@ def plot(out: Path, png: Path) -> None:
     fig.savefig(png)
 
 
+def table(out: Path, budgets: list[float]) -> str:
+    """Markdown: per recipe and CPU budget, the mean (min-max over seeds) of success
+    adding and removing glasses and the region PSNR gain, each run's last checkpoint
+    written within the budget; a run without one counts as missing there."""
+    import statistics
+
+    rows = [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines()]
+    lines = ["| recipe | CPU-s | seeds | success add | success remove | region PSNR gain (dB) | steps |",
+             "|---|---|---|---|---|---|---|"]
+    for name in sorted({r["name"] for r in rows}):
+        for budget in budgets:
+            last = {}
+            for r in rows:
+                if r["name"] == name and r["cpu_s"] <= budget and r["cpu_s"] >= last.get(r["seed"], {}).get("cpu_s", -1):
+                    last[r["seed"]] = r
+            if not last:
+                continue
+
+            def cell(get) -> str:
+                vals = [v for v in (get(r["metrics"]) for r in last.values()) if v is not None]
+                if not vals:
+                    return "n/a"
+                return f"{statistics.mean(vals):.2f} ({min(vals):.2f}-{max(vals):.2f})"
+
+            steps = "/".join(str(last[s]["step"]) for s in sorted(last))
+            lines.append(f"| {name} | {budget:.0f} | {len(last)} | {cell(lambda m: m['add']['edit_success'])} | "
+                         f"{cell(lambda m: m['remove']['edit_success'])} | {cell(lambda m: m.get('psnr_region_gain'))} "
+                         f"| {steps} |")
+    return "\n".join(lines)
+
+
 def main(argv: list[str]) -> None:
     cmd = argv[0]
     if cmd == "train":
@@ -134,6 +166,8 @@ def main(argv: list[str]) -> None:
         judge(Path(argv[1]), Path(argv[2]))
     elif cmd == "plot":
         plot(Path(argv[1]), Path(argv[2]))
+    elif cmd == "table":
+        print(table(Path(argv[1]), [float(b) for b in argv[2:]] or [150.0, 300.0, 450.0]))
     else:
         raise SystemExit(__doc__)
 
