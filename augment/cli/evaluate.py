@@ -51,6 +51,11 @@ def evaluate_cmd(baseline, augmented, pairs, images, align, select, reference, p
     baseline with its significance, and the paper's values where they apply;
     writes OUT/metrics.json and OUT/roc.png. With --reference dlib, a pretrained
     recognizer's row shows how far the models are from a strong one.
+
+    
+    Example:
+      augment evaluate --baseline runs/demo --pairs ~/lfw/pairs.txt --images ~/lfw/lfw-deepfunneled \\
+        --reference dlib --out eval/
     """
     if reference:
         from augment.config import ConfigError
@@ -98,6 +103,11 @@ def pairs_cmd(images, attribute, source, out, seed, folds, max_per_fold) -> None
     of ATTRIBUTE, impostor pairs two people with the same value, in person-disjoint folds.
 
     IMAGES: an LFW-layout folder (Name/Name_0001.jpg) or an images manifest.
+
+    
+    Example:
+      augment pairs ~/lfw/lfw-deepfunneled --attribute Eyeglasses --attributes-from eyeglasses.csv \\
+        --out pairs_eyeglasses.txt
     """
     from recognition.evaluate import pairs_command
 
