@@ -111,7 +111,10 @@ def run_pipeline(
                 continue
             _run_stage(runner, stage, whole_hash)
             result[name] = "ran"
-        log.info("pipeline '%s': %d stage(s) in %.1f s", cfg.name, len(selected), time.perf_counter() - t_all)
+        ran = sum(v == "ran" for v in result.values())
+        # the run's one summary line (the console and augment.log)
+        log.info("pipeline '%s': %d stage(s) ran, %d up to date, in %.1f s; outputs in %s", cfg.name, ran,
+                 len(result) - ran, time.perf_counter() - t_all, runner.workdir)
         return result
     finally:
         if handler is not None:

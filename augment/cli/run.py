@@ -30,12 +30,10 @@ def run(pipeline: Path, sets, only: str, until, force, device, nproc: int) -> No
       augment run pipelines/demo.yaml --set seed=1 --set workdir=runs/demo-seed1
     """
     import os
-    import time
 
     from augment.validate import load_config
     from augment.pipeline import run_pipeline, with_device
 
-    t0 = time.perf_counter()
     cfg = with_device(load_config(pipeline, sets), device)
     stages = [s.strip() for s in only.split(",") if s.strip()]
     _check_stage_flags(cfg, stages, until, force)
@@ -44,16 +42,7 @@ def run(pipeline: Path, sets, only: str, until, force, device, nproc: int) -> No
 
         acquire(cfg.workdir, inheritable=True)  # kept by torchrun across the exec; its workers run under it
         _relaunch_with_torchrun(nproc)
-    result = run_pipeline(cfg, only=stages, until=until, force=force)
-    from augment import distributed
-
-    if not distributed.is_main():
-        return
-    ran = sum(v == "ran" for v in result.values())
-    click.echo(
-        f"{cfg.name}: {ran} stage(s) ran, {len(result) - ran} up to date; "
-        f"total {time.perf_counter() - t0:.1f} s; outputs in {cfg.workdir}"
-    )
+    run_pipeline(cfg, only=stages, until=until, force=force)  # it ends with the run's summary line
 
 
 def _check_stage_flags(cfg, only, until, force) -> None:
