@@ -215,7 +215,7 @@ def cli_protocol(
     if protocol == "lfw":
         if pairs is None:
             raise DatasetError("--protocol lfw needs --pairs (an LFW pairs file or a pairs manifest)")
-        return pairs_protocol(load_pairs(pairs)), images
+        return pairs_protocol(load_pairs(pairs, None if images is None else set(images.frame["path"]))), images
     if images is not None:
         frame = images.frame
         if split is None and "split" in frame and (frame["split"] == "test").any():
@@ -318,7 +318,7 @@ def evaluation_images(images: Path | None, models: Sequence[Model], pairs: Path 
         return index, None, alignment
     keys = []
     if pairs is not None:
-        frame = load_pairs(pairs)
+        frame = load_pairs(pairs, set(index.frame["path"]))
         keys = sorted(set(frame["path_a"]) | set(frame["path_b"]))
     result = align_for_evaluation(Path(images), keys, alignment, out / "aligned", device=device.type,
                                   workers=workers(0), select=select)

@@ -312,10 +312,12 @@ def load_images(images: Path | None) -> ImageIndex | None:
     return index_from_tree(images)
 
 
-def load_pairs(path: Path) -> pd.DataFrame:
-    if path.suffix == ".parquet":
-        return mf.read(path, kind="pairs").df
+def load_pairs(path: Path, available: set[str] | None = None) -> pd.DataFrame:
+    """A pairs file or manifest; with ``available`` (the images' relative paths), a pair
+    naming ``x.jpg`` where only ``x.png`` exists points at ``x.png`` (SynthFaces and
+    converted copies store another format than the pairs file names)."""
     from augment.data import lfw
 
-    return lfw.read_pairs(path)
+    pairs = mf.read(path, kind="pairs").df if path.suffix == ".parquet" else lfw.read_pairs(path)
+    return pairs if available is None else lfw.match_extensions(pairs, available)
 

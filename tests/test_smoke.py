@@ -71,3 +71,22 @@ def test_two_processes_give_the_same_manifest_rows(smoke_run, tmp_path):
     parts = list((work / "edit" / "parts" / "Eyeglasses").glob("*.parquet"))
     assert len(parts) > 1  # the rows really were dealt to both ranks in chunks
     assert json.loads((work / "evaluate" / "metrics.json").read_text())["models"]
+
+
+def test_evaluate_reads_the_runs_own_synthfaces_lfw_folder(smoke_run, tmp_path):
+    """The pairs file names .jpg (LFW's), SynthFaces writes .png: images are matched by stem."""
+    from click.testing import CliRunner
+
+    from augment.cli import cli
+
+    from augment.data.lfw import read_pairs
+
+    lfw = smoke_run / "synth" / "data" / "lfw"
+    pairs = read_pairs(lfw / "pairs.txt")
+    assert pairs["path_a"].str.endswith(".jpg").all() and not list(lfw.rglob("*.jpg")) and list(lfw.rglob("*.png"))
+    r = CliRunner().invoke(cli, ["evaluate", "--baseline", str(smoke_run), "--pairs", str(lfw / "pairs.txt"),
+                                 "--images", str(lfw), "--out", str(tmp_path / "ev"), "--device", "cpu"])
+    assert r.exit_code == 0, r.output
+    metrics = json.loads((tmp_path / "ev" / "metrics.json").read_text())
+    assert metrics["protocol"] == "lfw" and metrics["models"]["baseline"]["pairs"] == len(pairs)
+    assert metrics["images_aligned"]["images"] == len(set(pairs["path_a"]) | set(pairs["path_b"]))
