@@ -23,6 +23,7 @@ from tqdm import tqdm
 from augment import distributed as dist
 from augment.config import TrainSaganConfig
 from augment.io import save_png, tile, to_uint8
+from augment.sagan.apply import attend_and_manipulate
 from augment.sagan.model import SaGANGenerator
 
 
@@ -74,11 +75,10 @@ class MetricsLog:
 def sample_grid(G: SaGANGenerator, x: torch.Tensor) -> np.ndarray:
     """One row per image of ``x`` (N,3,H,W) in [-1,1]: input | G(I, 1) | G(I, 0) |
     F_a's mask b; (H*N, W*4, 3) uint8."""
-    ones, zeros = torch.ones(len(x), device=x.device), torch.zeros(len(x), device=x.device)
-    mask1, mask0 = G.attention(x, ones), G.attention(x, -ones)  # the same mask unless F_a sees the change
-    to1 = G.blend(x, G.manipulate(x, ones), mask1)
-    to0 = G.blend(x, G.manipulate(x, zeros), mask0)
-    mask = torch.maximum(mask1, mask0)
+    # the edit kernel: one attention pass unless F_a sees the change (then one per value)
+    masks, manipulated = attend_and_manipulate(G, x.shape[-1], x, [1, 0])
+    to1, to0 = (G.blend(x, manipulated[v], masks[v]) for v in (1, 0))
+    mask = torch.maximum(masks[1], masks[0])
     cols = [x, to1, to0, mask.expand(-1, 3, -1, -1) * 2 - 1]
     imgs = [to_uint8(c.float()) for c in cols]  # each (N,H,W,3)
     return tile(zip(*imgs))
