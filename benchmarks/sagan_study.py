@@ -10,6 +10,7 @@ the SynthFaces test faces, against their exact counterfactuals.
 
     python -m benchmarks.sagan_study train BASE OUT NAME SEED BUDGET_CPU_S [KEY=VALUE ...]
     python -m benchmarks.sagan_study judge BASE OUT
+    python -m benchmarks.sagan_study strength BASE OUT BUDGET_CPU_S STRENGTH [STRENGTH ...]
     python -m benchmarks.sagan_study plot OUT PNG
     python -m benchmarks.sagan_study table OUT [BUDGET_CPU_S ...]
 
@@ -98,6 +99,38 @@ def judge(base: Path, out: Path) -> None:
                   f"remove {metrics.get('remove', {}).get('edit_success')}", flush=True)
 
 
+def strength(base: Path, out: Path, budget: float, strengths: list[float]) -> None:
+    """Test-time strength (``edit.strength``): each run's last checkpoint within
+    ``budget`` judged with the mask scaled by each strength (clipped at 1); rows
+    appended to OUT/strength.jsonl, one per run and strength."""
+    import tempfile
+
+    import torch
+
+    from augment import manifest as mf
+    from augment.sagan.evaluate import evaluate_attribute
+    from augment.sagan.generators import export_generator
+
+    inputs = _inputs(base)
+    gt = mf.read(base / "synth" / "groundtruth.parquet")
+    for log in sorted(out.glob("*/cpu_at_checkpoint.jsonl")):
+        study = json.loads((log.parent / "study.json").read_text())
+        recs = [r for r in map(json.loads, log.read_text().splitlines()) if r["cpu_s"] <= budget]
+        if not recs or not Path(recs[-1]["checkpoint"]).is_dir():
+            continue
+        rec = recs[-1]
+        with tempfile.TemporaryDirectory() as tmp:
+            gen = export_generator(Path(rec["checkpoint"]), Path(tmp) / "generator")
+            for s in strengths:
+                metrics, _ = evaluate_attribute("Eyeglasses", gen, inputs["classifiers"], inputs["aligned"], gt,
+                                                "test", 0, 64, torch.device("cpu"), template="arcface", strength=s)
+                with open(out / "strength.jsonl", "a") as fh:
+                    fh.write(json.dumps({**study, **rec, "strength": s, "metrics": metrics}) + "\n")
+                print(f"{study['name']} s{study['seed']} strength {s}: add {metrics['add']['edit_success']:.2f} "
+                      f"remove {metrics['remove']['edit_success']:.2f} gain {metrics.get('psnr_region_gain')}",
+                      flush=True)
+
+
 def plot(out: Path, png: Path) -> None:
     """Success per direction and region PSNR gain against CPU-seconds, one line per run."""
     import matplotlib
@@ -164,6 +197,8 @@ def main(argv: list[str]) -> None:
         train(Path(argv[1]), Path(argv[2]), argv[3], int(argv[4]), float(argv[5]), argv[6:])
     elif cmd == "judge":
         judge(Path(argv[1]), Path(argv[2]))
+    elif cmd == "strength":
+        strength(Path(argv[1]), Path(argv[2]), float(argv[3]), [float(v) for v in argv[4:]])
     elif cmd == "plot":
         plot(Path(argv[1]), Path(argv[2]))
     elif cmd == "table":

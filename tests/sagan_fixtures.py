@@ -115,6 +115,7 @@ class PaintingGenerator:
     def blend(x, x_a, mask):
         return x_a * mask + x * (1 - mask)
 
-    def __call__(self, x, c, c_src=None):
-        mask = self.attention(x)
-        return self.blend(x, self.manipulate(x, c), mask), mask
+    def __call__(self, x, c, with_manipulation=False, c_src=None):
+        mask, x_a = self.attention(x), self.manipulate(x, c)
+        out = (self.blend(x, x_a, mask), mask)
+        return (*out, x_a) if with_manipulation else out

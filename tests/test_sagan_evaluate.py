@@ -179,9 +179,18 @@ class _Judge:
         return torch.full((x.shape[0],), 0.5)
 
 
-def _negative(x, c):
-    """A stand-in generator: the edit is the negative image, the mask 0.25 everywhere."""
-    return -x, torch.full((x.shape[0], 1, *x.shape[2:]), 0.25)
+class _Negative:
+    """A stand-in generator: F_m(x, c) is the negative image, the mask 0.25
+    everywhere, so the edit is 0.25 * -x + 0.75 * x = x / 2."""
+
+    blend = staticmethod(lambda x, x_a, mask: x_a * mask + x * (1 - mask))
+
+    def __call__(self, x, c, with_manipulation=False, c_src=None):
+        mask = torch.full((x.shape[0], 1, *x.shape[2:]), 0.25)
+        return (self.blend(x, -x, mask), mask, -x) if with_manipulation else (self.blend(x, -x, mask), mask)
+
+
+_negative = _Negative()
 
 
 def test_sample_grid_has_one_row_per_image_with_its_own_truth(tmp_path, monkeypatch):
@@ -203,7 +212,7 @@ def test_sample_grid_has_one_row_per_image_with_its_own_truth(tmp_path, monkeypa
         cell = lambda c: grid[r * 16:(r + 1) * 16, c * 16:(c + 1) * 16].astype(int)  # noqa: E731
         x = read_rgb(aligned.root / test["path"].iloc[i], 16).astype(int)
         assert np.abs(cell(0) - x).max() <= 1, (r, i)  # the input
-        assert np.abs(cell(1) - (255 - x)).max() <= 1, (r, i)  # its edit
+        assert np.abs(cell(1) - (x / 2 + 63.75)).max() <= 1, (r, i)  # its edit, x / 2 in [-1, 1]
         assert (cell(3) == 64).all()  # its mask, 0.25
         has_truth = test["path"].iloc[i] != no_truth
         assert (cell(2).max() > 0) == has_truth and (cell(4).max() > 0) == has_truth, (r, i)

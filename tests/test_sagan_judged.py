@@ -212,3 +212,23 @@ def test_the_judge_describes_a_bounded_number_of_faces_per_direction(tmp_path, m
     assert ref["noise_floor_images"] == 3 and ref["same_person_pairs"] > 0 and ref["different_people_pairs"] > 0
     assert ref == J.IdentityFigures("arcface", aligned, CPU).reference(
         aligned.df[aligned.df["split"] == "test"], "test", 0)  # the same pairs from the same seed
+
+
+def test_eval_sagan_judges_a_generator_whose_mask_sees_the_change_and_at_a_strength(tmp_path, monkeypatch):
+    """mask_input image+change: F_a needs the source values, which eval_sagan must
+    pass (it once raised); ``strength`` scales the mask as the edit stage does."""
+    from augment.sagan.model import SaGANGenerator
+
+    aligned, gt = make_dataset(tmp_path, n=30)
+    G = SaGANGenerator(dataclasses.replace(TINY, mask_input="image+change")).eval()
+    _fake_models(monkeypatch, G, size=TINY.image_size)
+    m, _ = E.evaluate_attribute("Eyeglasses", tmp_path, None, aligned, gt, "test", 0, 4, CPU, "arcface")
+    assert m["add"]["images"] > 0 and m["remove"]["images"] > 0 and m["mask_area"] > 0
+
+    half = lambda s: np.full((s, s), 0.25, np.float32)  # noqa: E731
+    _fake_models(monkeypatch, _Where(half))
+    one, _ = E.evaluate_attribute("Eyeglasses", tmp_path, None, aligned, gt, "test", 0, 4, CPU, "arcface")
+    two, _ = E.evaluate_attribute("Eyeglasses", tmp_path, None, aligned, gt, "test", 0, 4, CPU, "arcface",
+                                  strength=2.0)
+    assert one["mask_area"] == pytest.approx(0.25) and two["mask_area"] == pytest.approx(0.5)
+    assert two["outside_change"] > one["outside_change"]

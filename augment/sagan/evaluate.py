@@ -92,7 +92,7 @@ from augment.align.dataset import alignment_of
 from augment.judges.regions import region_mask
 from augment.sagan import judged
 from augment.groundtruth import groundtruth_index, truth_for
-from augment.sagan.apply import EditModels, edit_batch
+from augment.sagan.apply import EditModels, edit_batch, strengthened
 from augment.sagan.judge import classifier_from_manifest
 from augment.sagan.quality import image_metrics, smudge, summarise
 from augment.sagan.data import attribute_labels
@@ -108,9 +108,11 @@ GRID_IMAGES = 8
 @torch.no_grad()
 def evaluate_attribute(attribute: str, generator_dir: Path, classifiers: mf.Manifest, aligned: mf.Manifest,
                        gt: mf.Manifest | None, split: str, max_images: int, batch_size: int,
-                       device: torch.device, template: str | None = None) -> tuple[dict, np.ndarray | None]:
+                       device: torch.device, template: str | None = None,
+                       strength: float = 1.0) -> tuple[dict, np.ndarray | None]:
     """Metrics of one generator (see the module docstring) and a sample grid;
-    ``template``: the aligned crops' template, which places the locality region."""
+    ``template``: the aligned crops' template, which places the locality region;
+    ``strength``: the mask scaled by it and clipped at 1 (``edit.strength``; 1 = as trained)."""
     G, gmeta = load_generator(generator_dir, attribute, device)
     clf, cmeta = classifier_from_manifest(classifiers, attribute, device)
     size = int(gmeta["image_size"])
@@ -130,7 +132,10 @@ def evaluate_attribute(attribute: str, generator_dir: Path, classifiers: mf.Mani
         y = labels[start : start + batch_size]
         x = to_tensor(np.stack([read_rgb(aligned.root / p, size) for p in rows["path"]])).to(device)
         c_trg = torch.from_numpy(1 - y).float().to(device)
-        edit, mask = G(x, c_trg)
+        c_src = torch.from_numpy(y).float().to(device)  # a generator whose F_a sees the change needs them
+        _, mask, x_a = G(x, c_trg, with_manipulation=True, c_src=c_src)
+        mask = strengthened(mask, strength)
+        edit = G.blend(x, x_a, mask)
         p_edit = clf.attribute_probability(edit, attribute).cpu().numpy()
         p_orig = clf.attribute_probability(x, attribute).cpu().numpy()
         correct_orig += list((p_orig > 0.5) == (y == 1))
