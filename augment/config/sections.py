@@ -126,6 +126,9 @@ class TrainSaganConfig:
     # Beyond the paper ("image" there): "image+change" lets F_a see the requested
     # change and gives the identity edit an all-zero mask (augment/sagan/sizes.py)
     mask_input: Literal["image", "image+change"] = "image"
+    # Beyond the paper ("none" there): "spectral" normalises every weight of D
+    # (augment/sagan/sizes.py); usually with objective hinge and no gradient penalty
+    d_norm: Literal["none", "spectral"] = "none"
     checkpoint_every: int = 250
     sample_every: int = 250
     sample_images: int = 8  # rows of each sample grid (half with, half without the attribute)
@@ -180,7 +183,10 @@ class EditConfig:
     # folder, its stage folder, the manifest, or a checkpoint folder. Empty =
     # the outputs of this pipeline's train_sagan / train_classifier. Not part
     # of the paper's method (a convenience); empty in the paper preset.
-    generators: str = field(default="", metadata=_must_exist())
+    # generators: ``pretrained`` = the generators shipped with augment
+    # (``augment generators`` lists them); load_config pins it to
+    # ``pretrained@<digest of the shipped files>``, so the edit stage reruns when they change.
+    generators: str = field(default="", metadata={**_must_exist(), "or_pretrained": True})
     classifier: str = field(default="", metadata=_must_exist())
 
 

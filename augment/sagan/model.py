@@ -295,6 +295,10 @@ class SaGANDiscriminator(nn.Module):
         init_weights(self)
         if self.embed is not None:
             nn.init.normal_(self.embed.weight, 0.0, 0.02)
+        if cfg.d_norm == "spectral":  # after init: the parametrisation keeps the initial weights as its original
+            for m in self.modules():
+                if isinstance(m, (nn.Conv2d, nn.Embedding)):
+                    nn.utils.parametrizations.spectral_norm(m)
 
     def forward(self, x: torch.Tensor, c: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """``c`` (N,) in {0,1}: the value each image is scored as having, used (and
