@@ -280,8 +280,8 @@ def load_models(cfg: PipelineConfig, generators: mf.Manifest, classifiers: mf.Ma
 
     import torch
 
-    from augment.sagan.generators import load_generator
     from augment.sagan.judge import classifier_from_manifest
+    from augment.trained import load_generator
 
     embed = None
     if cfg.edit.recognizer:
@@ -294,7 +294,7 @@ def load_models(cfg: PipelineConfig, generators: mf.Manifest, classifiers: mf.Ma
     out = []
     for _, g in generators.df.iterrows():
         attribute = g["attribute"]
-        G, meta = load_generator(generators.root / g["path"], attribute, device)
+        G, meta = load_generator(generators, g, device)  # a checkpoint folder, or a shipped file
         G = G.to(memory_format=torch.channels_last)
         if cfg.edit.compile:
             G = TunedGenerator(G)

@@ -1,4 +1,5 @@
-"""``augment edit``: change one attribute in a user's own photos with a trained generator.
+"""``augment edit``: change one attribute in a user's own photos with a trained generator
+(by default the one shipped with the package for that attribute, ``augment.pretrained``).
 
 Per photo:
 
@@ -175,26 +176,33 @@ def _alignment(generators: mf.Manifest, row, template: str | None, crop_size: in
 
 
 def edit_photos(
-    inputs: Sequence[Path | str], generators_path: Path | str, attribute: str, value: str, out: Path | str,
+    inputs: Sequence[Path | str], generators_path: Path | str | None, attribute: str, value: str, out: Path | str,
     *, template: str | None = None, crop_size: int | None = None, select: str = "largest",
     min_prob: float = 0.9, min_face: int = 20, device: str = "cpu", progress: bool | None = None,
     strength: float = 1.0,
 ) -> EditResult:
     """Edit ``attribute`` to ``value`` (0, 1 or both) in every photo of ``inputs``; write under ``out``.
+    ``generators_path``: a run, manifest or checkpoint (``augment.trained.resolve``);
+    None or ``pretrained``: the generator shipped for ``attribute`` (a ConfigError
+    naming it and what is shipped when there is none).
     ``strength``: the attention mask scaled by it and clipped at 1 (1 = as trained)."""
     import torch
     from tqdm import tqdm
 
-    from augment.sagan.generators import load_generator, out_of_domain
+    from augment.pretrained import KEYWORD, is_keyword
+    from augment.sagan.generators import out_of_domain
 
     out = Path(out)
     targets = values_of(value)
     photos = collect_photos(inputs)
-    gens = trained.resolve(generators_path, "generators", "--generators")
+    if generators_path is None or is_keyword(str(generators_path)):
+        gens = trained.shipped(str(generators_path or KEYWORD), "--generators" if generators_path else "", attribute)
+    else:
+        gens = trained.resolve(generators_path, "generators", "--generators")
     row = trained.pick(gens, attribute)
     tname, size = _alignment(gens, row, template, crop_size)
     dst = template_points(tname, size)
-    G, gmeta = load_generator(gens.root / row["path"], attribute, device)
+    G, gmeta = trained.load_generator(gens, row, device)
     notes = [n for n in (out_of_domain(gmeta, "photos"),) if n]
     gsize, gid = int(row["image_size"]), str(row["generator_id"])
 

@@ -7,10 +7,15 @@
 - a stage folder holding it (``<run>/train_sagan/``, ``<run>/train_classifier/``);
 - a finished run folder (``<run>/``, its ``train_sagan`` or ``train_classifier`` stage);
 - a checkpoint folder (``meta.json`` + ``weights.safetensors``), or an attribute
-  folder holding ``generator/``.
+  folder holding ``generator/``;
+- for generators, ``pretrained`` (or its pinned form ``pretrained@<digest>``):
+  the generators shipped with the package (``augment.pretrained``), whose rows
+  name ``<Attribute>.safetensors`` files rather than checkpoint folders.
 
 Each gives a manifest of the kind the training stage writes, so the edit
-stage loads models the same way whichever stage or path they come from.
+stage loads models the same way whichever stage or path they come from
+(``load_generator``: a checkpoint folder or a shipped file). ``ship`` makes the
+shipped files from a finished run.
 
 A generator also says how its training images were aligned (template and crop
 size, recorded by ``train_sagan``); ``alignment`` reads it and
@@ -23,6 +28,7 @@ from pathlib import Path, PurePosixPath
 
 from augment import checkpoint as ckpt
 from augment import manifest as mf
+from augment import pretrained
 from augment.align.dataset import alignment_of
 from augment.config import ConfigError
 from augment.names import printable
@@ -84,6 +90,8 @@ def resolve(path: str | Path, kind: str, key: str = "") -> mf.Manifest:
 
     ``key`` names the flag or config key in error messages.
     """
+    if kind == "generators" and pretrained.is_keyword(str(path)):
+        return shipped(str(path), key)
     path = Path(path)
     where = f"{key}: " if key else ""
     if not path.exists():
@@ -101,13 +109,90 @@ def resolve(path: str | Path, kind: str, key: str = "") -> mf.Manifest:
     return mf.Manifest(kind, mf.frame(kind, [row]), folder.parent)
 
 
+def shipped(value: str = pretrained.KEYWORD, key: str = "", attribute: str | None = None) -> mf.Manifest:
+    """The shipped generators as a ``generators`` manifest (root: their folder; rows
+    name their ``.safetensors``). ``value``, pinned (``pretrained@<digest>``), must
+    match the files shipped now. With ``attribute``, its generator alone, or a
+    ConfigError naming it, what is shipped and ``--generators RUN``."""
+    where = f"{key}: " if key else ""
+    try:
+        pretrained.pinned(value)
+    except pretrained.PretrainedError as e:
+        raise ConfigError(f"{where}{e}") from None
+    try:
+        metas = pretrained.available()
+        if attribute is not None:
+            weights = pretrained.path_for(attribute)
+            metas = [m for m in metas if Path(m["weights"]) == weights]
+    except pretrained.NotShipped as e:
+        raise ConfigError(f"{where}{e}; pass --generators RUN, a finished run whose train_sagan trained one "
+                          "(e.g. of pipelines/pretrain.yaml)") from None
+    except pretrained.PretrainedError as e:
+        raise ckpt.CheckpointError(str(e)) from None
+    if not metas:
+        raise ConfigError(f"{where}no generators are shipped with this installation (none in {pretrained.folder()}): "
+                          f"{pretrained.TRAIN_HINT}, or give generators trained in a run of your own")
+    rows = [{"attribute": m["attribute"], "path": Path(m["weights"]).name,
+             "generator_id": mf.file_digest(m["weights"])[:16], "step": int(m.get("step", 0)),
+             "preset": str(m.get("preset", "")), "image_size": int(m["image_size"]),
+             "train_images": (m.get("training") or {}).get("images"),
+             "train_positive": (m.get("training") or {}).get("positive")} for m in metas]
+    return mf.Manifest("generators", mf.frame("generators", rows), pretrained.folder(),
+                       {"extra": {"shipped": True}})
+
+
+def _is_shipped(path: Path) -> bool:
+    return path.suffix == pretrained.WEIGHTS_SUFFIX and path.is_file()
+
+
+def generator_meta(path: Path) -> dict:
+    """The metadata of a generator: a checkpoint folder's ``meta.json``, or a shipped
+    ``<Attribute>.safetensors``'s ``<Attribute>.json``."""
+    if not _is_shipped(path):
+        return ckpt.read_meta(path)
+    try:
+        return pretrained.meta_of(path)
+    except pretrained.PretrainedError as e:
+        raise ckpt.CheckpointError(str(e)) from None
+
+
+def load_generator(generators: mf.Manifest, row, device="cpu"):
+    """(generator in eval mode, its metadata) of a row of ``generators``: a checkpoint
+    folder (``augment.sagan.generators.load_generator``) or a shipped file."""
+    from augment.sagan import generators as sg
+
+    path, attribute = generators.root / row["path"], row["attribute"]
+    if not _is_shipped(path):
+        return sg.load_generator(path, attribute, device)
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    from augment.sagan.model import SaganModelConfig, SaGANGenerator
+
+    meta = generator_meta(path)
+    if meta.get("kind") != sg.GENERATOR_KIND or meta.get("attribute") != attribute:
+        raise ckpt.CheckpointError(f"{path}: a {meta.get('kind')!r} of {meta.get('attribute')!r}, not the "
+                                   f"{attribute} generator")
+    recorded = meta.get("weights_sha256")
+    if recorded and mf.file_digest(path) != recorded:  # a partial copy, or the files of two generators
+        raise ckpt.CheckpointError(f"{path}: its bytes do not match the sha256 its .json records; ship it again")
+    try:
+        tensors = load_file(str(path), device=str(device))
+    except (SafetensorError, OSError) as e:
+        raise ckpt.CheckpointError(f"{path}: damaged or not a safetensors file: {e}") from e
+    G = SaGANGenerator(SaganModelConfig.from_dict(meta["model_config"]))
+    # float16 on disk: load_state_dict copies each into the model's float32 parameter
+    G.load_state_dict({k[2:]: v for k, v in tensors.items() if k.startswith("G.")})
+    return G.to(device).eval(), meta
+
+
 def alignment(generators: mf.Manifest, row) -> dict | None:
     """``{"template", "size"}`` the generator of ``row`` was trained on, or None when not recorded.
 
     The generator's own metadata first, then the manifest's (both written by
     train_sagan); generators from before this was recorded have neither.
     """
-    meta = ckpt.read_meta(generators.root / row["path"])
+    meta = generator_meta(generators.root / row["path"])
     found = meta.get("align") or (generators.meta.get("extra") or {}).get("align")
     if found and found.get("template") and found.get("size"):
         return {"template": str(found["template"]), "size": int(found["size"])}
@@ -153,3 +238,80 @@ def edit_models(cfg, inputs: dict) -> tuple[mf.Manifest, mf.Manifest | None]:
         for _, row in generators.df.iterrows():
             check_alignment(generators, row, made["template"], made["size"], what)
     return generators, classifiers
+
+
+def _people(run: Path) -> int | None:
+    """People in the train split SaGAN learnt from (data.sagan's aligned images, else data.train's)."""
+    for name in ("sagan_aligned", "aligned"):
+        file = run / "align" / f"{name}.parquet"
+        if file.is_file():
+            df = mf.read(file, "images").df
+            return int(df.loc[df["split"] == "train", "identity"].nunique())
+    return None
+
+
+def _counts(row) -> dict:
+    """The row's train_images / train_positive as ints (None where unknown: NaN)."""
+    import pandas as pd
+
+    return {k: None if pd.isna(row.get(k)) else int(row[k]) for k in ("train_images", "train_positive")}
+
+
+def ship(run: Path | str, dest: Path | str | None = None, attributes: tuple[str, ...] = (),
+         licence: str = "") -> list[Path]:
+    """Copy the generators of a finished run (train_sagan and eval_sagan done; e.g.
+    ``pipelines/pretrain.yaml``) into ``dest`` (default: the shipped folder,
+    ``augment.pretrained.folder()``) as ``<Attribute>.safetensors`` (float16) +
+    ``<Attribute>.json`` (their metadata, and ``augment.pretrained.record``'s
+    training, quality and licence blocks); ``attributes``: those only (default
+    all). Returns the JSON files written. The weights go first: a copy cut short
+    leaves a JSON whose ``weights_sha256`` refuses the new weights, never a mix."""
+    import json
+
+    import yaml
+    from safetensors.torch import load_file, save_file
+
+    from augment.fs import write_atomic, write_json
+    from augment.names import component
+    from augment.pretrained import record
+    from augment.sagan.generators import GENERATOR_KIND
+
+    run = Path(run)
+    dest = Path(dest) if dest is not None else pretrained.folder()
+    gens = resolve(run, "generators", "RUN")
+    metrics_file = run / "eval_sagan" / "metrics.json"
+    if not metrics_file.is_file():
+        raise ConfigError(f"{run}: no eval_sagan/metrics.json; a shipped generator carries its measured quality: "
+                          "run the pipeline's eval_sagan stage first")
+    quality = json.loads(metrics_file.read_text())
+    config_file = run / "config.yaml"
+    config = (yaml.safe_load(config_file.read_text()) or {}) if config_file.is_file() else {}
+    missing = sorted(set(attributes) - set(gens.df["attribute"]))
+    if missing:
+        raise ConfigError(f"{gens.file or gens.root}: no generator for {', '.join(missing)} "
+                          f"(have: {', '.join(sorted(gens.df['attribute']))})")
+    people = _people(run)
+    dest.mkdir(parents=True, exist_ok=True)
+    written = []
+    for _, row in gens.df.iterrows():
+        attribute = component(row["attribute"], f"{gens.file}: attribute")
+        if attributes and attribute not in attributes:
+            continue
+        src = gens.root / row["path"]
+        meta = ckpt.read_meta(src)
+        q = quality.get(attribute) or {}
+        if meta.get("kind") != GENERATOR_KIND or q.get("generator_id") != row["generator_id"]:
+            raise ConfigError(f"{src}: not a generator export that {metrics_file} measured (its generator_id "
+                              f"{q.get('generator_id')!r}, this one {row['generator_id']!r}); rerun eval_sagan")
+        ckpt.verify_weights(src)
+        tensors = load_file(str(src / ckpt.WEIGHTS))
+        half = {k: v.half() if v.is_floating_point() else v for k, v in tensors.items()}  # BN counters stay int
+        weights = dest / f"{attribute}{pretrained.WEIGHTS_SUFFIX}"
+        write_atomic(weights, lambda tmp: save_file(half, str(tmp)), suffix=pretrained.WEIGHTS_SUFFIX)
+        log_file = src.parent / "metrics.jsonl"
+        spent = record.hours(log_file.read_text()) if log_file.is_file() else {"cpu_hours": None, "wall_hours": None}
+        meta.update(weights_sha256=mf.file_digest(weights), dtype="float16", licence=licence or record.LICENCE,
+                    training=record.training(config, _counts(row), meta, people, spent),
+                    quality=record.quality(q), source={"run": run.name, "generator_id": row["generator_id"]})
+        written.append(write_json(dest / f"{attribute}{pretrained.META_SUFFIX}", meta, indent=1, newline=True))
+    return written

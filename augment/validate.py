@@ -19,7 +19,7 @@ import typing
 from pathlib import Path
 from typing import Any
 
-from augment import trained
+from augment import pretrained, trained
 from augment.config import ConfigError, PipelineConfig
 from augment.config.parse import build_config, read_tree
 from augment.data.celeba import CELEBA_ATTRIBUTES
@@ -187,6 +187,8 @@ def check_paths_exist(cfg: Any, prefix: str, source: str) -> None:
         dotted = f"{prefix}.{f.name}" if prefix else f.name
         if dataclasses.is_dataclass(value):
             check_paths_exist(value, dotted, source)
+        elif f.metadata.get("or_pretrained") and pretrained.is_keyword(value):
+            continue  # the shipped generators: checked where they are resolved (check_generators_alignment)
         elif f.metadata.get("must_exist") and value and not Path(value).exists():
             raise ConfigError(f"{source}: key '{dotted}' names a path that does not exist: {value}")
 
@@ -278,8 +280,21 @@ def check_edit_models(cfg: PipelineConfig, source: str) -> None:
     if not cfg.edit.generators and "train_sagan" not in cfg.stages:
         raise ConfigError(
             f"{source}: the edit stage needs generators: add 'train_sagan' to 'stages' or set 'edit.generators' "
-            "to a finished run (or its generators.parquet)"
+            "to a finished run (or its generators.parquet), or to 'pretrained' for the ones shipped with augment"
         )
+
+
+def pin_pretrained(cfg: PipelineConfig, source: str) -> PipelineConfig:
+    """``edit.generators: pretrained`` -> ``pretrained@<digest of the shipped files>``:
+    the edit stage's fingerprint hashes its config section, so it reruns when the
+    shipped generators change (a path's files are not hashed; these are)."""
+    if not pretrained.is_keyword(cfg.edit.generators):
+        return cfg
+    try:
+        pin = pretrained.pinned(cfg.edit.generators)
+    except pretrained.PretrainedError as e:
+        raise ConfigError(f"{source}: key 'edit.generators': {e}") from None
+    return dataclasses.replace(cfg, edit=dataclasses.replace(cfg.edit, generators=pin))
 
 
 
@@ -300,6 +315,7 @@ def load_config(
     check_ranges(cfg, source)
     check_evaluate(cfg, source)
     check_edit_models(cfg, source)
+    cfg = pin_pretrained(cfg, source)
     check_eval_sagan_order(cfg, source)
     check_edit_filters(cfg, source)
     check_judge_people(cfg, source)

@@ -11,6 +11,7 @@ One module per concern; this one holds the group and adds their commands:
 - ``synth_options``: the ``synth`` options, made from the fields of ``SynthConfig``;
 - ``manifests``: ``inspect`` and ``export`` (written manifests);
 - ``edit``: ``edit`` (your own photos);
+- ``generators``: ``generators`` and ``generators ship`` (the generators shipped with augment);
 - ``evaluate``: ``evaluate`` and ``pairs`` (recognizers).
 
 Heavy modules (torch and the stages) are imported inside the commands, so that
@@ -25,6 +26,7 @@ from augment import __version__
 from augment.cli.data import align_cmd, datasets, synth_cmd
 from augment.cli.edit import edit_cmd
 from augment.cli.evaluate import evaluate_cmd, pairs_cmd
+from augment.cli.generators import generators
 from augment.cli.manifests import export_cmd, inspect_cmd
 from augment.cli.run import run, stages
 
@@ -37,8 +39,8 @@ def cli() -> None:
     """SaGAN face-attribute augmentation for face-recognition training sets."""
 
 
-for _command in (run, stages, datasets, synth_cmd, export_cmd, edit_cmd, inspect_cmd, evaluate_cmd, pairs_cmd,
-                 align_cmd):
+for _command in (run, stages, datasets, synth_cmd, export_cmd, edit_cmd, generators, inspect_cmd, evaluate_cmd,
+                 pairs_cmd, align_cmd):
     cli.add_command(_command)
 
 

@@ -12,8 +12,9 @@ from augment.cli.output import fail, file_name, friendly_errors
 @click.command("edit")
 @click.argument("photos", nargs=-1, required=True, metavar="PHOTO_OR_FOLDER...",
                 type=click.Path(exists=True, path_type=Path))
-@click.option("--generators", required=True, metavar="RUN_OR_CHECKPOINT",
-              help="A finished run folder, its train_sagan folder, a generators.parquet or a generator checkpoint.")
+@click.option("--generators", default=None, metavar="RUN_OR_CHECKPOINT",
+              help="A finished run folder, its train_sagan folder, a generators.parquet or a generator checkpoint. "
+                   "Default: the generator shipped with augment for --attribute (see 'augment generators').")
 @click.option("--attribute", required=True, callback=file_name, help="The CelebA attribute to edit, e.g. Eyeglasses.")
 @click.option("--value", type=click.Choice(["0", "1", "both"]), default="both", show_default=True,
               help="1 adds the attribute, 0 removes it, both writes one photo of each.")
@@ -34,10 +35,13 @@ def edit_cmd(photos, generators, attribute, value, out, template, crop_size, sel
              device) -> None:
     """Edit one attribute in your own photos and paste the edited face back into each photo.
 
-    Exits 1 when no photo had a face to edit.
+    Without --generators, the generator shipped for --attribute is used; when
+    none is shipped for it, exits 2 naming what is. Exits 1 when no photo had
+    a face to edit.
 
     \b
-    Example:
+    Examples:
+      augment edit me.jpg --attribute Smiling --value 1 --out edited
       augment edit me.jpg holiday/ --generators runs/demo --attribute Eyeglasses --value 1 --out edited
     """
     from augment.photo_edit import edit_photos
