@@ -308,6 +308,7 @@ def ship(run: Path | str, dest: Path | str | None = None, attributes: tuple[str,
         half = {k: v.half() if v.is_floating_point() else v for k, v in tensors.items()}  # BN counters stay int
         weights = dest / f"{attribute}{pretrained.WEIGHTS_SUFFIX}"
         write_atomic(weights, lambda tmp: save_file(half, str(tmp)), suffix=pretrained.WEIGHTS_SUFFIX)
+        weights.chmod(0o644)  # safetensors writes 0600; package data must be readable by every user
         log_file = src.parent / "metrics.jsonl"
         spent = record.hours(log_file.read_text()) if log_file.is_file() else {"cpu_hours": None, "wall_hours": None}
         meta.update(weights_sha256=mf.file_digest(weights), dtype="float16", licence=licence or record.LICENCE,

@@ -77,6 +77,7 @@ def test_ship_writes_float16_weights_that_load_and_the_run_s_figures(tmp_path, s
     assert torch.float16 in dtypes and torch.float32 not in dtypes
     meta = json.loads(meta_file.read_text())
     assert meta["weights_sha256"] == mf.file_digest(weights) and meta["dtype"] == "float16"
+    assert weights.stat().st_mode & 0o444 == 0o444  # readable by all, as package data
     assert meta["align"] == {"template": "arcface", "size": 32} and meta["kind"] == "sagan_generator"
     assert meta["quality"]["add"] == {"images": 2, "edit_success": 0.75, "id_kept": 1.0}
     assert meta["quality"]["remove"]["edit_success"] == 0.25 and meta["quality"]["split"] == "test"
