@@ -84,7 +84,7 @@ def test_the_report_embeds_the_grids_eval_sagan_wrote(tmp_path, monkeypatch):
     for a, want in pixels.items():
         b64 = base64.b64encode(png(Image.fromarray(want))).decode()
         assert f'<img alt="edit grid {a}" src="data:image/png;base64,{b64}">' in html
-        assert f"![edit grid {a}](grid_{a}.png)" in md
+        assert f"![edit grid {a}](grid_{a}.png)" in md.split("\n## ", 2)[1]  # in the summary, the first section
         assert np.array_equal(np.asarray(Image.open(run_dir / f"grid_{a}.png")), want)  # the copy md links
     assert "not among this pipeline's stages" not in html
 
@@ -92,8 +92,9 @@ def test_the_report_embeds_the_grids_eval_sagan_wrote(tmp_path, monkeypatch):
 def test_without_eval_sagan_the_report_says_so(tmp_path, monkeypatch):
     run_dir = _report(tmp_path, monkeypatch, {})
     md = (run_dir / "report.md").read_text()
-    assert "## Edits (input | +attribute | -attribute | mask)" in md
-    assert "No edit grids: eval_sagan, which draws them, is not among this pipeline's stages." in md
+    summary = md.split("## Summary", 1)[1].split("\n## ", 1)[0]  # the grids' place is in the summary
+    assert "### The edits" in summary
+    assert "No edit grids: eval_sagan, which draws them, is not among this pipeline's stages." in summary
     assert not list(run_dir.glob("grid_*.png"))
 
 

@@ -35,44 +35,64 @@ def _metrics(identity_problem=None):
     return m
 
 
-def _section(tmp_path, metrics) -> tuple[str, list[list[str]]]:
+def _section(tmp_path, metrics, people=None) -> tuple[str, list[list[list[str]]]]:
+    """The section's Markdown and its tables (each a list of rows, the header first)."""
     path = tmp_path / "metrics.json"
     path.write_text(json.dumps(metrics))
     doc = Doc("t")
-    edit_quality_section(doc, path)
+    edit_quality_section(doc, path, people)
     md = doc.render_md()
-    tables = [line for line in md.splitlines() if line.startswith("| ")]
-    return md, [[c.strip() for c in t.strip("|").split("|")] for t in tables]
+    tables, current = [], []
+    for line in md.splitlines() + [""]:
+        if line.startswith("|---"):
+            continue  # the header's rule
+        if line.startswith("| "):
+            current.append([c.strip() for c in line.strip("|").split("|")])
+        elif current:
+            tables.append(current)
+            current = []
+    return md, tables
 
 
 def test_rows_per_attribute_and_direction_with_the_reference_scale(tmp_path):
-    md, rows = _section(tmp_path, _metrics())
+    md, tables = _section(tmp_path, _metrics(), people="trained on the generator's own training people")
     line = next(x for x in md.splitlines() if x.startswith("Judges: "))
     assert "attribute: the project's attribute classifier (train_classifier" in line
+    assert "smudge_accept), trained on the generator's own training people;" in line  # whose people it learnt from
     assert "identity: dlib's pretrained recognizer" in line and "locality: template regions, no model" in line
     assert "id_preserved: the run's own baseline recognizer" in line
-    header = rows[0]
-    assert header[:5] == ["attribute", "direction", "images", "success", "id_distance"] and "id_kept" in header
-    body = {(r[0], r[1]): dict(zip(header, r)) for r in rows[1:5]}
+    judged, locality = tables[0], tables[1]
+    header = judged[0]
+    assert header[:5] == ["attribute", "direction", "edits judged", "edit success", "identity distance (dlib, mean)"]
+    assert "identity kept (dlib < 0.6)" in header and "perfect edit's distance (mean)" in header
+    body = {(r[0], r[1]): dict(zip(header, r)) for r in judged[1:]}
     assert set(body) == {(a, d) for a in ("Eyeglasses", "Smiling") for d in ("add", "remove")}
-    assert body[("Smiling", "remove")]["success"] == "0.7500" and body[("Smiling", "remove")]["id_distance"] == "0.4500"
-    assert body[("Eyeglasses", "add")]["id_kept"] == "1.0000" and body[("Eyeglasses", "add")]["mask_in_region"] == "0.7000"
+    assert body[("Smiling", "remove")]["edit success"] == "0.7500"
+    assert body[("Smiling", "remove")]["identity distance (dlib, mean)"] == "0.4500"
+    assert body[("Eyeglasses", "add")]["identity kept (dlib < 0.6)"] == "1.0000"
+    assert body[("Eyeglasses", "add")]["identity distance (p95)"] == "0.4500"
+    # the locality figures, per attribute and direction, in a table of their own
+    assert locality[0][:2] == ["attribute", "direction"] and "mask mass inside the region" in locality[0]
+    loc = {(r[0], r[1]): dict(zip(locality[0], r)) for r in locality[1:]}
+    assert loc[("Eyeglasses", "add")]["mask mass inside the region"] == "0.7000"
     # one reference table for the run, though every attribute carries it
+    rows = [r for t in tables for r in t]
     assert sum(r[0] == "distance" for r in rows) == 1
     assert ["distance", "0.0500", "0.3000", "0.8000", "0.6000"] in rows
     assert any(r[0] == "measured on" and r[3].startswith("192 pairs") for r in rows)
-    assert max(len(r) for r in rows) <= 11  # narrow enough for the page
+    assert max(len(t[0]) for t in tables) <= 8  # every table narrow enough for the page
 
 
 def test_without_the_judge_the_line_says_not_installed(tmp_path):
     message = "the pretrained identity judge needs the 'judges' extra: pip install 'augment[judges]'"
-    md, rows = _section(tmp_path, _metrics(message))
+    md, tables = _section(tmp_path, _metrics(message))
     assert f"identity: not installed: {message}" in md
-    assert "id_distance" not in rows[0] and "success" in rows[0]
-    assert not any(r[0] == "distance" for r in rows)  # no reference scale
+    header = tables[0][0]
+    assert not any(h.startswith("identity") for h in header) and "edit success" in header
+    assert not any(r[0] == "distance" for t in tables for r in t)  # no reference scale
 
 
 def test_metrics_written_before_the_judges_still_render(tmp_path):
-    md, rows = _section(tmp_path, {"Eyeglasses": {"edit_success": 0.7, "mask_iou": 0.2}})
+    md, tables = _section(tmp_path, {"Eyeglasses": {"edit_success": 0.7, "mask_iou": 0.2}})
     assert "identity and locality: not measured" in md
-    assert rows[0] == ["attribute", "direction", "success"] and rows[1] == ["Eyeglasses", "both", "0.7000"]
+    assert tables[0] == [["attribute", "direction", "edit success"], ["Eyeglasses", "both", "0.7000"]]

@@ -1,4 +1,9 @@
-"""The report page as HTML and Markdown side by side (``Doc``), and its small helpers."""
+"""The report page as HTML and Markdown side by side (``Doc``), and its small helpers.
+
+Layout blocks (``open``/``close``: a flex row for the summary, its columns)
+exist in the HTML only; ``details`` folds a part away in both (GitHub renders
+``<details>`` in Markdown). Every string that comes from data is escaped here.
+"""
 
 from __future__ import annotations
 
@@ -11,12 +16,26 @@ from typing import Any, Iterable
 import numpy as np
 from PIL import Image
 
+# The page is read at 1280 px: the body is at most 1180 px wide, and every
+# table is narrow enough to fit it (wide ones are split, long cells wrap).
 CSS = """
-body{font-family:system-ui,-apple-system,Segoe UI,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}
-h1{font-size:1.6em} h2{font-size:1.25em;border-bottom:1px solid #ddd;padding-bottom:.2em;margin-top:1.8em}
-.scroll{overflow-x:auto;margin:.6em 0} table{border-collapse:collapse;font-size:.9em} td,th{border:1px solid #ccc;padding:.25em .6em;text-align:right}
-th{background:#f4f4f4} td:first-child,th:first-child{text-align:left}
-img{max-width:100%} .muted{color:#777;font-size:.9em} pre{background:#f7f7f7;padding:.6em;overflow:auto}
+body{font-family:system-ui,-apple-system,Segoe UI,sans-serif;max-width:1180px;margin:1em auto;padding:0 1em;color:#222;
+line-height:1.35}
+h1{font-size:1.5em;margin:.3em 0} h2{font-size:1.25em;border-bottom:1px solid #ddd;padding-bottom:.2em;margin-top:1.6em}
+h3{font-size:1.05em;margin:1em 0 .3em}
+.scroll{overflow-x:auto;margin:.5em 0} table{border-collapse:collapse;font-size:.88em;font-variant-numeric:tabular-nums}
+td,th{border:1px solid #ccc;padding:.2em .5em;text-align:right;vertical-align:top}
+th{background:#f4f4f4;font-weight:600}
+td:first-child,th:first-child,td.l{text-align:left} td.n{white-space:nowrap} th{max-width:11em}
+img{max-width:100%} .muted{color:#666;font-size:.88em} pre{background:#f7f7f7;padding:.6em;overflow:auto}
+.summary{display:flex;gap:1.5em;align-items:flex-start} .summary-text{flex:1 1 0;min-width:0}
+.summary.stacked{display:block} .summary-figs{display:flex;flex-wrap:wrap;gap:.8em}
+.summary-figs figure{margin:0;width:232px} .summary-figs img{width:232px;display:block}
+.summary-figs-col h3{margin-top:0}
+.cols{display:grid;grid-template-columns:repeat(4,1fr);font-size:.72em;color:#555;text-align:center}
+figcaption{font-size:.8em;color:#555;text-align:center}
+.answer{background:#f3f8f3;border-left:4px solid #5a5;padding:.4em .7em;margin:.5em 0}
+details{margin:1.5em 0} summary{cursor:pointer;font-weight:600;font-size:1.1em}
 """
 
 
@@ -32,18 +51,29 @@ class Doc:
         self.html.append(f"<h2>{html.escape(text)}</h2>")
         self.md += [f"## {text}", ""]
 
-    def p(self, text: str, muted: bool = False) -> None:
-        cls = ' class="muted"' if muted else ""
-        self.html.append(f"<p{cls}>{html.escape(text)}</p>")
-        self.md += [text, ""]
+    def h3(self, text: str) -> None:
+        self.html.append(f"<h3>{html.escape(text)}</h3>")
+        self.md += [f"### {text}", ""]
+
+    def p(self, text: str, muted: bool = False, lead: str | None = None, cls: str | None = None) -> None:
+        """A paragraph; ``lead``: a bold start; ``cls``: its HTML class (``muted``: small and grey)."""
+        cls = cls or ("muted" if muted else None)
+        attr = f' class="{cls}"' if cls else ""
+        bold = f"<b>{html.escape(lead)}</b> " if lead else ""
+        self.html.append(f"<p{attr}>{bold}{html.escape(text)}</p>")
+        self.md += [(f"**{lead}** " if lead else "") + text, ""]
 
     def table(self, header: list[str], rows: Iterable[list[Any]]) -> None:
+        """A table; numbers right-aligned and kept on one line, words left-aligned."""
         rows = [[fmt(c) for c in r] for r in rows]
         h = "".join(f"<th>{html.escape(c)}</th>" for c in header)
-        body = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in r) + "</tr>" for r in rows)
-        # wide tables (the edit-quality one has 17 columns) scroll inside the page
+        body = "".join("<tr>" + "".join(_td(c, i == 0) for i, c in enumerate(r)) + "</tr>" for r in rows)
+        # every table is made to fit the page; the wrapper only guards a narrow window
         self.html.append(f'<div class="scroll"><table><tr>{h}</tr>{body}</table></div>')
-        esc = [lambda s: s.replace("|", "\\|")][0]
+
+        def esc(s: str) -> str:
+            return s.replace("|", "\\|")
+
         self.md += ["| " + " | ".join(esc(c) for c in header) + " |", "|" + "---|" * len(header)]
         self.md += ["| " + " | ".join(esc(c) for c in r) + " |" for r in rows]
         self.md.append("")
@@ -53,6 +83,37 @@ class Doc:
         self.html.append(f'<img alt="{html.escape(alt, quote=True)}" src="data:image/png;base64,{b64}">')
         self.md += [f"![{alt}]({md_path})", ""]
 
+    def figure(self, png: bytes, alt: str, md_path: str, caption: str, columns: list[str] | None = None) -> None:
+        """An image with a caption under it (in Markdown: the image, then the caption);
+        ``columns``: labels over its equal-width columns (HTML only: say them in the caption too)."""
+        self.html.append("<figure>")
+        if columns:
+            self.html.append('<div class="cols">' + "".join(f"<span>{html.escape(c)}</span>" for c in columns)
+                             + "</div>")
+        self.image(png, alt, md_path)
+        self.html.append(f"<figcaption>{html.escape(caption)}</figcaption></figure>")
+        self.md += [f"*{caption}*" + (f" (columns: {', '.join(columns)})" if columns else ""), ""]
+
+    def raw(self, markup: str) -> None:
+        """HTML the report made itself (an inline SVG), with no Markdown twin; data in it must be escaped."""
+        self.html.append(markup)
+
+    def open(self, cls: str) -> None:
+        """Start an HTML layout block of class ``cls`` (nothing in Markdown)."""
+        self.html.append(f'<div class="{cls}">')
+
+    def close(self) -> None:
+        self.html.append("</div>")
+
+    def details(self, summary: str) -> None:
+        """Start a folded part, closed by ``end_details``."""
+        self.html.append(f"<details><summary>{html.escape(summary)}</summary>")
+        self.md += [f"<details><summary>{html.escape(summary)}</summary>", ""]
+
+    def end_details(self) -> None:
+        self.html.append("</details>")
+        self.md += ["</details>", ""]
+
     def render_html(self) -> str:
         body = "\n".join(self.html)
         return (f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(self.title)}</title>"
@@ -60,6 +121,21 @@ class Doc:
 
     def render_md(self) -> str:
         return "\n".join(self.md) + "\n"
+
+
+NUMERIC = re.compile(r"^(?:[<>+\-−]\s?)?\d|^—$|^n/a")
+
+
+def _td(cell: str, first: bool) -> str:
+    """A body cell: a number (or a dash, or "n/a") right-aligned and, unless long
+    or a list, on one line; a word left-aligned; a short row name on one line."""
+    if first:
+        cls = ' class="n"' if len(cell) <= 24 else ""
+    elif NUMERIC.match(cell):
+        cls = ' class="n"' if len(cell) <= 30 and ", " not in cell else ""
+    else:
+        cls = ' class="l"'
+    return f"<td{cls}>{html.escape(cell)}</td>"
 
 
 def fmt(v: Any) -> str:

@@ -1,24 +1,20 @@
-"""The report's sections about the run itself: configuration, datasets, stage
-timings and the edit grids (eval_sagan's images); the edit-quality tables are
-in ``augment.report.quality``."""
+"""The report's sections about the run itself: datasets, stage timings and the
+configuration (folded away at the end of the page); the edit grids open the
+page, in ``augment.report.summary``."""
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Any, Mapping
-
-from PIL import Image
+from typing import Any
 
 from augment import manifest as mf
 from augment import workdir
 from augment.config import PipelineConfig, to_dict
-from augment.fs import write_atomic
-from augment.report.doc import Doc, file_part, png
-from augment.names import component
+from augment.report.doc import Doc
 
 
 def config_section(doc: Doc, cfg: PipelineConfig) -> None:
-    doc.h2("Configuration")
+    """Every key of the stages' config sections, one row each, inside a closed ``<details>``."""
+    doc.details("Configuration (every key the stages read)")
     d = to_dict(cfg)
     rows = [["name", cfg.name], ["seed", cfg.seed], ["device", cfg.device], ["stages", ", ".join(cfg.stages)]]
     # every key of the sections this pipeline's stages read (the read stage's section is data)
@@ -27,6 +23,7 @@ def config_section(doc: Doc, cfg: PipelineConfig) -> None:
         if ("read" if section == "data" else section) in cfg.stages:
             rows += [[key, value] for key, value in _flat(d[section], section)]
     doc.table(["key", "value"], rows)
+    doc.end_details()
 
 
 def _flat(value: Any, key: str) -> list[tuple[str, Any]]:
@@ -74,21 +71,3 @@ def timings_section(doc: Doc, cfg: PipelineConfig) -> None:
                      marker.get("peak_rss_mib") if marker else None])
     rows.append(["total", "", f"{total:.1f}", None])
     doc.table(["stage", "state", "seconds", "peak RSS (MiB)"], rows)
-
-
-def grids_section(doc: Doc, run_dir: Path, grids: Mapping[str, Image.Image] | None) -> None:
-    """eval_sagan's edit grids, each embedded and copied beside report.md as
-    ``grid_<attribute>.png``; ``None``: eval_sagan did not run, and the page says so.
-    No section when eval_sagan drew none (``report.grid_images`` 0)."""
-    if grids is None:
-        doc.h2("Edits (input | +attribute | -attribute | mask)")
-        doc.p("No edit grids: eval_sagan, which draws them, is not among this pipeline's stages.", muted=True)
-        return
-    if not grids:
-        return
-    doc.h2("Edits (input | +attribute | -attribute | mask)")
-    for attr, img in grids.items():
-        name = component(f"grid_{file_part(attr)}.png", "an edit-grid figure")
-        write_atomic(run_dir / name, lambda tmp: img.save(tmp, format="PNG"))
-        doc.p(attr)
-        doc.image(png(img), f"edit grid {attr}", name)
