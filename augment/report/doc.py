@@ -26,7 +26,7 @@ h3{font-size:1.05em;margin:1em 0 .3em}
 .scroll{overflow-x:auto;margin:.5em 0} table{border-collapse:collapse;font-size:.88em;font-variant-numeric:tabular-nums}
 td,th{border:1px solid #ccc;padding:.2em .5em;text-align:right;vertical-align:top}
 th{background:#f4f4f4;font-weight:600}
-td:first-child,th:first-child,td.l{text-align:left} td.n{white-space:nowrap} th{max-width:11em}
+td:first-child,th:first-child,td.l,th.l{text-align:left} td.n{white-space:nowrap} th{max-width:11em}
 img{max-width:100%} .muted{color:#666;font-size:.88em} pre{background:#f7f7f7;padding:.6em;overflow:auto}
 .summary{display:flex;gap:1.5em;align-items:flex-start} .summary-text{flex:1 1 0;min-width:0}
 .summary.stacked{display:block} .summary-figs{display:flex;flex-wrap:wrap;gap:.8em}
@@ -64,10 +64,12 @@ class Doc:
         self.md += [(f"**{lead}** " if lead else "") + text, ""]
 
     def table(self, header: list[str], rows: Iterable[list[Any]]) -> None:
-        """A table; numbers right-aligned and kept on one line, words left-aligned."""
+        """A table; columns of numbers right-aligned (short cells kept on one line), columns of words left."""
         rows = [[fmt(c) for c in r] for r in rows]
-        h = "".join(f"<th>{html.escape(c)}</th>" for c in header)
-        body = "".join("<tr>" + "".join(_td(c, i == 0) for i, c in enumerate(r)) + "</tr>" for r in rows)
+        words = [i > 0 and _words([r[i] for r in rows if i < len(r)]) for i in range(len(header))]
+        h = "".join(f"<th{LEFT if words[i] else ''}>{html.escape(c)}</th>" for i, c in enumerate(header))
+        body = "".join("<tr>" + "".join(_td(c, i, i < len(words) and words[i]) for i, c in enumerate(r)) + "</tr>"
+                       for r in rows)
         # every table is made to fit the page; the wrapper only guards a narrow window
         self.html.append(f'<div class="scroll"><table><tr>{h}</tr>{body}</table></div>')
 
@@ -123,19 +125,27 @@ class Doc:
         return "\n".join(self.md) + "\n"
 
 
+LEFT = ' class="l"'
 NUMERIC = re.compile(r"^(?:[<>+\-−]\s?)?\d|^—$|^n/a")
 
 
-def _td(cell: str, first: bool) -> str:
-    """A body cell: a number (or a dash, or "n/a") right-aligned and, unless long
-    or a list, on one line; a word left-aligned; a short row name on one line."""
-    if first:
-        cls = ' class="n"' if len(cell) <= 24 else ""
-    elif NUMERIC.match(cell):
-        cls = ' class="n"' if len(cell) <= 30 and ", " not in cell else ""
+def _words(cells: list[str]) -> bool:
+    """A column of words: most of its filled cells are not numbers."""
+    filled = [c for c in cells if c]
+    return sum(not NUMERIC.match(c) for c in filled) > len(filled) / 2
+
+
+def _td(cell: str, column: int, words: bool) -> str:
+    """A body cell: in a column of words left-aligned; a row name, or a number
+    short and no list, on one line."""
+    if column == 0:
+        cls = "n" if len(cell) <= 24 else ""
+    elif words:
+        cls = "l"
     else:
-        cls = ' class="l"'
-    return f"<td{cls}>{html.escape(cell)}</td>"
+        cls = "n" if len(cell) <= 30 and ", " not in cell else ""
+    attr = f' class="{cls}"' if cls else ""
+    return f"<td{attr}>{html.escape(cell)}</td>"
 
 
 def fmt(v: Any) -> str:

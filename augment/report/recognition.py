@@ -120,11 +120,11 @@ def _oracle_tables(doc: Doc, metrics: dict) -> None:
                 if s:
                     seeds.append([stem, label, seed, signed(s.get("gain")), signed(s.get("oracle_gain")),
                                   fraction(s.get("fraction"), s.get("oracle_gain"))])
-    doc.table(["attribute", "metric", "baseline", "+SaGAN", "+oracle"], levels)
-    doc.table(["attribute", "metric", "SaGAN gain", "oracle gain", "SaGAN / oracle (ratio of mean gains)",
+    doc.table(["model", "metric", "baseline", "+SaGAN", "+oracle"], levels)
+    doc.table(["model", "metric", "SaGAN gain", "oracle gain", "SaGAN / oracle (ratio of mean gains)",
                "SaGAN / oracle (per-seed mean ± std)"], gains)
     if seeds:
-        doc.table(["attribute", "metric", "seed", "SaGAN gain", "oracle gain", "SaGAN / oracle"], seeds)
+        doc.table(["model", "metric", "seed", "SaGAN gain", "oracle gain", "SaGAN / oracle"], seeds)
 
 
 def _strata_table(doc: Doc, metrics: dict) -> None:
