@@ -167,3 +167,14 @@ def test_training_curves_get_a_plot_per_quantity():
                          ("accuracy (D on real, G on fake)", ["d_acc_real", "g_acc_fake"])]
     assert [p[1] for p in plots[2:]] == [["d_loss"], ["d_gp"], ["g_loss"], ["mask_mean"]]  # critic first
     assert sorted(k for _, group in plots for k in group) == sorted(keys)  # each quantity once
+
+
+def test_without_an_attr_shift_protocol_the_answer_says_which_it_is_on(tmp_path, monkeypatch):
+    html, md = _report(tmp_path, monkeypatch, {"lfw": GOOD["lfw"]})
+    summary = _summary(md)
+    note = ("evaluated no attr-shift protocol (evaluate.protocols), which asks the claim exactly: the answer below "
+            "is on lfw.")
+    assert note in summary and summary.index(note) < summary.index("**Answer:")
+    assert "| +Eyeglasses on lfw | 0.910 ± 0.010 | +0.010 ± 0.000 | +0.020 ± 0.000 | 0.50 | 3 of 3 |" in summary
+    assert "**Answer: not settled.**" in summary  # higher in every seed, but p = 0.2 and 0.3 in two of them
+    assert "p per seed 0.200, 0.300, 0.040" in summary

@@ -26,51 +26,56 @@ _SHORT = {"noise_floor": "noise floor", "same_person": "same person", "different
 
 
 def scale_svg(reference: dict, edits: list[tuple[str, float]]) -> str:
-    """The SVG: references above the axis (grey), edits below it (blue), the
-    threshold dashed, the same-person side of it shaded."""
+    """The SVG: the references (and dlib's threshold, dashed, its same-person
+    side shaded) labelled above the axis, the edits (blue dots) below it, each
+    label on the first text row where it does not overlap its neighbours."""
     thr = reference.get("threshold")
-    refs = [(f"{_SHORT[k]} {reference[k]:.2f}", reference[k]) for k, _ in _REFS if reference.get(k) is not None]
-    values = [v for _, v in refs + edits] + ([thr] if thr is not None else [])
-    hi = max([0.7, *[v * 1.1 for v in values]])
+    refs = [(f"{_SHORT[k]} {reference[k]:.2f}", reference[k], "#555") for k, _ in _REFS if reference.get(k) is not None]
+    if thr is not None:
+        refs.append((f"threshold {thr:g}", thr, "#a44"))
+    mine = [(f"{label} {v:.2f}", v, "#2a6fb0") for label, v in edits]
+    hi = max([0.7, *[v * 1.1 for _, v, _ in refs + mine]])
 
     def x(v: float) -> float:
         return LEFT + (RIGHT - LEFT) * max(0.0, min(v, hi)) / hi
 
-    axis = 44
-    out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{WIDTH}" height="96" role="img" '
+    up, down = _levels([(x(v), t) for t, v, _ in refs]), _levels([(x(v), t) for t, v, _ in mine])
+    axis = 22 + 13 * max(up, default=0)
+    height = axis + 34 + 13 * max(down, default=0)
+    out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{WIDTH}" height="{height}" role="img" '
            f'aria-label="dlib distance scale" style="font:11px system-ui,sans-serif">']
     if thr is not None:
-        out.append(f'<rect x="{LEFT}" y="{axis - 14}" width="{x(thr) - LEFT:.1f}" height="28" fill="#eef6ee"/>')
-        out.append(f'<line x1="{x(thr):.1f}" y1="{axis - 16}" x2="{x(thr):.1f}" y2="{axis + 16}" stroke="#a44" '
-                   f'stroke-dasharray="3,2"/>')
-        out.append(f'<text x="{x(thr) - 3:.1f}" y="{axis + 12}" text-anchor="end" fill="#a44">threshold {thr:g}'
-                   f'</text>')
+        out.append(f'<rect x="{LEFT}" y="{axis - 9}" width="{x(thr) - LEFT:.1f}" height="18" fill="#eef6ee"/>')
     out.append(f'<line x1="{LEFT}" y1="{axis}" x2="{RIGHT}" y2="{axis}" stroke="#444"/>')
     for t in range(0, int(hi * 10) + 1):
-        out.append(f'<text x="{x(t / 10):.1f}" y="94" text-anchor="middle" fill="#888">{t / 10:.1f}</text>')
-    for (label, v), level in zip(refs, _levels([(x(v), label) for label, v in refs])):
-        y = axis - 18 - 12 * level
-        out.append(f'<line x1="{x(v):.1f}" y1="{axis - 8}" x2="{x(v):.1f}" y2="{axis + 8}" stroke="#666" '
-                   f'stroke-width="2"/>')
-        out.append(f'<text x="{x(v):.1f}" y="{y}" text-anchor="middle" fill="#555">{html.escape(label)}</text>')
-    for (label, v), level in zip(edits, _levels([(x(v), label) for label, v in edits])):
-        y = axis + 26 + 12 * level
-        out.append(f'<circle cx="{x(v):.1f}" cy="{axis}" r="4.5" fill="#2a6fb0"/>')
-        out.append(f'<text x="{x(v):.1f}" y="{y}" text-anchor="middle" fill="#2a6fb0">'
-                   f'{html.escape(label)} {v:.2f}</text>')
+        out.append(f'<text x="{x(t / 10):.1f}" y="{axis + 19}" text-anchor="middle" fill="#999" '
+                   f'font-size="10">{t / 10:.1f}</text>')
+    for (text, v, colour), level in zip(refs, up):
+        dash = ' stroke-dasharray="3,2"' if colour == "#a44" else ""
+        out.append(f'<line x1="{x(v):.1f}" y1="{axis - 10 - 13 * level}" x2="{x(v):.1f}" y2="{axis + 9}" '
+                   f'stroke="{colour}" stroke-width="1.5"{dash}/>')
+        out.append(f'<text x="{x(v):.1f}" y="{axis - 13 - 13 * level}" text-anchor="middle" fill="{colour}">'
+                   f'{html.escape(text)}</text>')
+    for (text, v, colour), level in zip(mine, down):
+        y = axis + 34 + 13 * level
+        out.append(f'<line x1="{x(v):.1f}" y1="{axis}" x2="{x(v):.1f}" y2="{y - 10}" stroke="{colour}" '
+                   f'stroke-width="0.6"/>')
+        out.append(f'<circle cx="{x(v):.1f}" cy="{axis}" r="4.5" fill="{colour}"/>')
+        out.append(f'<text x="{x(v):.1f}" y="{y}" text-anchor="middle" fill="{colour}">{html.escape(text)}</text>')
     out.append("</svg>")
     return "".join(out)
 
 
 def _levels(items: list[tuple[float, str]]) -> list[int]:
-    """A text row (0 or 1) per centred label, so that neighbours on one row do not overlap."""
-    ends: list[float] = [-1e9, -1e9]
-    order = sorted(range(len(items)), key=lambda i: items[i][0])
+    """A text row per centred label (0 nearest the axis), so that labels on one row do not overlap."""
+    ends: list[float] = []
     levels = [0] * len(items)
-    for i in order:
+    for i in sorted(range(len(items)), key=lambda i: items[i][0]):
         cx, label = items[i]
-        half = CHAR * (len(label) + 5) / 2
-        level = 0 if cx - half > ends[0] + 4 else 1
-        levels[i] = level
+        half = CHAR * len(label) / 2
+        level = next((k for k, end in enumerate(ends) if cx - half > end + 6), len(ends))
+        if level == len(ends):
+            ends.append(0.0)
         ends[level] = cx + half
+        levels[i] = level
     return levels

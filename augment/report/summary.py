@@ -43,10 +43,10 @@ def _claim(doc: Doc, metrics: dict | None) -> None:
         doc.p("No answer: this pipeline has no evaluate stage (it scores the recognizers), or evaluate found no "
               "augmented model.", cls="answer")
         return
-    for a in rows:
-        doc.p(_sentence(a), lead=f"Answer: {a.verdict}.", cls="answer")
     if fallback:
         doc.p(fallback, muted=True)
+    for a in rows:
+        doc.p(_sentence(a), lead=f"Answer: {a.verdict}.", cls="answer")
     doc.table(["protocol", "baseline accuracy", "SaGAN gain", "oracle gain", "SaGAN / oracle",
                "seeds higher", "p per seed (McNemar)"],
               [[a.label, spread(a.baseline, digits=3), spread(a.gain, signed=True, digits=3) or "—",
