@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from augment import manifest as mf
-from augment.data.attributes import AttributeTable, from_vectors
+from augment.data.attributes import from_vectors, read_csv
 from augment.data.errors import DatasetError
 
 def kind_of(source: str) -> str:
@@ -42,7 +42,12 @@ def values_for(frame: pd.DataFrame, attribute: str, source: str, *, classifiers:
             raise DatasetError("attributes from 'classifier' need a trained attribute classifier "
                                "(the train_classifier stage, or --attributes-from CLASSIFIERS.parquet)")
         return predict(frame["file"].tolist(), attribute, classifiers, device, batch_size)
-    return AttributeTable.from_csv(source).column(frame["path"], attribute)
+    from recognition.matching import table_values
+    from recognition.sources import ImageIndex
+
+    # The rule every reader of image names shares: a CSV naming the photos finds
+    # their aligned crops (sample id) and .jpg finds .png.
+    return table_values(ImageIndex(frame, "the evaluation images"), read_csv(source), attribute, named_by=source)[0]
 
 
 def predict(files: Sequence[str], attribute: str, classifiers: mf.Manifest, device="cpu",

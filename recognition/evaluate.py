@@ -46,9 +46,10 @@ from recognition.protocols import (
 from recognition.raw_images import align_for_evaluation, looks_aligned, models_alignment
 from recognition.reference import annotate, crops_template, reference_model, stage_reference
 from recognition.scoring import _seed, evaluate_models, reference_name, split_repeat
+from recognition.matching import load_index, names_in, resolve
 from recognition.sources import (
-    ImageIndex, Model, index_from_manifest, load_images, load_pairs, models_from_recognizers,
-    read_embedding_table, resolve_models,
+    ImageIndex, Model, index_from_manifest, load_pairs, models_from_recognizers, read_embedding_table,
+    resolve_models,
 )  # fmt: skip
 
 __all__ = ["ImageIndex", "Model", "evaluate_command", "format_table", "reference_name", "run_stage",
@@ -204,18 +205,25 @@ def _explain_rejects(pairs: pd.DataFrame, images: ImageIndex, rejects: mf.Manife
 
 def cli_protocol(
     protocol: str, pairs: Path | None, images: ImageIndex | None, models: Sequence[Model], split: str | None,
-    seed: int,
+    seed: int, reference: bool = False,
 ) -> tuple[Protocol, ImageIndex | None]:
     """The protocol of ``augment evaluate``: lfw from --pairs; celeba-ident from
     --images or the first embeddings file. ``split`` keeps only the images of that
     split (a manifest's ``split`` column) for either protocol; None: every image
-    for lfw, the ``test`` rows (when there are any) for celeba-ident."""
+    for lfw, the ``test`` rows (when there are any) for celeba-ident. Where the
+    images are embedded (a checkpoint model, a ``reference``), every image the
+    pairs name is found in them first (``recognition.matching``), or one error
+    says which are missing and where they are."""
     if split is not None:
         images = _split_rows(images, split)
     if protocol == "lfw":
         if pairs is None:
             raise DatasetError("--protocol lfw needs --pairs (an LFW pairs file or a pairs manifest)")
-        return pairs_protocol(load_pairs(pairs, None if images is None else set(images.frame["path"]))), images
+        frame = load_pairs(pairs)
+        if images is not None and (reference or any(m.checkpoint is not None for m in models)):
+            # checked here, named as written: each model finds them its own way (crops, an embeddings table)
+            resolve(images, names_in(frame), named_by=str(pairs))
+        return pairs_protocol(frame), images
     if images is not None:
         frame = images.frame
         if split is None and "split" in frame and (frame["split"] == "test").any():
@@ -273,7 +281,7 @@ def evaluate_command(
     dev = resolve_device(device)
     index, aligned_note, alignment = evaluation_images(images, models, pairs if protocol == "lfw" else None, align,
                                                        out, dev, bool(reference), select)
-    proto, index = cli_protocol(protocol, pairs, index, models, split, _seed(seed, protocol))
+    proto, index = cli_protocol(protocol, pairs, index, models, split, _seed(seed, protocol), bool(reference))
     ref = None
     if reference:
         ref = reference_model(reference, crops_template(images, alignment),
@@ -297,7 +305,8 @@ def evaluation_images(images: Path | None, models: Sequence[Model], pairs: Path 
     from augment.runtime import workers
     from recognition.reference import DEFAULT_ALIGNMENT
 
-    index = load_images(images)
+    frame = load_pairs(pairs) if pairs is not None else None
+    index = load_index(images, names_in(frame), named_by=str(pairs))
     checkpoints = [m for m in models if m.checkpoint is not None]
     if index is None or not Path(images).is_dir() or align == "never":
         return index, None, models_alignment(checkpoints) if reference else None
@@ -316,10 +325,7 @@ def evaluation_images(images: Path | None, models: Sequence[Model], pairs: Path 
     aligned_already, sizes = looks_aligned(index.frame["file"].tolist(), alignment.size)
     if aligned_already and align == "auto":
         return index, None, alignment
-    keys = []
-    if pairs is not None:
-        frame = load_pairs(pairs, set(index.frame["path"]))
-        keys = sorted(set(frame["path_a"]) | set(frame["path_b"]))
+    keys = resolve(index, names_in(frame), named_by=str(pairs))  # the folder's files the pairs name
     result = align_for_evaluation(Path(images), keys, alignment, out / "aligned", device=device.type,
                                   workers=workers(0), select=select)
     fallback = result.stats.get("centre_crop_fallback", {}).get("count", 0)

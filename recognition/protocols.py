@@ -184,7 +184,7 @@ def _shuffle(rng: np.random.Generator, pool: list) -> list:
 
 
 
-_LFW_NAME = re.compile(r"^(?P<name>[^/]+)/(?P=name)_(?P<index>\d+)\.[A-Za-z0-9]+$")
+LFW_NAME = re.compile(r"^(?P<name>[^/]+)/(?P=name)_(?P<index>\d+)\.[A-Za-z0-9]+$")
 
 
 def write_lfw_pairs(pairs: pd.DataFrame, path: Path | str) -> Path:
@@ -197,7 +197,7 @@ def write_lfw_pairs(pairs: pd.DataFrame, path: Path | str) -> Path:
         raise DatasetError("LFW pairs need n genuine and n impostor pairs in every fold")
 
     def parse(p: str) -> tuple[str, int]:
-        m = _LFW_NAME.match(p)
+        m = LFW_NAME.match(p)
         if m is None:
             raise DatasetError(f"{p}: not an LFW image name (Name/Name_0001.jpg); LFW's pairs format cannot name it")
         return m["name"], int(m["index"])

@@ -58,6 +58,11 @@ class ImageIndex:
         for i, p in enumerate(self.frame["path"]):
             self._by_stem.setdefault(os.path.splitext(p)[0], i)
 
+    @property
+    def sources(self) -> list[str]:
+        """The datasets its rows come from (a manifest's ``source`` column; none for a folder)."""
+        return list(self._sources)
+
     def lookup(self, key: str) -> int | None:
         if key in self._by_path:
             return self._by_path[key]
@@ -304,20 +309,10 @@ def _pick(models: list[Model], role: str, name: str | None, where: Path) -> list
     return picked
 
 
-def load_images(images: Path | None) -> ImageIndex | None:
-    if images is None:
-        return None
-    if images.is_file():
-        return index_from_manifest(mf.read(images, kind="images"))
-    return index_from_tree(images)
-
-
-def load_pairs(path: Path, available: set[str] | None = None) -> pd.DataFrame:
-    """A pairs file or manifest; with ``available`` (the images' relative paths), a pair
-    naming ``x.jpg`` where only ``x.png`` exists points at ``x.png`` (SynthFaces and
-    converted copies store another format than the pairs file names)."""
+def load_pairs(path: Path) -> pd.DataFrame:
+    """A pairs file or manifest, its names as written (``recognition.matching`` finds
+    their images: ``x.jpg`` finds ``x.png`` where only that exists)."""
     from augment.data import lfw
 
-    pairs = mf.read(path, kind="pairs").df if path.suffix == ".parquet" else lfw.read_pairs(path)
-    return pairs if available is None else lfw.match_extensions(pairs, available)
+    return mf.read(path, kind="pairs").df if path.suffix == ".parquet" else lfw.read_pairs(path)
 

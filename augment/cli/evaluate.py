@@ -16,7 +16,8 @@ from augment.cli.output import echo_json, friendly_errors
 @click.option("--augmented", multiple=True, metavar="[NAME=]M",
               help="A model to compare with the baseline (repeatable); a run folder gives all its augmented models.")
 @click.option("--pairs", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
-              help="LFW pairs file (View 1 or View 2) or a pairs manifest; paths relative to --images.")
+              help="LFW pairs file (View 1 or View 2) or a pairs manifest; paths relative to --images, matched by "
+                   "stem (pairs naming .jpg find .png).")
 @click.option("--images", type=click.Path(exists=True, path_type=Path), default=None,
               help="The images: an images manifest (e.g. align/eval_aligned.parquet) or an <identity>/<image> "
                    "folder of aligned faces or of raw photos (see --align).")
@@ -37,8 +38,8 @@ from augment.cli.output import echo_json, friendly_errors
               help="Paired bootstrap resamples for the deltas' confidence intervals (0 = none).")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--split", default=None,
-              help="Only the --images manifest's rows of this split (train, val, test); default: every image for "
-                   "lfw, the test rows for celeba-ident.")
+              help="Only the --images manifest's rows of this split (train, val, test); without it, every image "
+                   "for lfw, the test rows for celeba-ident.")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
 @click.option("--batch-size", type=click.IntRange(min=1), default=128, show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Print metrics.json instead of the table.")
@@ -102,7 +103,10 @@ def pairs_cmd(images, attribute, source, out, seed, folds, max_per_fold) -> None
     """Write attr-shift pairs of IMAGES: genuine pairs are one person with different values
     of ATTRIBUTE, impostor pairs two people with the same value, in person-disjoint folds.
 
-    IMAGES: an LFW-layout folder (Name/Name_0001.jpg) or an images manifest.
+    IMAGES: an LFW-layout folder (Name/Name_0001.jpg; SynthFaces' lfw/) or an
+    images manifest, an aligned one included (the pairs then name each crop's
+    photo, as the CSV or the run's read/ manifests name it). A CSV's names are
+    matched as evaluate matches a pairs file's: .jpg finds the .png of the same stem.
 
     
     Example:
