@@ -6,8 +6,11 @@ from pathlib import Path
 
 import click
 
-from augment.cli.output import echo_json, friendly_errors
+from augment.cli.output import echo_json, fail, friendly_errors
 from augment.cli.synth_options import flag, settings_of, synth_options
+from augment.config import AlignConfig
+
+_ALIGN = AlignConfig()  # the align options' defaults are the align section's, shown in --help
 
 
 @click.group()
@@ -20,7 +23,7 @@ def datasets() -> None:
                 type=click.Choice(["celeba", "lfw", "synthfaces", "folder"]))
 @click.argument("root", type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.option("--pairs", default=None, help="LFW pairs file (View 1 or View 2), relative to ROOT or absolute.")
-@click.option("--images", default="", help="CelebA image folder name (default: whichever exists).")
+@click.option("--images", default="", help="CelebA image folder name; without it, whichever exists.")
 @click.option("--identities", default="", help="folder: a CSV 'path,identity' naming each photo's person.")
 @click.option("--split", type=click.Choice(["train", "by_identity"]), default="train", show_default=True,
               help="folder: the split a training pipeline gives it (data.train.split).")
@@ -38,7 +41,7 @@ def describe(fmt: str, root: Path, pairs, images: str, identities: str, split: s
     if fmt == "celeba":
         info = d.describe_celeba(root, images)
     elif fmt == "lfw":
-        info = d.describe_lfw(root, pairs)
+        info = _describe_lfw(root, pairs)
     elif fmt == "folder":
         from augment.data import folder
 
@@ -52,6 +55,30 @@ def describe(fmt: str, root: Path, pairs, images: str, identities: str, split: s
     else:
         for k, v in info.items():
             click.echo(f"{k:<18} {v}")
+
+
+def _describe_lfw(root: Path, pairs):
+    """``describe_lfw``, whose error for images the pairs name but ROOT lacks also says
+    where they are (a folder nearby, another extension), as ``augment evaluate``'s does."""
+    from augment.data import describe as d
+    from augment.data.errors import DatasetError
+
+    try:
+        return d.describe_lfw(root, pairs)
+    except DatasetError as e:
+        if not pairs:
+            raise
+        from augment.data import lfw
+        from recognition.matching import folder_hint, names_in
+
+        try:
+            names = names_in(lfw.read_pairs(lfw.resolve_pairs_path(root, pairs)))
+        except DatasetError:
+            raise e from None  # the pairs file itself is the problem: its own error says so
+        hint = folder_hint(root, names, "ROOT")
+        if not hint:
+            raise
+        raise DatasetError(f"{e}; {hint}") from None
 
 
 @click.command("synth")
@@ -89,24 +116,30 @@ def synth_cmd(out: Path, preview, **options) -> None:
               show_default=True,
               help="auto: the rows' landmarks where present, MTCNN otherwise; prealigned: CelebA-style aligned crops "
                    "of any size; none: already aligned, crop/resize only.")
-@click.option("--template", type=click.Choice(["sagan", "arcface"]), default=None, help="Default: sagan.")
-@click.option("--size", type=click.IntRange(min=16), default=None, help="Output side in px (default 128).")
+@click.option("--template", type=click.Choice(["sagan", "arcface"]), default=_ALIGN.template, show_default=True,
+              help="sagan: a loose crop keeping hair and glasses, like CelebA's; arcface: the 5-point template.")
+@click.option("--size", type=click.IntRange(min=16), default=_ALIGN.size, show_default=True,
+              help="Output side in px.")
 @click.option("--dataset", type=click.Choice(["celeba", "lfw", "synthfaces", "folder"]), default=None,
-              help="Format of INPUT when it is a folder (default: guessed).")
+              help="Format of INPUT when it is a folder; guessed without it.")
 @click.option("--images", default="", help="CelebA image folder name (img_celeba | img_align_celeba).")
 @click.option("--role", type=click.Choice(["train", "eval"]), default="train", show_default=True,
               help="eval: images without a usable face are centre-cropped instead of rejected.")
-@click.option("--select", type=click.Choice(["largest", "central", "probable"]), default=None,
-              help="Which face to keep when there are several (default: largest).")
+@click.option("--select", type=click.Choice(["largest", "central", "probable"]), default=_ALIGN.select,
+              show_default=True, help="Which face to keep when there are several.")
 @click.option("--keep-all", is_flag=True, help="Keep every face that passes the filters (train role).")
-@click.option("--min-prob", type=click.FloatRange(0, 1), default=None, help="Minimum detection probability (0.9).")
-@click.option("--max-images", type=click.IntRange(min=0), default=0, help="Align only the first N images.")
+@click.option("--min-prob", type=click.FloatRange(0, 1), default=_ALIGN.min_prob, show_default=True,
+              help="Minimum detection probability.")
+@click.option("--max-images", type=click.IntRange(min=0), default=0, show_default=True,
+              help="Align only the first N images; 0 = all.")
 @click.option("--workers", type=click.IntRange(min=0), default=0, show_default=True, help="0 = all CPU cores.")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
 @friendly_errors
 def align_cmd(input_path: Path, out_dir: Path, mode, template, size, dataset, images, role, select, keep_all,
               min_prob, max_images, workers, device) -> None:
     """Detect and align the faces of INPUT (a dataset folder or an images manifest).
+
+    Exits 1 when no image gave an aligned face, naming each skipped image and why.
 
     
     Example:
@@ -115,20 +148,38 @@ def align_cmd(input_path: Path, out_dir: Path, mode, template, size, dataset, im
     from dataclasses import replace
 
     from augment.align.command import align_input
-    from augment.config import AlignConfig
     from augment.runtime import resolve_device
     from augment.runtime import workers as n_workers
 
-    given = {"template": template, "size": size, "select": select, "min_prob": min_prob}
-    cfg = replace(AlignConfig(keep_all=keep_all), **{k: v for k, v in given.items() if v is not None})
+    cfg = replace(AlignConfig(keep_all=keep_all), template=template, size=size, select=select, min_prob=min_prob)
     result = align_input(input_path, out_dir, cfg, mode=mode, dataset=dataset, role=role, images=images,
                          max_images=max_images, device=resolve_device(device).type, workers=n_workers(workers))
     st = result.stats
     rate = f"; detection rate {100 * st['detection_rate']:.1f}%" if "detection_rate" in st else ""
     fallback = st["centre_crop_fallback"]["count"]
+    n_images = sum(st["modes"].values())
     click.echo(
-        f"{sum(st['modes'].values())} image(s) -> {st['aligned_faces']} aligned face(s), "
+        f"{n_images} image(s) -> {st['aligned_faces']} aligned face(s), "
         f"{len(result.rejects)} reject(s) {st['rejects'] or ''}{rate}"
         + (f"; {fallback} centre-cropped without a face" if fallback else "")
     )
+    if len(result.aligned) == 0:
+        # a script must tell this run from a good one: the manifest it asked for is empty
+        _name_skipped(result.rejects, out_dir)
+        fail(f"nothing aligned: none of the {n_images} image(s) of {input_path} gave a face (the reasons above, "
+             f"also in {out_dir / 'rejects.parquet'}); --min-prob lowers the detector's threshold, --role eval "
+             "centre-crops images without a face, --mode none takes crops as they are", 1)
     click.echo(f"wrote {out_dir / 'aligned.parquet'} and {out_dir / 'rejects.parquet'}")
+
+
+SKIPPED_SHOWN = 50  # a whole dataset without a face (a wrong --mode) must not flood the terminal
+
+
+def _name_skipped(rejects, out_dir: Path) -> None:
+    """One line per skipped image: its path, reason and detail (the first SKIPPED_SHOWN)."""
+    rows = list(rejects.df.itertuples(index=False))
+    for r in rows[:SKIPPED_SHOWN]:
+        detail = f" ({r.detail})" if isinstance(r.detail, str) and r.detail else ""
+        click.echo(f"  skipped: {r.path}: {r.reason}{detail}")
+    if len(rows) > SKIPPED_SHOWN:
+        click.echo(f"  ... and {len(rows) - SKIPPED_SHOWN} more in {out_dir / 'rejects.parquet'}")

@@ -19,7 +19,7 @@ from augment.cli.output import file_name, echo_json, fail, friendly_errors
 @click.option("--labels", "labels_file", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
               help="A label map (label,identity[,identity_name,folder]) every identity must be in.")
 @click.option("--name", default="", callback=file_name,
-              help="Name of the list file (default: the manifest's stem, or 'train').")
+              help="Name of the list file; without it, the manifest's stem ('train' for several).")
 @click.option("--split", "splits", multiple=True, metavar="SPLIT",
               help="Only rows of this split (repeatable), e.g. --split train: no test person in a training set.")
 @click.option("--allow-outside-root", is_flag=True, help="Allow rows whose path leaves the manifest root.")
@@ -30,7 +30,8 @@ def export_cmd(manifests, fmt: str, out: Path, append: bool, labels_file, name: 
     """Export images MANIFEST(s) as one training set: an ImageFolder tree, an MXNet or insightface .lst, a CSV.
 
     Labels are stable: OUT/labels.csv maps identity to label and class folder,
-    and every later export into OUT (--append) reuses it.
+    and every later export into OUT (--append) reuses it. Exits 1, writing
+    nothing, when the manifests hold no row to export.
 
     \b
     Example (the originals and their edits, training people only):
@@ -39,6 +40,7 @@ def export_cmd(manifests, fmt: str, out: Path, append: bool, labels_file, name: 
     """
     from augment.export import ExportError, ExportUsageError, export
 
+    _refuse_empty(manifests)
     try:
         info = export(list(manifests), fmt, out, allow_outside_root, append=append, labels_file=labels_file,
                       name=name, splits=splits)
@@ -56,6 +58,22 @@ def export_cmd(manifests, fmt: str, out: Path, append: bool, labels_file, name: 
     if fmt == "imagefolder":
         click.echo("note: torchvision's ImageFolder numbers classes by sorted folder name, not by labels.csv's "
                    "label: map them through its folder column")
+
+
+def _refuse_empty(manifests) -> None:
+    """Exit 1, before anything is written, when every manifest has no row: the
+    training set asked for would be empty (each input is named with its count)."""
+    import pyarrow.parquet as pq
+
+    counts = []
+    for path in manifests:
+        try:
+            counts.append(pq.read_metadata(path).num_rows)
+        except Exception:  # noqa: BLE001 - not Parquet: export's reader names the problem
+            return
+    if manifests and not any(counts):
+        inputs = "; ".join(f"{p}: 0 rows" for p in manifests)
+        fail(f"nothing to export: no manifest has a row ({inputs})", 1)
 
 
 @click.command("inspect")

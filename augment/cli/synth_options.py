@@ -40,7 +40,7 @@ OPTIONS: dict[str, Spec] = {
     "size": Spec("Side of the CelebA-part images, px."),
     "seed": Spec(default=0),
     "habit_strength": Spec("P(a photo shows the person's habitual value of an attribute)."),
-    "lfw_habit_strength": Spec("The same for the LFW-part people; default: --habit-strength."),
+    "lfw_habit_strength": Spec("The same for the LFW-part people; without it, --habit-strength's value."),
     "habit_by_attribute": Spec("Per-attribute habit strength of the CelebA-part people, e.g. Eyeglasses=1.0 "
                                "(repeatable).", "--habit"),
     "lfw_habit_by_attribute": Spec("The same for the LFW-part people.", "--lfw-habit"),
@@ -90,7 +90,7 @@ def _option(name: str):
     default = getattr(_DEFAULTS, name) if spec.default is dataclasses.MISSING else spec.default
     decls = (flag(name), name)
     if kind == "attribute_values":
-        given = {"default": tuple(f"{k}={v}" for k, v in default.items())} if default else {}
+        given = {"default": tuple(f"{k}={v}" for k, v in default.items()), "show_default": True} if default else {}
         return click.option(*decls, multiple=True, metavar="ATTRIBUTE=P", help=spec.help, **given)
     if kind == "list":
         default = ",".join(default)
