@@ -14,7 +14,7 @@ from augment.cli.output import fail, file_name, friendly_errors
                 type=click.Path(exists=True, path_type=Path))
 @click.option("--generators", default=None, metavar="RUN_OR_CHECKPOINT",
               help="A finished run folder, its train_sagan folder, a generators.parquet or a generator checkpoint. "
-                   "Default: the generator shipped with augment for --attribute (see 'augment generators').")
+                   "Without it, the generator shipped with augment for --attribute (see 'augment generators').")
 @click.option("--attribute", required=True, callback=file_name, help="The CelebA attribute to edit, e.g. Eyeglasses.")
 @click.option("--value", type=click.Choice(["0", "1", "both"]), default="both", show_default=True,
               help="1 adds the attribute, 0 removes it, both writes one photo of each.")

@@ -82,10 +82,10 @@ def generators(ctx, as_json) -> None:
 @generators.command("ship")
 @click.argument("run", type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.option("--attribute", "attributes", multiple=True, callback=lambda c, p, v: tuple(file_name(c, p, a) for a in v),
-              help="Ship this attribute's generator only (repeatable). Default: all of the run's.")
+              help="Ship this attribute's generator only (repeatable); without it, all of the run's.")
 @click.option("--to", "dest", type=click.Path(file_okay=False, path_type=Path), default=None,
-              help="Folder to write to. Default: the package's shipped folder (augment/pretrained/).")
-@click.option("--licence", default="", help="Licence recorded with the weights. Default: CelebA's terms "
+              help="Folder to write to; without it, the package's shipped folder (augment/pretrained/).")
+@click.option("--licence", default="", help="Licence recorded with the weights; without it, CelebA's terms "
               "(non-commercial research only).")
 @friendly_errors
 def ship_cmd(run, attributes, dest, licence) -> None:
