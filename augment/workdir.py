@@ -6,6 +6,11 @@ holding a fingerprint: the hash of the stage's config sections, the run seed,
 the package version and the sha256 of every manifest or file the stage
 declares as an input or a use. A stage is ``done`` when its marker's
 fingerprint matches the one it would have now and its outputs are on disk.
+
+A key added to augment after a stage ran does not make it stale while the key
+holds its default: every key beyond the paper defaults to the behaviour from
+before it existed (a rule for new keys, docs/ARCHITECTURE.md), so a finished
+run survives an upgrade that only adds options.
 """
 
 from __future__ import annotations
@@ -46,6 +51,16 @@ def _changed(old, new, prefix: str = ""):
             yield from _changed(old.get(k), new.get(k), f"{prefix}.{k}" if prefix else k)
     elif old != new:
         yield prefix, old, new
+
+
+def _without_new_defaults(old, now, default):
+    """``now`` without the leaves that ``old`` lacks and that hold their ``default``:
+    config keys added since ``old`` was recorded, left as they were before they existed."""
+    if not (isinstance(old, dict) and isinstance(now, dict)):
+        return now
+    default = default if isinstance(default, dict) else {}
+    return {k: _without_new_defaults(old[k], v, default.get(k)) if k in old else v
+            for k, v in now.items() if k in old or k not in default or v != default[k]}
 
 
 class StageStateError(Exception):
@@ -113,6 +128,22 @@ class Runner:
         payload = self.basis(name)
         return None if payload is None else fingerprint_of(payload)
 
+    def matches_marker(self, name: str, marker: dict) -> bool:
+        """Whether ``marker`` (a done marker of ``name``) holds the fingerprint the
+        stage would have now, counting keys added since it ran at their defaults as
+        absent (the module docstring)."""
+        now = self.basis(name)
+        if now is None:
+            return False
+        if marker.get("fingerprint") == fingerprint_of(now):
+            return True
+        old = marker.get("basis")
+        if not isinstance(old, dict) or not isinstance(old.get("config"), dict):
+            return False
+        defaults = json.loads(section_json(PipelineConfig(), STAGES[name].sections))
+        then = {**now, "config": _without_new_defaults(old["config"], now["config"], defaults)}
+        return marker.get("fingerprint") == fingerprint_of(then)
+
     def why_stale(self, name: str) -> str:
         """In words, why ``name`` is not done as it stands: what differs between the
         basis its done marker recorded and the one it would have now."""
@@ -144,10 +175,9 @@ class Runner:
     def state(self, name: str) -> str:
         """``done``, ``stale`` (ran, but config or inputs changed since), ``interrupted`` or ``not run``."""
         m = self.marker(name)
-        fp = self.fingerprint(name)
         if m is None:  # a folder with the in-progress marker: started, killed before its end
             return "interrupted" if (self.stage_dir(name) / INPROGRESS).is_file() else "not run"
-        if fp is None or m.get("fingerprint") != fp:
+        if not self.matches_marker(name, m):
             return "stale"
         outs = m.get("outputs", {})
         if not all((self.stage_dir(name) / o["file"]).is_file() for o in outs.values()):

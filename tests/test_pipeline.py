@@ -245,3 +245,26 @@ def test_a_stale_stage_says_why(toy):
     assert runner.why_stale("b") == "data.train.max_images 0 -> 2"
     run_pipeline(toy("data.train.max_images=2"), only=["b"])
     assert Runner(toy("data.train.max_images=2")).why_stale("c") == "its input 'pb' (from b) changed"
+
+
+def _drop_from_marker(path: Path, section: str, key: str) -> None:
+    """Rewrite a done marker as an augment from before ``section.key`` existed wrote it."""
+    from augment.workdir import fingerprint_of
+
+    marker = json.loads(path.read_text())
+    del marker["basis"]["config"][section][key]
+    marker["fingerprint"] = fingerprint_of(marker["basis"])
+    path.write_text(json.dumps(marker))
+
+
+def test_a_key_added_since_a_stage_ran_keeps_it_done_at_its_default_only(toy):
+    """An upgrade that adds an option (off by default) must not redo finished work;
+    the same option set to anything else must."""
+    run_pipeline(toy())
+    _drop_from_marker(Path(toy().workdir) / "a" / ".done.json", "synth", "jpeg_quality")
+    assert [s for s, _, _ in states(toy())] and Runner(toy()).state("a") == "done"
+    CALLS.clear()
+    run_pipeline(toy())
+    assert CALLS == []  # nothing reran
+    changed = Runner(toy("synth.jpeg_quality=90"))
+    assert changed.state("a") == "stale" and "synth.jpeg_quality" in changed.why_stale("a")
