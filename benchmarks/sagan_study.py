@@ -12,6 +12,7 @@ the SynthFaces test faces, against their exact counterfactuals.
     python -m benchmarks.sagan_study judge BASE OUT
     python -m benchmarks.sagan_study strength BASE OUT BUDGET_CPU_S STRENGTH [STRENGTH ...]
     python -m benchmarks.sagan_study plot OUT PNG
+    python -m benchmarks.sagan_study grids BASE OUT BUDGET_CPU_S PNG RUN [RUN ...]
     python -m benchmarks.sagan_study table OUT [BUDGET_CPU_S ...]
 
 ``KEY=VALUE`` are ``--set`` overrides (``train_sagan.objective=hinge``); pin a
@@ -131,6 +132,34 @@ def strength(base: Path, out: Path, budget: float, strengths: list[float]) -> No
                       flush=True)
 
 
+def grids(base: Path, out: Path, budget: float, png: Path, runs: list[str]) -> None:
+    """Side by side, each run's (``<name>_s<seed>``) eval_sagan grid at its last
+    checkpoint within ``budget``: input | edit | truth | mask | true region per
+    row, the first rows adding glasses and the last removing them."""
+    import tempfile
+
+    import torch
+
+    from augment import manifest as mf
+    from augment.io import save_png, tile
+    from augment.sagan.evaluate import evaluate_attribute
+    from augment.sagan.generators import export_generator
+
+    inputs = _inputs(base)
+    gt = mf.read(base / "synth" / "groundtruth.parquet")
+    panels = []
+    for run in runs:
+        recs = [json.loads(line) for line in (out / run / "cpu_at_checkpoint.jsonl").read_text().splitlines()]
+        rec = [r for r in recs if r["cpu_s"] <= budget][-1]
+        with tempfile.TemporaryDirectory() as tmp:
+            gen = export_generator(Path(rec["checkpoint"]), Path(tmp) / "generator")
+            _, grid = evaluate_attribute("Eyeglasses", gen, inputs["classifiers"], inputs["aligned"], gt,
+                                         "test", 0, 64, torch.device("cpu"), template="arcface")
+        panels.append(grid)
+        print(f"{run}: step {rec['step']}, {rec['cpu_s']:.0f} CPU-s", flush=True)
+    save_png(tile([panels], pad=8), png)  # one row of panels, 8 white pixels apart
+
+
 def plot(out: Path, png: Path) -> None:
     """Success per direction and region PSNR gain against CPU-seconds, one line per run."""
     import matplotlib
@@ -199,6 +228,8 @@ def main(argv: list[str]) -> None:
         judge(Path(argv[1]), Path(argv[2]))
     elif cmd == "strength":
         strength(Path(argv[1]), Path(argv[2]), float(argv[3]), [float(v) for v in argv[4:]])
+    elif cmd == "grids":
+        grids(Path(argv[1]), Path(argv[2]), float(argv[3]), Path(argv[4]), argv[5:])
     elif cmd == "plot":
         plot(Path(argv[1]), Path(argv[2]))
     elif cmd == "table":
