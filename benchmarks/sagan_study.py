@@ -11,7 +11,7 @@ the SynthFaces test faces, against their exact counterfactuals.
     python -m benchmarks.sagan_study train BASE OUT NAME SEED BUDGET_CPU_S [KEY=VALUE ...]
     python -m benchmarks.sagan_study judge BASE OUT
     python -m benchmarks.sagan_study strength BASE OUT BUDGET_CPU_S STRENGTH [STRENGTH ...]
-    python -m benchmarks.sagan_study plot OUT PNG
+    python -m benchmarks.sagan_study plot OUT PNG [NAME ...]
     python -m benchmarks.sagan_study grids BASE OUT BUDGET_CPU_S PNG RUN [RUN ...]
     python -m benchmarks.sagan_study table OUT [BUDGET_CPU_S ...]
 
@@ -160,18 +160,21 @@ def grids(base: Path, out: Path, budget: float, png: Path, runs: list[str]) -> N
     save_png(tile([panels], pad=8), png)  # one row of panels, 8 white pixels apart
 
 
-def plot(out: Path, png: Path) -> None:
-    """Success per direction and region PSNR gain against CPU-seconds, one line per run."""
+def plot(out: Path, png: Path, only: list[str] | None = None) -> None:
+    """Success per direction, region PSNR gain and the mask's mass inside the true
+    region against CPU-seconds, one line per run (of the recipes in ``only``, when given)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     rows = [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines()]
+    rows = [r for r in rows if not only or r["name"] in only]
     names = sorted({r["name"] for r in rows})
     keys = [("add", "edit_success", "success adding glasses"), ("remove", "edit_success", "success removing glasses"),
-            (None, "psnr_region_gain", "region PSNR gain (dB)")]
-    fig, axes = plt.subplots(1, len(keys), figsize=(5 * len(keys), 4), dpi=100)
+            (None, "psnr_region_gain", "region PSNR gain (dB)"),
+            (None, "mask_in_true_region", "mask mass in the true region")]
+    fig, axes = plt.subplots(1, len(keys), figsize=(4 * len(keys), 3.6), dpi=100)
     colours = dict(zip(names, plt.rcParams["axes.prop_cycle"].by_key()["color"]))
     for ax, (direction, key, title) in zip(axes, keys):
         for (name, seed) in sorted({(r["name"], r["seed"]) for r in rows}):
@@ -231,7 +234,7 @@ def main(argv: list[str]) -> None:
     elif cmd == "grids":
         grids(Path(argv[1]), Path(argv[2]), float(argv[3]), Path(argv[4]), argv[5:])
     elif cmd == "plot":
-        plot(Path(argv[1]), Path(argv[2]))
+        plot(Path(argv[1]), Path(argv[2]), argv[3:])
     elif cmd == "table":
         print(table(Path(argv[1]), [float(b) for b in argv[2:]] or [150.0, 300.0, 450.0]))
     else:
