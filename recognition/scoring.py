@@ -187,6 +187,8 @@ def over_repeats(result: dict) -> dict:
     """With models trained from several seeds (``X``, ``X@1``, ...): per model the
     mean and sample std over its seeds of accuracy and TAR@FAR, and of each
     delta to the same-seed baseline with the number of seeds where it is > 0.
+    A model with one seed (a pretrained reference) has ``std`` None: a sample std
+    of one value is undefined, and 0 would claim a spread was measured.
     Empty when every model has one seed."""
     groups: dict[str, list[str]] = {}
     for name in result["models"]:
@@ -196,7 +198,7 @@ def over_repeats(result: dict) -> dict:
 
     def spread(values: list[float]) -> dict:
         a = np.asarray(values, dtype=float)
-        return {"mean": float(a.mean()), "std": float(a.std(ddof=1)) if len(a) > 1 else 0.0, "n": len(a)}
+        return {"mean": float(a.mean()), "std": float(a.std(ddof=1)) if len(a) > 1 else None, "n": len(a)}
 
     out = {}
     for stem, names in groups.items():

@@ -207,3 +207,21 @@ def test_split_keeps_only_that_splits_images():
     tree = ImageIndex(frame.drop(columns="split"), "faces/")
     with pytest.raises(DatasetError, match="a folder of images has no splits"):
         cli_protocol("celeba-ident", None, tree, [], "test", seed=0)
+
+
+def test_a_one_seed_model_beside_repeats_has_no_spread():
+    """A pretrained reference (one model) next to models of two seeds: its 'std' is
+    None, not 0, and the report writes its mean alone (no '± 0.0000')."""
+    from augment.report.text import spread
+    from recognition.scoring import over_repeats
+
+    def model(acc):
+        return {"accuracy_mean": acc, "tar_at_far": {"0.001": 0.1, "0.01": 0.2, "0.1": 0.3}}
+
+    result = {"models": {"baseline": model(0.80), "baseline@1": model(0.78), "dlib (pretrained reference)": model(0.95)},
+              "deltas": {"dlib (pretrained reference)": {"accuracy": {"delta": 0.15}}}}
+    rep = over_repeats(result)
+    ref = rep["dlib (pretrained reference)"]
+    assert ref["seeds"] == 1 and ref["accuracy"]["std"] is None and ref["deltas"]["accuracy"]["std"] is None
+    assert rep["baseline"]["accuracy"]["std"] == pytest.approx(np.std([0.80, 0.78], ddof=1))
+    assert spread(ref["accuracy"]) == "0.9500" and "±" in spread(rep["baseline"]["accuracy"])
