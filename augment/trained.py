@@ -133,7 +133,9 @@ def shipped(value: str = pretrained.KEYWORD, key: str = "", attribute: str | Non
         raise ConfigError(f"{where}no generators are shipped with this installation (none in {pretrained.folder()}): "
                           f"{pretrained.TRAIN_HINT}, or give generators trained in a run of your own")
     rows = [{"attribute": m["attribute"], "path": Path(m["weights"]).name,
-             "generator_id": mf.file_digest(m["weights"])[:16], "step": int(m.get("step", 0)),
+             # the digest its JSON records (load_generator checks the bytes against it), else the file's own
+             "generator_id": (m.get("weights_sha256") or mf.file_digest(m["weights"]))[:16],
+             "step": int(m.get("step", 0)),
              "preset": str(m.get("preset", "")), "image_size": int(m["image_size"]),
              "train_images": (m.get("training") or {}).get("images"),
              "train_positive": (m.get("training") or {}).get("positive")} for m in metas]
@@ -167,8 +169,6 @@ def load_generator(generators: mf.Manifest, row, device="cpu"):
     from safetensors import SafetensorError
     from safetensors.torch import load_file
 
-    from augment.sagan.model import SaganModelConfig, SaGANGenerator
-
     meta = generator_meta(path)
     if meta.get("kind") != sg.GENERATOR_KIND or meta.get("attribute") != attribute:
         raise ckpt.CheckpointError(f"{path}: a {meta.get('kind')!r} of {meta.get('attribute')!r}, not the "
@@ -180,10 +180,7 @@ def load_generator(generators: mf.Manifest, row, device="cpu"):
         tensors = load_file(str(path), device=str(device))
     except (SafetensorError, OSError) as e:
         raise ckpt.CheckpointError(f"{path}: damaged or not a safetensors file: {e}") from e
-    G = SaGANGenerator(SaganModelConfig.from_dict(meta["model_config"]))
-    # float16 on disk: load_state_dict copies each into the model's float32 parameter
-    G.load_state_dict({k[2:]: v for k, v in tensors.items() if k.startswith("G.")})
-    return G.to(device).eval(), meta
+    return sg.build_generator(meta, {k[2:]: v for k, v in tensors.items() if k.startswith("G.")}, device), meta
 
 
 def alignment(generators: mf.Manifest, row) -> dict | None:

@@ -21,6 +21,7 @@ run to a core with ``taskset -c K`` for steady timings.
 
 from __future__ import annotations
 
+import functools
 import json
 import sys
 import time
@@ -32,6 +33,32 @@ def _inputs(base: Path) -> dict:
 
     return {"aligned": mf.read(base / "align" / "aligned.parquet"),
             "classifiers": mf.read(base / "train_classifier" / "classifiers.parquet")}
+
+
+@functools.lru_cache(maxsize=None)
+def _judging_inputs(base: Path) -> tuple[dict, object]:
+    """The base's manifests and SynthFaces ground truth, read once per process."""
+    from augment import manifest as mf
+
+    return _inputs(base), mf.read(base / "synth" / "groundtruth.parquet")
+
+
+def _judged(base: Path, checkpoint: str, strengths: tuple[float, ...] = (1.0,)) -> list[tuple[dict, object]]:
+    """(metrics, eval grid) of a training checkpoint's exported generator (G_ema,
+    else G), judged like eval_sagan on the base's SynthFaces test faces against
+    their counterfactuals, once per test-time strength."""
+    import tempfile
+
+    import torch
+
+    from augment.sagan.evaluate import evaluate_attribute
+    from augment.sagan.generators import export_generator
+
+    inputs, gt = _judging_inputs(base)
+    with tempfile.TemporaryDirectory() as tmp:
+        gen = export_generator(Path(checkpoint), Path(tmp) / "generator")
+        return [evaluate_attribute("Eyeglasses", gen, inputs["classifiers"], inputs["aligned"], gt, "test", 0, 64,
+                                   torch.device("cpu"), template="arcface", strength=s) for s in strengths]
 
 
 def train(base: Path, out: Path, name: str, seed: int, budget: float, sets: list[str]) -> None:
@@ -65,33 +92,17 @@ def train(base: Path, out: Path, name: str, seed: int, budget: float, sets: list
 
 def judge(base: Path, out: Path) -> None:
     """Judge every checkpoint not judged yet; results appended to OUT/results.jsonl."""
-    import inspect
-    import tempfile
-
-    import torch
-
-    from augment import manifest as mf
-    from augment.sagan.evaluate import evaluate_attribute
-    from augment.sagan.generators import export_generator
-
-    inputs = _inputs(base)
-    gt = mf.read(base / "synth" / "groundtruth.parquet")
     results = out / "results.jsonl"
     done = set()
     if results.is_file():
         done = {json.loads(line)["checkpoint"] for line in results.read_text().splitlines()}
-    accepts = inspect.signature(evaluate_attribute).parameters
     for log in sorted(out.glob("*/cpu_at_checkpoint.jsonl")):
         study = json.loads((log.parent / "study.json").read_text())
         for line in log.read_text().splitlines():
             rec = json.loads(line)
             if rec["checkpoint"] in done or not Path(rec["checkpoint"]).is_dir():
                 continue
-            with tempfile.TemporaryDirectory() as tmp:
-                gen = export_generator(Path(rec["checkpoint"]), Path(tmp) / "generator")
-                kw = {"template": "arcface"} if "template" in accepts else {}
-                metrics, _ = evaluate_attribute("Eyeglasses", gen, inputs["classifiers"], inputs["aligned"], gt,
-                                                "test", 0, 64, torch.device("cpu"), **kw)
+            [(metrics, _)] = _judged(base, rec["checkpoint"])
             row = {**study, **rec, "metrics": metrics}
             with open(results, "a") as fh:
                 fh.write(json.dumps(row) + "\n")
@@ -104,57 +115,31 @@ def strength(base: Path, out: Path, budget: float, strengths: list[float]) -> No
     """Test-time strength (``edit.strength``): each run's last checkpoint within
     ``budget`` judged with the mask scaled by each strength (clipped at 1); rows
     appended to OUT/strength.jsonl, one per run and strength."""
-    import tempfile
-
-    import torch
-
-    from augment import manifest as mf
-    from augment.sagan.evaluate import evaluate_attribute
-    from augment.sagan.generators import export_generator
-
-    inputs = _inputs(base)
-    gt = mf.read(base / "synth" / "groundtruth.parquet")
     for log in sorted(out.glob("*/cpu_at_checkpoint.jsonl")):
         study = json.loads((log.parent / "study.json").read_text())
         recs = [r for r in map(json.loads, log.read_text().splitlines()) if r["cpu_s"] <= budget]
         if not recs or not Path(recs[-1]["checkpoint"]).is_dir():
             continue
         rec = recs[-1]
-        with tempfile.TemporaryDirectory() as tmp:
-            gen = export_generator(Path(rec["checkpoint"]), Path(tmp) / "generator")
-            for s in strengths:
-                metrics, _ = evaluate_attribute("Eyeglasses", gen, inputs["classifiers"], inputs["aligned"], gt,
-                                                "test", 0, 64, torch.device("cpu"), template="arcface", strength=s)
-                with open(out / "strength.jsonl", "a") as fh:
-                    fh.write(json.dumps({**study, **rec, "strength": s, "metrics": metrics}) + "\n")
-                print(f"{study['name']} s{study['seed']} strength {s}: add {metrics['add']['edit_success']:.2f} "
-                      f"remove {metrics['remove']['edit_success']:.2f} gain {metrics.get('psnr_region_gain')}",
-                      flush=True)
+        for s, (metrics, _) in zip(strengths, _judged(base, rec["checkpoint"], tuple(strengths))):
+            with open(out / "strength.jsonl", "a") as fh:
+                fh.write(json.dumps({**study, **rec, "strength": s, "metrics": metrics}) + "\n")
+            print(f"{study['name']} s{study['seed']} strength {s}: add {metrics['add']['edit_success']:.2f} "
+                  f"remove {metrics['remove']['edit_success']:.2f} gain {metrics.get('psnr_region_gain')}",
+                  flush=True)
 
 
 def grids(base: Path, out: Path, budget: float, png: Path, runs: list[str]) -> None:
     """Side by side, each run's (``<name>_s<seed>``) eval_sagan grid at its last
     checkpoint within ``budget``: input | edit | truth | mask | true region per
     row, the first rows adding glasses and the last removing them."""
-    import tempfile
-
-    import torch
-
-    from augment import manifest as mf
     from augment.io import save_png, tile
-    from augment.sagan.evaluate import evaluate_attribute
-    from augment.sagan.generators import export_generator
 
-    inputs = _inputs(base)
-    gt = mf.read(base / "synth" / "groundtruth.parquet")
     panels = []
     for run in runs:
         recs = [json.loads(line) for line in (out / run / "cpu_at_checkpoint.jsonl").read_text().splitlines()]
         rec = [r for r in recs if r["cpu_s"] <= budget][-1]
-        with tempfile.TemporaryDirectory() as tmp:
-            gen = export_generator(Path(rec["checkpoint"]), Path(tmp) / "generator")
-            _, grid = evaluate_attribute("Eyeglasses", gen, inputs["classifiers"], inputs["aligned"], gt,
-                                         "test", 0, 64, torch.device("cpu"), template="arcface")
+        [(_, grid)] = _judged(base, rec["checkpoint"])
         panels.append(grid)
         print(f"{run}: step {rec['step']}, {rec['cpu_s']:.0f} CPU-s", flush=True)
     save_png(tile([panels], pad=8), png)  # one row of panels, 8 white pixels apart

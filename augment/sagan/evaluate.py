@@ -133,9 +133,10 @@ def evaluate_attribute(attribute: str, generator_dir: Path, classifiers: mf.Mani
         x = to_tensor(np.stack([read_rgb(aligned.root / p, size) for p in rows["path"]])).to(device)
         c_trg = torch.from_numpy(1 - y).float().to(device)
         c_src = torch.from_numpy(y).float().to(device)  # a generator whose F_a sees the change needs them
-        _, mask, x_a = G(x, c_trg, with_manipulation=True, c_src=c_src)
-        mask = strengthened(mask, strength)
-        edit = G.blend(x, x_a, mask)
+        edit, mask, x_a = G(x, c_trg, with_manipulation=True, c_src=c_src)
+        if strength != 1.0:  # the edit stage's blend with the scaled mask
+            mask = strengthened(mask, strength)
+            edit = G.blend(x, x_a, mask)
         p_edit = clf.attribute_probability(edit, attribute).cpu().numpy()
         p_orig = clf.attribute_probability(x, attribute).cpu().numpy()
         correct_orig += list((p_orig > 0.5) == (y == 1))

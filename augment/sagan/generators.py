@@ -29,9 +29,15 @@ def load_generator(path: Path | str, attribute: str | None = None, device: str |
     states, meta = ckpt.load(path, device=str(device), expect=expect)
     if meta.get("kind") not in (CHECKPOINT_KIND, GENERATOR_KIND):
         raise ckpt.CheckpointError(f"{path}: a {meta.get('kind')!r} checkpoint, not a SaGAN generator")
+    return build_generator(meta, states["G"], device), meta
+
+
+def build_generator(meta: dict, state: dict, device: str | torch.device = "cpu") -> SaGANGenerator:
+    """The generator that ``meta["model_config"]`` describes, with G's ``state``
+    loaded (float16 tensors are copied into its float32 parameters); eval mode."""
     G = SaGANGenerator(SaganModelConfig.from_dict(meta["model_config"]))
-    G.load_state_dict(states["G"])
-    return G.to(device).eval(), meta
+    G.load_state_dict(state)
+    return G.to(device).eval()
 
 
 def export_generator(checkpoint: Path, out: Path, align: dict | None = None, data: dict | None = None) -> Path:
