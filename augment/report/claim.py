@@ -14,13 +14,13 @@ higher in, each seed's McNemar p), the same for its perfect-edit twin
 from __future__ import annotations
 
 import json
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from augment.report.text import fraction, pvalue, seed_fractions
+from recognition.scoring import ORACLE
+from recognition.scoring import split_repeat as seed_of
 
-ORACLE = ":oracle"
 SIGNIFICANT = 0.05  # "yes" needs p below this in every seed, and a gain in every seed
 CLAIM = ("Adding SaGAN-edited copies of the training faces makes a face recognizer better at telling people "
          "apart across the edited attribute (the SaGAN paper's claim).")
@@ -70,12 +70,6 @@ def load(path: Path | None) -> dict | None:
 def protocols(metrics: dict) -> dict[str, dict]:
     """{protocol name: its block}; a file of one protocol (older runs) is its own block."""
     return metrics.get("protocols") or {metrics.get("protocol", ""): metrics}
-
-
-def seed_of(name: str) -> tuple[str, int]:
-    """``"+Eyeglasses@2"`` -> ``("+Eyeglasses", 2)``; no ``@k``: seed 0."""
-    m = re.fullmatch(r"(.*)@(\d+)", name)
-    return (m.group(1), int(m.group(2))) if m else (name, 0)
 
 
 def answers(metrics: dict | None) -> tuple[list[Answer], str | None]:

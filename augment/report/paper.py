@@ -8,8 +8,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from augment.report.claim import load, protocols, seed_of
+from augment.report.claim import load, protocols
 from augment.report.doc import Doc
+from recognition.scoring import split_repeat as seed_of
 
 NAMES = {"tar_at_far_0.001": "TAR @ FAR 1e-3", "tar_at_far_0.01": "TAR @ FAR 1e-2", "tar_at_far_0.1": "TAR @ FAR 1e-1"}
 
