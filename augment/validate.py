@@ -57,6 +57,7 @@ RANGES: dict[str, tuple[float | None, float | None]] = {
     "train_sagan.r1_gamma": (0, None),
     "train_sagan.r1_every": (1, None),
     "train_sagan.lr_d": (0, None),
+    "train_sagan.parallel": (1, None),
     "eval_sagan.max_images": (0, None),
     "eval_sagan.batch_size": (1, None),
     "edit.batch_size": (1, None),

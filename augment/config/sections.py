@@ -136,6 +136,12 @@ class TrainSaganConfig:
     deterministic: bool = False  # torch.use_deterministic_algorithms while training
     workers: int = 0  # DataLoader worker processes; 0 = decode in the training process
     threads: int = 0  # torch CPU threads while training; 0 = torch's default (all cores)
+    # Attributes trained at once, each in a process of its own with ``threads``
+    # threads (0: the cores shared out). Small networks use many cores poorly: on
+    # 2 cores, the fast preset at 64 px made 2.0 steps/s as two 1-thread
+    # processes against 1.8 as one 2-thread process (pipelines/pretrain.yaml).
+    # Each generator's weights are those of a run alone with the same threads.
+    parallel: int = 1
     # torch.compile the generator for training (Inductor; the critic stays eager:
     # its gradient penalty needs a double backward). Measured on a 2-core CPU
     # (benchmarks/RESULTS.md): the paper preset's step 1.25x faster than eager

@@ -30,14 +30,15 @@ from augment.sagan.model import SaGANGenerator
 class MetricsLog:
     """The running sums of the loss terms between two metrics lines, and the bar."""
 
-    def __init__(self, path: Path, attribute: str, step: int, steps: int, sagan_cfg: TrainSaganConfig) -> None:
+    def __init__(self, path: Path, attribute: str, step: int, steps: int, sagan_cfg: TrainSaganConfig,
+                 bar_position: int | None = None) -> None:
         self.path, self.sagan_cfg = path, sagan_cfg
         self.sums: dict[str, torch.Tensor] = {}
         self.counts: dict[str, int] = {}
         self.t_log, self.cpu_log = time.perf_counter(), time.process_time()
         self.steps_since_log = 0
         self.bar = tqdm(total=steps, initial=step, desc=f"train_sagan {attribute}", unit="step",
-                        disable=not dist.is_main(), dynamic_ncols=True)
+                        disable=not dist.is_main(), dynamic_ncols=True, position=bar_position)
 
     def add(self, parts: list[dict[str, torch.Tensor]]) -> None:
         """Add one generator step's loss terms (every update's, as ``train_step`` returns them)."""

@@ -31,6 +31,7 @@ batches), ``progress`` (metrics lines, bar, sample grids).
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
 
 import numpy as np
@@ -40,7 +41,7 @@ from augment import checkpoint as ckpt
 from augment import distributed as dist
 from augment import manifest as mf
 from augment.align.dataset import alignment_of
-from augment.config import PipelineConfig, TrainSaganConfig, section_hash
+from augment.config import ConfigError, PipelineConfig, TrainSaganConfig, section_hash
 from augment.runtime import resolve_device, torch_threads
 from augment.sagan.batches import critic_batches, fixed_images, make_loader
 from augment.sagan.data import ImageDataset, attribute_labels, attribute_rows
@@ -108,6 +109,7 @@ def train(
     samples_dir: Path | None = None,
     steps: int | None = None,
     blobs: list[np.ndarray] | None = None,
+    bar_position: int | None = None,
 ) -> Path:
     """Train (or resume) one attribute's SaGAN; returns the checkpoint folder of the last step.
 
@@ -115,6 +117,7 @@ def train(
     ``mcfg.image_size``. ``steps`` (default ``sagan_cfg.steps``) lets a caller stop
     early; a later call with more steps continues from the latest checkpoint.
     ``blobs[i]`` (B,4): where image i may be smudged for D_cls (``d_smudge_fraction``).
+    ``bar_position``: the progress bar's line when several trainings share a terminal.
     """
     device = torch.device(device)
     steps = sagan_cfg.steps if steps is None else steps
@@ -131,7 +134,7 @@ def train(
     batches = iter(loader)
     x_fixed = fixed_images(dataset, sagan_cfg, device)
 
-    metrics = MetricsLog(out_dir / "metrics.jsonl", attribute, state.step, steps, sagan_cfg)
+    metrics = MetricsLog(out_dir / "metrics.jsonl", attribute, state.step, steps, sagan_cfg, bar_position)
     deterministic_before = torch.are_deterministic_algorithms_enabled()
     if sagan_cfg.deterministic:
         torch.use_deterministic_algorithms(True)
@@ -165,34 +168,77 @@ def _smudge_blobs(aligned: mf.Manifest, attribute: str, image_size: int) -> list
     return [aligned_blobs(row, [attribute], image_size) for _, row in df.iterrows()]
 
 
+def _train_job(job: dict) -> Path:
+    """One attribute's ``train`` with its own thread count: the body of a worker
+    process when ``train_sagan.parallel`` > 1 (arguments picklable: spawn)."""
+    with torch_threads(job.pop("threads")):
+        return train(**job)
+
+
+def _train_all(jobs: list[dict], parallel: int) -> list[Path]:
+    """Every job's last checkpoint folder, in order: one after the other, or
+    ``parallel`` at once in spawned processes (a fresh interpreter each: OpenMP
+    does not survive a fork). A failure in one raises here once the others stop."""
+    if parallel == 1 or len(jobs) == 1:
+        return [_train_job(dict(job)) for job in jobs]
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    with ProcessPoolExecutor(min(parallel, len(jobs)), mp_context=multiprocessing.get_context("spawn")) as pool:
+        return list(pool.map(_train_job, jobs))
+
+
+def threads_per_process(threads: int, parallel: int) -> int:
+    """``train_sagan.threads`` for each of ``parallel`` processes: as asked, or with
+    0 the cores shared out (at least one each); 0 alone leaves torch's default."""
+    if threads > 0 or parallel == 1:
+        return threads
+    return max(1, (os.cpu_count() or 1) // parallel)
+
+
 def run_stage(cfg: PipelineConfig, inputs: StageInputs, run_dir: Path) -> StageOutputs:
     """train_sagan: one generator per ``train_sagan.attributes`` on the aligned
-    ``train`` split -> the ``generators`` manifest (root = run_dir)."""
+    ``train`` split -> the ``generators`` manifest (root = run_dir).
+
+    With ``train_sagan.parallel`` > 1 that many attributes train at once, each in
+    a process of its own (not under torchrun, whose ranks share one generator)."""
     sagan_cfg = cfg.train_sagan
     aligned: mf.Manifest = inputs.get("sagan_aligned", inputs["aligned"])  # data.sagan, else data.train
     device = resolve_device(cfg.device)
     mcfg = stage_model_config(sagan_cfg)
     train_sagan_hash = section_hash(cfg, ["train_sagan"])
-    rows = []
-    for attribute in sagan_cfg.attributes:
+    parallel = sagan_cfg.parallel
+    if parallel > 1 and dist.world_size() > 1:
+        raise ConfigError("key 'train_sagan.parallel' must be 1 under torchrun (--nproc): its ranks train one "
+                          f"generator together; got {parallel}")
+    threads = threads_per_process(sagan_cfg.threads, parallel)
+    jobs, sizes = [], []
+    for i, attribute in enumerate(sagan_cfg.attributes):
         paths, labels = attribute_rows(aligned, attribute, ["train"])
         n_pos = int(labels.sum())
         log.info("[train_sagan] %s: %d training images with a known label (%d with, %d without)",
                  attribute, len(labels), n_pos, len(labels) - n_pos)
-        dataset = ImageDataset(paths, mcfg.image_size, labels)
         blobs = None
         if sagan_cfg.d_smudge_fraction > 0:
             blobs = _smudge_blobs(aligned, attribute, mcfg.image_size)
             log.info("[train_sagan] %s: D_cls sees %.0f%% of each batch smudged (%d of %d images have landmarks)",
                      attribute, 100 * sagan_cfg.d_smudge_fraction, sum(len(b) > 0 for b in blobs), len(blobs))
-        out_dir = run_dir / attribute
-        with torch_threads(sagan_cfg.threads):
-            last = train(attribute, dataset, mcfg, sagan_cfg, out_dir, seed=cfg.seed, device=device,
-                         train_sagan_hash=train_sagan_hash, samples_dir=run_dir / "samples" / attribute, blobs=blobs)
-        gen_dir = out_dir / "generator"
+        jobs.append({"attribute": attribute, "dataset": ImageDataset(paths, mcfg.image_size, labels), "mcfg": mcfg,
+                     "sagan_cfg": sagan_cfg, "out_dir": run_dir / attribute, "seed": cfg.seed,
+                     "device": str(device), "train_sagan_hash": train_sagan_hash,
+                     "samples_dir": run_dir / "samples" / attribute, "blobs": blobs, "threads": threads,
+                     # each process its own progress line
+                     "bar_position": i % parallel if parallel > 1 else None})
+        sizes.append((len(labels), n_pos))
+    if parallel > 1:
+        log.info("[train_sagan] %d attribute(s) at a time, %d thread(s) each", min(parallel, len(jobs)), threads)
+    lasts = _train_all(jobs, parallel)
+    rows = []
+    for job, last, (n_images, n_pos) in zip(jobs, lasts, sizes):
+        attribute, gen_dir = job["attribute"], job["out_dir"] / "generator"
         if dist.is_main():
             sources = sorted(str(v) for v in aligned.df["source"].dropna().unique())
-            export_generator(last, gen_dir, alignment_of(aligned), {"sources": sources, "images": len(labels)})
+            export_generator(last, gen_dir, alignment_of(aligned), {"sources": sources, "images": n_images})
             rows.append({
                 "attribute": attribute,
                 "path": gen_dir.relative_to(run_dir).as_posix(),
@@ -200,7 +246,7 @@ def run_stage(cfg: PipelineConfig, inputs: StageInputs, run_dir: Path) -> StageO
                 "step": sagan_cfg.steps,
                 "preset": sagan_cfg.preset,
                 "image_size": mcfg.image_size,
-                "train_images": len(labels),
+                "train_images": n_images,
                 "train_positive": n_pos,
             })
         dist.barrier()
