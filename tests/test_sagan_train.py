@@ -334,3 +334,54 @@ def test_parallel_shares_the_cores_out_when_threads_is_zero(monkeypatch):
     assert T.threads_per_process(0, 16) == 1
     assert T.threads_per_process(3, 2) == 3
     assert T.threads_per_process(0, 1) == 0  # one process: torch's default, as before
+
+
+WORKER_SCRIPT = """
+import multiprocessing, os, sys, time
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+from augment.sagan.train import _die_with_parent
+
+def busy(path):  # a worker in the middle of a long training
+    Path(path).write_text(str(os.getpid()))
+    time.sleep(120)
+
+if __name__ == "__main__":
+    ctx = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(1, mp_context=ctx, initializer=_die_with_parent, initargs=(os.getpid(),)) as pool:
+        pool.submit(busy, sys.argv[1])
+        time.sleep(120)
+"""
+
+
+def _running(pid: int) -> bool:
+    """A live process (a zombie waiting for a reaper counts as ended)."""
+    stat = Path(f"/proc/{pid}/stat")
+    try:
+        return stat.read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return False
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").is_file(), reason="reads process states from /proc (Linux)")
+def test_a_parallel_worker_ends_when_the_stage_process_is_killed(tmp_path):
+    import subprocess
+    import sys
+    import time
+
+    script = tmp_path / "stage.py"
+    script.write_text(WORKER_SCRIPT)
+    pid_file = tmp_path / "worker.pid"
+    stage = subprocess.Popen([sys.executable, str(script), str(pid_file)])
+    deadline = time.monotonic() + 60
+    while not pid_file.is_file() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    time.sleep(0.5)  # the pid written in full
+    worker = int(pid_file.read_text())
+    assert _running(worker)
+    stage.kill()  # as kill -9 of augment run
+    stage.wait()
+    deadline = time.monotonic() + 30
+    while _running(worker) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not _running(worker)

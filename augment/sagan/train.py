@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 from pathlib import Path
 
 import numpy as np
@@ -168,6 +169,20 @@ def _smudge_blobs(aligned: mf.Manifest, attribute: str, image_size: int) -> list
     return [aligned_blobs(row, [attribute], image_size) for _, row in df.iterrows()]
 
 
+def _die_with_parent(parent: int) -> None:
+    """Worker initializer: end this process when the stage's process is gone (a
+    kill -9 of ``augment run`` would otherwise leave workers training into a
+    folder that the next run starts afresh)."""
+    import threading
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(1)
+        os._exit(1)
+
+    threading.Thread(target=watch, daemon=True).start()
+
+
 def _train_job(job: dict) -> Path:
     """One attribute's ``train`` with its own thread count: the body of a worker
     process when ``train_sagan.parallel`` > 1 (arguments picklable: spawn)."""
@@ -184,7 +199,8 @@ def _train_all(jobs: list[dict], parallel: int) -> list[Path]:
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
 
-    with ProcessPoolExecutor(min(parallel, len(jobs)), mp_context=multiprocessing.get_context("spawn")) as pool:
+    with ProcessPoolExecutor(min(parallel, len(jobs)), mp_context=multiprocessing.get_context("spawn"),
+                             initializer=_die_with_parent, initargs=(os.getpid(),)) as pool:
         return list(pool.map(_train_job, jobs))
 
 
