@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -385,3 +386,14 @@ def test_a_parallel_worker_ends_when_the_stage_process_is_killed(tmp_path):
     while _running(worker) and time.monotonic() < deadline:
         time.sleep(0.2)
     assert not _running(worker)
+
+
+def test_a_resume_forgets_the_metrics_lines_logged_after_its_checkpoint(tmp_path, tiny_set):
+    """A run killed between checkpoints logged steps that the resumed run logs again:
+    the file keeps each step once, so the CPU-hours summed from it count each once."""
+    sagan_cfg = TrainSaganConfig(steps=4, batch_size=4, checkpoint_every=2, sample_every=1000, log_every=1)
+    T.train("Eyeglasses", tiny_set, TINY, sagan_cfg, tmp_path / "run", seed=5)
+    shutil.rmtree(tmp_path / "run" / "checkpoints" / "step_0000004")  # killed after logging 3 and 4
+    T.train("Eyeglasses", tiny_set, TINY, sagan_cfg, tmp_path / "run", seed=5)  # resumes at step 2
+    steps = [json.loads(ln)["step"] for ln in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert steps == [1, 2, 3, 4]

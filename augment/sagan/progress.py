@@ -22,9 +22,23 @@ from tqdm import tqdm
 
 from augment import distributed as dist
 from augment.config import TrainSaganConfig
+from augment.fs import write_text
 from augment.io import save_png, tile, to_uint8
 from augment.sagan.apply import attend_and_manipulate
 from augment.sagan.model import SaGANGenerator
+
+
+def forget_after(path: Path, step: int) -> None:
+    """Drop the lines of ``path`` past ``step``, the checkpoint a run resumes from:
+    an interrupted run logged them, and the resumed one logs those steps again
+    (kept, they would count the steps' time twice in the CPU-hours of a shipped
+    generator, augment/pretrained/record.py)."""
+    if not path.is_file():
+        return
+    lines = path.read_text().splitlines()
+    kept = [line for line in lines if line.strip() and json.loads(line)["step"] <= step]
+    if len(kept) != len(lines):
+        write_text(path, "".join(line + "\n" for line in kept))
 
 
 class MetricsLog:
@@ -39,6 +53,8 @@ class MetricsLog:
         self.steps_since_log = 0
         self.bar = tqdm(total=steps, initial=step, desc=f"train_sagan {attribute}", unit="step",
                         disable=not dist.is_main(), dynamic_ncols=True, position=bar_position)
+        if dist.is_main():
+            forget_after(path, step)
 
     def add(self, parts: list[dict[str, torch.Tensor]]) -> None:
         """Add one generator step's loss terms (every update's, as ``train_step`` returns them)."""
