@@ -1,0 +1,104 @@
+"""Learning curves of the shipped generators (docs/pretrained.md).
+
+train_sagan keeps only its last two checkpoints; copy each one as it is
+written into ``CKPTS/<Attribute>/step_XXXXXXX/`` while ``pipelines/pretrain.yaml``
+runs. Each copy's exported average (G_ema) is then judged like eval_sagan on
+the held-out test people of the run's aligned crops, by the run's attribute
+classifier (learnt from other people), with the CPU-seconds spent up to that
+step (from train_sagan's ``metrics.jsonl``).
+
+    python -m benchmarks.pretrain_curves judge RUN CKPTS OUT.jsonl [EVERY_STEPS]
+    python -m benchmarks.pretrain_curves plot OUT.jsonl PNG
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+PANELS = [("add", "edit_success", "success adding"), ("remove", "edit_success", "success removing"),
+          (None, "mask_in_region", "mask mass in the attribute's region")]
+
+
+def cpu_seconds_at(metrics_jsonl: Path) -> dict[int, float]:
+    """step -> CPU-seconds of training up to it (each line's per-step mean times
+    the steps since the line before)."""
+    out, total, before = {}, 0.0, 0
+    for line in metrics_jsonl.read_text().splitlines():
+        rec = json.loads(line)
+        total += rec["step_cpu_s"] * (rec["step"] - before)
+        before = rec["step"]
+        out[before] = total
+    return out
+
+
+def judge(run: Path, ckpts: Path, out: Path, every: int) -> None:
+    """Append one line per checkpoint not judged yet: attribute, step, CPU-seconds, metrics."""
+    import tempfile
+
+    import torch
+
+    from augment import manifest as mf
+    from augment.sagan.evaluate import evaluate_attribute
+    from augment.sagan.generators import export_generator
+
+    aligned = mf.read(run / "align" / "aligned.parquet")
+    classifiers = mf.read(run / "train_classifier" / "classifiers.parquet")
+    done = set()
+    if out.is_file():
+        done = {(r["attribute"], r["step"]) for r in map(json.loads, out.read_text().splitlines())}
+    for folder in sorted(ckpts.glob("*/step_*")):
+        attribute, step = folder.parent.name, int(folder.name.split("_")[1])
+        if step % every or (attribute, step) in done:
+            continue
+        cpu = cpu_seconds_at(run / "train_sagan" / attribute / "metrics.jsonl")
+        with tempfile.TemporaryDirectory() as tmp:
+            gen = export_generator(folder, Path(tmp) / "generator")
+            metrics, _ = evaluate_attribute(attribute, gen, classifiers, aligned, None, "test", 0, 64,
+                                            torch.device("cpu"), template="sagan")
+        row = {"attribute": attribute, "step": step, "cpu_s": round(cpu.get(step, float("nan")), 1),
+               "metrics": metrics}
+        with open(out, "a") as fh:
+            fh.write(json.dumps(row) + "\n")
+        print(f"{attribute} step {step}: add {metrics['add']['edit_success']:.2f} "
+              f"remove {metrics['remove']['edit_success']:.2f}", flush=True)
+
+
+def plot(out: Path, png: Path) -> None:
+    """One panel per quantity, one line per attribute, against training steps."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    fig, axes = plt.subplots(1, len(PANELS), figsize=(4.2 * len(PANELS), 3.4), dpi=100)
+    for ax, (direction, key, title) in zip(axes, PANELS):
+        for attribute in sorted({r["attribute"] for r in rows}):
+            mine = sorted((r for r in rows if r["attribute"] == attribute), key=lambda r: r["step"])
+            pts = [(r["step"], ((r["metrics"].get(direction) or {}) if direction else r["metrics"]).get(key))
+                   for r in mine]
+            pts = [(s, y) for s, y in pts if y is not None]
+            if pts:
+                ax.plot(*zip(*pts), "-o", ms=3, label=attribute)
+        ax.set_title(title, fontsize=10)
+        ax.set_xlabel("training step (batch 16)")
+        ax.set_ylim(0, 1)
+        ax.grid(alpha=0.3)
+    axes[0].legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(png)
+
+
+def main(argv: list[str]) -> None:
+    if argv[:1] == ["judge"] and len(argv) in (4, 5):
+        judge(Path(argv[1]), Path(argv[2]), Path(argv[3]), int(argv[4]) if len(argv) == 5 else 250)
+    elif argv[:1] == ["plot"] and len(argv) == 3:
+        plot(Path(argv[1]), Path(argv[2]))
+    else:
+        raise SystemExit(__doc__)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
