@@ -185,9 +185,12 @@ def _die_with_parent(parent: int) -> None:
 
 def _train_job(job: dict) -> Path:
     """One attribute's ``train`` with its own thread count: the body of a worker
-    process when ``train_sagan.parallel`` > 1 (arguments picklable: spawn)."""
-    with torch_threads(job.pop("threads")):
-        return train(**job)
+    process when ``train_sagan.parallel`` > 1 (arguments picklable: spawn). The
+    dataset is made here, so its image cache lives as long as this training only."""
+    threads, paths, labels = job.pop("threads"), job.pop("paths"), job.pop("labels")
+    dataset = ImageDataset(paths, job["mcfg"].image_size, labels)
+    with torch_threads(threads):
+        return train(dataset=dataset, **job)
 
 
 def _train_all(jobs: list[dict], parallel: int) -> list[Path]:
@@ -239,7 +242,7 @@ def run_stage(cfg: PipelineConfig, inputs: StageInputs, run_dir: Path) -> StageO
             blobs = _smudge_blobs(aligned, attribute, mcfg.image_size)
             log.info("[train_sagan] %s: D_cls sees %.0f%% of each batch smudged (%d of %d images have landmarks)",
                      attribute, 100 * sagan_cfg.d_smudge_fraction, sum(len(b) > 0 for b in blobs), len(blobs))
-        jobs.append({"attribute": attribute, "dataset": ImageDataset(paths, mcfg.image_size, labels), "mcfg": mcfg,
+        jobs.append({"attribute": attribute, "paths": paths, "labels": labels, "mcfg": mcfg,
                      "sagan_cfg": sagan_cfg, "out_dir": run_dir / attribute, "seed": cfg.seed,
                      "device": str(device), "train_sagan_hash": train_sagan_hash,
                      "samples_dir": run_dir / "samples" / attribute, "blobs": blobs, "threads": threads,
