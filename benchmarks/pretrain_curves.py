@@ -21,18 +21,6 @@ PANELS = [("add", "edit_success", "success adding"), ("remove", "edit_success", 
           (None, "mask_in_region", "mask mass in the attribute's region")]
 
 
-def cpu_seconds_at(metrics_jsonl: Path) -> dict[int, float]:
-    """step -> CPU-seconds of training up to it (each line's per-step mean times
-    the steps since the line before)."""
-    out, total, before = {}, 0.0, 0
-    for line in metrics_jsonl.read_text().splitlines():
-        rec = json.loads(line)
-        total += rec["step_cpu_s"] * (rec["step"] - before)
-        before = rec["step"]
-        out[before] = total
-    return out
-
-
 def judge(run: Path, ckpts: Path, out: Path, every: int) -> None:
     """Append one line per checkpoint not judged yet: attribute, step, CPU-seconds, metrics."""
     import tempfile
@@ -40,6 +28,7 @@ def judge(run: Path, ckpts: Path, out: Path, every: int) -> None:
     import torch
 
     from augment import manifest as mf
+    from augment.pretrained.record import seconds_by_step
     from augment.sagan.evaluate import evaluate_attribute
     from augment.sagan.generators import export_generator
 
@@ -52,12 +41,13 @@ def judge(run: Path, ckpts: Path, out: Path, every: int) -> None:
         attribute, step = folder.parent.name, int(folder.name.split("_")[1])
         if step % every or (attribute, step) in done:
             continue
-        cpu = cpu_seconds_at(run / "train_sagan" / attribute / "metrics.jsonl")
+        log = (run / "train_sagan" / attribute / "metrics.jsonl").read_text()
+        cpu = {step: c for step, c, _ in seconds_by_step(log)}
         with tempfile.TemporaryDirectory() as tmp:
             gen = export_generator(folder, Path(tmp) / "generator")
             metrics, _ = evaluate_attribute(attribute, gen, classifiers, aligned, None, "test", 0, 64,
                                             torch.device("cpu"), template="sagan")
-        row = {"attribute": attribute, "step": step, "cpu_s": round(cpu.get(step, float("nan")), 1),
+        row = {"attribute": attribute, "step": step, "cpu_s": round(cpu.get(step) or float("nan"), 1),
                "metrics": metrics}
         with open(out, "a") as fh:
             fh.write(json.dumps(row) + "\n")

@@ -34,13 +34,13 @@ def quality(metrics: dict) -> dict:
     return out
 
 
-def hours(metrics_jsonl: str) -> dict:
-    """CPU-hours and wall-hours of one generator's training from its ``metrics.jsonl``
-    (``step_cpu_s`` and ``step_time_s`` are per step since the line before;
-    augment/sagan/progress.py): ``{"cpu_hours", "wall_hours"}``, None when the log
-    does not record them. CPU time counts every thread of the training process."""
-    cpu = wall = 0.0
-    last, recorded = 0, False
+def seconds_by_step(metrics_jsonl: str) -> list[tuple[int, float | None, float]]:
+    """(step, CPU-seconds, wall-seconds) of training up to each line of one
+    generator's ``metrics.jsonl`` (``step_cpu_s`` and ``step_time_s`` are per step
+    since the line before; augment/sagan/progress.py); CPU-seconds None when the
+    log does not record them. CPU time counts every thread of the training process."""
+    out: list[tuple[int, float | None, float]] = []
+    cpu, wall, last, recorded = 0.0, 0.0, 0, False
     for line in metrics_jsonl.splitlines():
         if not line.strip():
             continue
@@ -51,8 +51,18 @@ def hours(metrics_jsonl: str) -> dict:
             cpu += float(rec["step_cpu_s"]) * steps
             recorded = True
         wall += float(rec.get("step_time_s", 0.0)) * steps
-    return {"cpu_hours": round(cpu / 3600, 4) if recorded else None,
-            "wall_hours": round(wall / 3600, 4) if last else None}
+        out.append((last, cpu if recorded else None, wall))
+    return out
+
+
+def hours(metrics_jsonl: str) -> dict:
+    """CPU-hours and wall-hours of one generator's training (``seconds_by_step``'s
+    last line): ``{"cpu_hours", "wall_hours"}``, None when the log does not record them."""
+    spent = seconds_by_step(metrics_jsonl)
+    if not spent:
+        return {"cpu_hours": None, "wall_hours": None}
+    _, cpu, wall = spent[-1]
+    return {"cpu_hours": round(cpu / 3600, 4) if cpu is not None else None, "wall_hours": round(wall / 3600, 4)}
 
 
 def training(config: dict, row: dict, meta: dict, people: int | None, spent: dict) -> dict:

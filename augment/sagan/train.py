@@ -231,7 +231,7 @@ def run_stage(cfg: PipelineConfig, inputs: StageInputs, run_dir: Path) -> StageO
         raise ConfigError("key 'train_sagan.parallel' must be 1 under torchrun (--nproc): its ranks train one "
                           f"generator together; got {parallel}")
     threads = threads_per_process(sagan_cfg.threads, parallel)
-    jobs, sizes = [], []
+    jobs = []
     for i, attribute in enumerate(sagan_cfg.attributes):
         paths, labels = attribute_rows(aligned, attribute, ["train"])
         n_pos = int(labels.sum())
@@ -248,13 +248,13 @@ def run_stage(cfg: PipelineConfig, inputs: StageInputs, run_dir: Path) -> StageO
                      "samples_dir": run_dir / "samples" / attribute, "blobs": blobs, "threads": threads,
                      # each process its own progress line
                      "bar_position": i % parallel if parallel > 1 else None})
-        sizes.append((len(labels), n_pos))
     if parallel > 1:
         log.info("[train_sagan] %d attribute(s) at a time, %d thread(s) each", min(parallel, len(jobs)), threads)
     lasts = _train_all(jobs, parallel)
     rows = []
-    for job, last, (n_images, n_pos) in zip(jobs, lasts, sizes):
+    for job, last in zip(jobs, lasts):
         attribute, gen_dir = job["attribute"], job["out_dir"] / "generator"
+        n_images, n_pos = len(job["labels"]), int(job["labels"].sum())
         if dist.is_main():
             sources = sorted(str(v) for v in aligned.df["source"].dropna().unique())
             export_generator(last, gen_dir, alignment_of(aligned), {"sources": sources, "images": n_images})
