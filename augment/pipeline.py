@@ -11,7 +11,9 @@ and so every stage that reads them reruns too.
 While a stage runs, ``.inprogress`` holds the fingerprint it is working
 towards. A killed stage leaves no done marker; the next run with the same
 fingerprint lets the stage resume from whatever partial work it kept in its
-folder, and a run with another fingerprint clears the folder first. Either
+folder, and a run with another fingerprint clears the folder first, unless
+the stage says its finished run carries on under the new config
+(``Stage.continues``: train_sagan asked for more steps). Either
 way the hidden temporaries of writes cut short (``.<name>.tmp-<pid>``,
 ``.step_N.old-<pid>/``, ...) are removed before the stage starts.
 
@@ -179,7 +181,9 @@ def _prepare(runner: Runner, stage: Stage, fp: str) -> Path:
     run_dir = runner.stage_dir(stage.name)
     inprog = run_dir / INPROGRESS
     previous = inprog.read_text().strip() if inprog.is_file() else None
-    if run_dir.exists() and previous != fp:
+    if run_dir.exists() and previous != fp and runner.continues(stage.name):
+        log.info("[%s] continuing its finished run from its checkpoints (%s)", stage.name, runner.why_stale(stage.name))
+    elif run_dir.exists() and previous != fp:
         # Outputs or partial work made under another fingerprint: start clean,
         # so nothing from an older config leaks into this result.
         shutil.rmtree(run_dir)

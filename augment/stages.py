@@ -25,6 +25,10 @@ plus one ``Stage`` entry in ``STAGES`` below, declared with keywords:
   evaluation set's manifests without ``data.eval``); every other declared
   output must be returned, and nothing undeclared may be.
 - ``distributed``: every rank runs it under torchrun (DDP or sharded rows).
+- ``continues``: ``(old config, new config) -> bool``, given the config sections
+  its finished run recorded and those asked for now: True when the new result
+  is the old run carried on (more training steps), so the runner keeps its
+  folder, checkpoints included, instead of starting over.
 
 ``inputs`` (of ``StageInputs``) holds exactly the declared inputs and uses that
 this pipeline made: manifests, or the paths of files. ``run_dir`` is
@@ -73,6 +77,7 @@ class Stage:
     optional_outputs: tuple[str, ...] = ()  # declared outputs returned only under some config
     help: str = ""
     distributed: bool = False  # runs on every rank under torchrun (DDP / sharding)
+    continues: Callable[[dict, dict], bool] | None = None  # keeps a finished run's work when True
 
     def __post_init__(self) -> None:
         for out, kind in self.outputs.items():
@@ -99,6 +104,16 @@ def producers(stages: Iterable[Stage]) -> dict[str, str]:
                 raise StageContractError(f"output '{out}' is declared by both '{made[out]}' and '{s.name}'")
             made[out] = s.name
     return made
+
+
+def more_sagan_steps(old: dict, new: dict) -> bool:
+    """train_sagan asks for more steps and nothing else changed, under a constant
+    learning rate: then the longer run is the shorter one continued from its last
+    checkpoint (resume is exact), so a generator can be trained longer across
+    sessions. A decaying lr depends on the step count, so it starts over."""
+    o, n = old.get("train_sagan", {}), new.get("train_sagan", {})
+    return (n.get("steps", 0) > o.get("steps", 0) and {**o, "steps": n.get("steps")} == n
+            and n.get("lr_decay_from", 1.0) >= 1.0)
 
 
 STAGES: dict[str, Stage] = {
@@ -150,6 +165,7 @@ STAGES: dict[str, Stage] = {
             outputs={"generators": "generators"},
             help="train one SaGAN generator per attribute",
             distributed=True,
+            continues=more_sagan_steps,
         ),
         Stage(
             name="eval_sagan",

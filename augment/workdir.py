@@ -144,6 +144,22 @@ class Runner:
         then = {**now, "config": _without_new_defaults(old["config"], now["config"], defaults)}
         return marker.get("fingerprint") == fingerprint_of(then)
 
+    def continues(self, name: str) -> bool:
+        """Whether ``name``'s finished run (its done marker) carries on under the config
+        asked for now: same seed, version and inputs, and a config change that the
+        stage's ``continues`` accepts (train_sagan: more steps). Keys added since
+        it ran count as absent while they hold their defaults, as in ``matches_marker``."""
+        marker, now, accepts = self.marker(name), self.basis(name), STAGES[name].continues
+        if accepts is None or marker is None or now is None:
+            return False
+        old = marker.get("basis")
+        if not isinstance(old, dict) or not isinstance(old.get("config"), dict):
+            return False
+        if any(old.get(k) != now[k] for k in ("stage", "seed", "version", "inputs")):
+            return False
+        defaults = json.loads(section_json(PipelineConfig(), STAGES[name].sections))
+        return accepts(old["config"], _without_new_defaults(old["config"], now["config"], defaults))
+
     def why_stale(self, name: str) -> str:
         """In words, why ``name`` is not done as it stands: what differs between the
         basis its done marker recorded and the one it would have now."""

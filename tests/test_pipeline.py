@@ -201,6 +201,57 @@ def test_stale_partial_work_is_cleared(toy):
         run_pipeline(cfg2)
 
 
+def test_a_finished_stage_carries_on_when_its_stage_accepts_the_change(monkeypatch, tmp_path):
+    """Stage.continues: a finished run asked for more (here more identities, as
+    train_sagan for more steps) keeps its folder and carries on; any other
+    change, or less, starts over in a cleared folder."""
+    seen = []
+
+    def grows(cfg, inputs, run_dir):
+        done = run_dir / "work.txt"
+        seen.append(done.read_text() if done.exists() else "")
+        done.write_text(f"{cfg.synth.identities} identities")
+        return {"pa": mf.Manifest("pairs", _rows(cfg.synth.identities, "a"), run_dir)}
+
+    def more(old, new):
+        return new["synth"]["identities"] > old["synth"]["identities"] and {**old["synth"], "identities": 0} == {
+            **new["synth"], "identities": 0}
+
+    monkeypatch.setitem(STAGES, "a", Stage(name="a", target=grows, sections=("synth",), outputs={"pa": "pairs"},
+                                             continues=more))
+    p = tmp_path / "p.yaml"
+    p.write_text(f"name: toy\nworkdir: {tmp_path}/work\nstages: [a]\nsynth: {{identities: 3}}\n")
+
+    def cfg(*sets):
+        return load_config(p, sets, check_paths=False)
+
+    run_pipeline(cfg())
+    assert Runner(cfg("synth.identities=5")).continues("a")
+    assert not Runner(cfg("synth.identities=2")).continues("a")
+    assert not Runner(cfg("synth.identities=5", "synth.seed=7")).continues("a")
+    assert not Runner(cfg("synth.identities=5", "seed=1")).continues("a")
+    run_pipeline(cfg("synth.identities=5"))  # carries on: the old work is there
+    run_pipeline(cfg("synth.identities=2"))  # less: starts over in an empty folder
+    run_pipeline(cfg("synth.identities=4", "synth.seed=7"))  # another key: starts over
+    assert seen == ["", "3 identities", "", ""]
+    assert "continuing its finished run" in (tmp_path / "work" / "augment.log").read_text()
+
+
+def test_train_sagan_carries_on_for_more_steps_at_a_constant_lr_only():
+    from augment.config import PipelineConfig, section_json
+    from augment.stages import more_sagan_steps
+
+    def sagan(**kw):
+        base = PipelineConfig()
+        return json.loads(section_json(base.__class__(train_sagan=base.train_sagan.__class__(**kw)), ["train_sagan"]))
+
+    assert more_sagan_steps(sagan(steps=2500), sagan(steps=5000))
+    assert not more_sagan_steps(sagan(steps=5000), sagan(steps=2500))
+    assert not more_sagan_steps(sagan(steps=2500), sagan(steps=2500))
+    assert not more_sagan_steps(sagan(steps=2500), sagan(steps=5000, lambda_cls=5.0))
+    assert not more_sagan_steps(sagan(steps=2500, lr_decay_from=0.5), sagan(steps=5000, lr_decay_from=0.5))
+
+
 def test_run_folder_has_config_log_and_markers(toy):
     cfg = toy()
     run_pipeline(cfg)

@@ -397,3 +397,28 @@ def test_a_resume_forgets_the_metrics_lines_logged_after_its_checkpoint(tmp_path
     T.train("Eyeglasses", tiny_set, TINY, sagan_cfg, tmp_path / "run", seed=5)  # resumes at step 2
     steps = [json.loads(ln)["step"] for ln in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
     assert steps == [1, 2, 3, 4]
+
+
+def test_a_finished_stage_asked_for_more_steps_ends_where_one_longer_run_ends(tmp_path):
+    """What the runner relies on when it keeps train_sagan's folder for more steps
+    (stages.more_sagan_steps): the stage run again with more steps in the same
+    folder exports the generator of one run that long."""
+    aligned, _ = make_dataset(tmp_path / "data", n=16)
+
+    def cfg(steps):
+        return PipelineConfig(
+            train_sagan=TrainSaganConfig(preset="fast", image_size=16, g_width=4, d_width=4, res_blocks=1,
+                                         attributes=("Eyeglasses",), steps=steps, batch_size=4, checkpoint_every=2,
+                                         sample_every=2, log_every=1, threads=1),
+            device="cpu",
+        )
+
+    ids = {}
+    for name, plan in (("longer", (2, 4)), ("straight", (4,)), ("short", (2,))):
+        run_dir = tmp_path / name
+        run_dir.mkdir()
+        for steps in plan:
+            gens = T.run_stage(cfg(steps), {"aligned": aligned}, run_dir)["generators"].df
+        ids[name] = gens["generator_id"][0]
+        assert gens["step"][0] == plan[-1]
+    assert ids["longer"] == ids["straight"] != ids["short"]

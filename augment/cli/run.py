@@ -106,3 +106,5 @@ def stages(pipeline: Path, sets) -> None:
         click.echo(f"{name:<20} {state:<11}{extra}  {STAGES[name].help}")
         if state == "stale":
             click.echo(f"{'':<20} why: {runner.why_stale(name)}")
+            if runner.continues(name):
+                click.echo(f"{'':<20} a run carries it on from its checkpoints")
