@@ -128,6 +128,16 @@ class Runner:
         payload = self.basis(name)
         return None if payload is None else fingerprint_of(payload)
 
+    def _as_recorded(self, name: str, marker: dict) -> tuple[dict, dict] | None:
+        """(the basis ``marker`` recorded, the basis ``name`` would have now with keys
+        added since it ran left out while they hold their defaults); None when
+        either is missing (an upstream stage not done, a marker without a basis)."""
+        now, old = self.basis(name), marker.get("basis")
+        if now is None or not isinstance(old, dict) or not isinstance(old.get("config"), dict):
+            return None
+        defaults = json.loads(section_json(PipelineConfig(), STAGES[name].sections))
+        return old, {**now, "config": _without_new_defaults(old["config"], now["config"], defaults)}
+
     def matches_marker(self, name: str, marker: dict) -> bool:
         """Whether ``marker`` (a done marker of ``name``) holds the fingerprint the
         stage would have now, counting keys added since it ran at their defaults as
@@ -137,28 +147,21 @@ class Runner:
             return False
         if marker.get("fingerprint") == fingerprint_of(now):
             return True
-        old = marker.get("basis")
-        if not isinstance(old, dict) or not isinstance(old.get("config"), dict):
-            return False
-        defaults = json.loads(section_json(PipelineConfig(), STAGES[name].sections))
-        then = {**now, "config": _without_new_defaults(old["config"], now["config"], defaults)}
-        return marker.get("fingerprint") == fingerprint_of(then)
+        recorded = self._as_recorded(name, marker)
+        return recorded is not None and marker.get("fingerprint") == fingerprint_of(recorded[1])
 
     def continues(self, name: str) -> bool:
         """Whether ``name``'s finished run (its done marker) carries on under the config
         asked for now: same seed, version and inputs, and a config change that the
-        stage's ``continues`` accepts (train_sagan: more steps). Keys added since
-        it ran count as absent while they hold their defaults, as in ``matches_marker``."""
-        marker, now, accepts = self.marker(name), self.basis(name), STAGES[name].continues
-        if accepts is None or marker is None or now is None:
+        stage's ``continues`` accepts (train_sagan: more steps), keys added since it
+        ran counted as in ``matches_marker``."""
+        marker, accepts = self.marker(name), STAGES[name].continues
+        recorded = None if accepts is None or marker is None else self._as_recorded(name, marker)
+        if recorded is None:
             return False
-        old = marker.get("basis")
-        if not isinstance(old, dict) or not isinstance(old.get("config"), dict):
-            return False
-        if any(old.get(k) != now[k] for k in ("stage", "seed", "version", "inputs")):
-            return False
-        defaults = json.loads(section_json(PipelineConfig(), STAGES[name].sections))
-        return accepts(old["config"], _without_new_defaults(old["config"], now["config"], defaults))
+        old, then = recorded
+        same = all(old.get(k) == then[k] for k in ("stage", "seed", "version", "inputs"))
+        return same and accepts(old["config"], then["config"])
 
     def why_stale(self, name: str) -> str:
         """In words, why ``name`` is not done as it stands: what differs between the
