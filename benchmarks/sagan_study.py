@@ -8,6 +8,13 @@ at the first checkpoint past the budget. Every checkpoint's exported average
 (G_ema, else G) is then judged like eval_sagan: the run's attribute judge on
 the SynthFaces test faces, against their exact counterfactuals.
 
+BASE may also be a real-face run (read, align, train_classifier of
+``pipelines/pretrain.yaml``: celeba-aligned-10k split by identity, the judge
+trained on other people): it has no counterfactuals, so its checkpoints are
+judged on the held-out people's success per direction and the template-region
+figures only (pass ``train_sagan.attributes=[Eyeglasses] train_sagan.parallel=1``
+there, its config trains four).
+
     python -m benchmarks.sagan_study train BASE OUT NAME SEED BUDGET_CPU_S [KEY=VALUE ...]
     python -m benchmarks.sagan_study judge BASE OUT
     python -m benchmarks.sagan_study strength BASE OUT BUDGET_CPU_S STRENGTH [STRENGTH ...]
@@ -37,10 +44,12 @@ def _inputs(base: Path) -> dict:
 
 @functools.lru_cache(maxsize=None)
 def _judging_inputs(base: Path) -> tuple[dict, object]:
-    """The base's manifests and SynthFaces ground truth, read once per process."""
+    """The base's manifests and SynthFaces ground truth (None for a real-face base),
+    read once per process."""
     from augment import manifest as mf
 
-    return _inputs(base), mf.read(base / "synth" / "groundtruth.parquet")
+    gt = base / "synth" / "groundtruth.parquet"
+    return _inputs(base), mf.read(gt) if gt.is_file() else None
 
 
 def _judged(base: Path, checkpoint: str, strengths: tuple[float, ...] = (1.0,)) -> list[tuple[dict, object]]:
@@ -51,14 +60,16 @@ def _judged(base: Path, checkpoint: str, strengths: tuple[float, ...] = (1.0,)) 
 
     import torch
 
+    from augment.align.dataset import alignment_of
     from augment.sagan.evaluate import evaluate_attribute
     from augment.sagan.generators import export_generator
 
     inputs, gt = _judging_inputs(base)
+    template = (alignment_of(inputs["aligned"]) or {}).get("template", "arcface")  # the demo's, when unrecorded
     with tempfile.TemporaryDirectory() as tmp:
         gen = export_generator(Path(checkpoint), Path(tmp) / "generator")
         return [evaluate_attribute("Eyeglasses", gen, inputs["classifiers"], inputs["aligned"], gt, "test", 0, 64,
-                                   torch.device("cpu"), template="arcface", strength=s) for s in strengths]
+                                   torch.device("cpu"), template=template, strength=s) for s in strengths]
 
 
 def train(base: Path, out: Path, name: str, seed: int, budget: float, sets: list[str]) -> None:
@@ -159,6 +170,9 @@ def plot(out: Path, png: Path, only: list[str] | None = None) -> None:
     keys = [("add", "edit_success", "success adding glasses"), ("remove", "edit_success", "success removing glasses"),
             (None, "psnr_region_gain", "region PSNR gain (dB)"),
             (None, "mask_in_true_region", "mask mass in the true region")]
+    if not any("mask_in_true_region" in r["metrics"] for r in rows):  # a real-face base: no truth to compare with
+        keys = keys[:2] + [(None, "outside_change_region", "change outside the template region"),
+                           (None, "mask_in_region", "mask mass in the template region")]
     fig, axes = plt.subplots(1, len(keys), figsize=(4 * len(keys), 3.6), dpi=100)
     colours = dict(zip(names, plt.rcParams["axes.prop_cycle"].by_key()["color"]))
     for ax, (direction, key, title) in zip(axes, keys):

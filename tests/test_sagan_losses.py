@@ -157,6 +157,28 @@ def test_mask_terms_beyond_the_paper_add_their_parts():
     assert inside["g_mask_area"] == 0.0
 
 
+def test_region_term_costs_the_mask_outside_the_region_and_nothing_inside():
+    torch.manual_seed(0)
+    G, D = SaGANGenerator(TINY), SaGANDiscriminator(TINY)
+    x, c = _batch()
+    s = x.shape[-1]
+    loss, _ = _g_loss(G, D, x, c, 1 - c)
+    with torch.no_grad():
+        _, mask = G(x, 1 - c)
+    region = torch.zeros(1, 1, s, s)
+    region[..., s // 4: s // 2, :] = 1  # a band, as the eye band of an aligned face
+    loss_r, parts = _g_loss(G, D, x, c, 1 - c, lambda_region=5.0, region=region)
+    outside = (mask * (1 - region)).mean().item()
+    assert outside > 0
+    assert parts["g_mask_outside"] == pytest.approx(outside, rel=1e-5)
+    assert loss_r.item() == pytest.approx(loss.item() + 5 * outside, rel=1e-5)
+    # the whole image as the region: nothing lies outside it
+    _, everywhere = _g_loss(G, D, x, c, 1 - c, lambda_region=5.0, region=torch.ones(1, 1, s, s))
+    assert everywhere["g_mask_outside"] == 0.0
+    with pytest.raises(ValueError, match="region"):
+        g_loss(G, D, x, c, 1 - c, lambda_region=5.0)
+
+
 def _rec_id_as_the_papers(**variant):
     """Networks and a batch on which ``variant``'s identity term has the paper's value (asserted)."""
     torch.manual_seed(0)

@@ -13,7 +13,8 @@ import torch
 
 from augment import checkpoint as ckpt
 from augment import manifest as mf
-from augment.config import PipelineConfig, TrainSaganConfig
+from augment.config import ConfigError, PipelineConfig, TrainSaganConfig
+from augment.judges.regions import region_mask
 from augment.sagan import schedule as S
 from augment.sagan import train as T
 from augment.sagan.data import BalancedBatchSampler, ImageDataset, attribute_rows
@@ -150,6 +151,28 @@ def test_stage_trains_one_generator_per_attribute(tmp_path):
     states, _ = ckpt.load(gen_dir)
     assert set(states) == {"G"}  # the export holds the generator alone
     assert (run_dir / "samples" / "Eyeglasses" / "step_0000002.png").is_file()
+
+
+def test_region_term_trains_on_the_templates_region_and_needs_a_template(tmp_path):
+    """lambda_region: the stage places the attribute's region from the aligned
+    manifest's template and logs the mask outside it; without a template it is a
+    config error naming the key."""
+    aligned, _ = make_dataset(tmp_path / "data", n=16)
+    cfg = PipelineConfig(
+        train_sagan=TrainSaganConfig(preset="fast", image_size=16, g_width=4, d_width=4, res_blocks=1,
+                                     attributes=("Eyeglasses",), steps=2, batch_size=4, checkpoint_every=2,
+                                     sample_every=2, log_every=1, lambda_region=10.0),
+        device="cpu",
+    )
+    with pytest.raises(ConfigError, match="train_sagan.lambda_region.*template"):
+        T.run_stage(cfg, {"aligned": aligned}, tmp_path / "none")
+    aligned.meta["extra"] = {"template": "arcface", "size": 16}
+    T.run_stage(cfg, {"aligned": aligned}, tmp_path / "run")
+    last = json.loads((tmp_path / "run" / "Eyeglasses" / "metrics.jsonl").read_text().splitlines()[-1])
+    assert last["g_mask_outside"] > 0  # a fresh mask (about 0.5 everywhere) lies outside the eye band too
+    np.testing.assert_array_equal(T._mask_region(aligned, "Eyeglasses", 10.0, 16),
+                                  region_mask("Eyeglasses", "arcface", 16))
+    assert T._mask_region(aligned, "Eyeglasses", 0.0, 16) is None
 
 
 def test_warm_up_and_lr_decay_are_off_by_default_and_follow_the_step():

@@ -94,6 +94,9 @@ class TrainSaganConfig:
     mask_area_max: float = 1.0
     lambda_tv: float = 0.0  # total variation of the mask (one compact region)
     lambda_bin: float = 0.0  # mean b(1-b): a mask of 0s and 1s rather than a faint blend
+    # the mask's mean outside the attribute's template region (augment.judges.regions
+    # on the aligned crops' template): where the mask may lie, not only how big it is
+    lambda_region: float = 0.0
     rec_warmup: int = 0  # generator steps over which lambda1 and lambda2 ramp linearly from 0 to full
     mask_soft_steps: int = 0  # with mask_scale "hard": generator steps trained with the soft mask first
     # decay of a moving average of G's weights, the generator exported (StyleGAN's

@@ -32,6 +32,10 @@ masks that neither vanish nor stay soft (see docs/sagan_ablation.md):
   difference): one compact region rather than speckle (GANimation's term).
 - ``lambda_bin`` * mean(b (1 - b)): pushes b towards 0 or 1, so the edit is a
   replacement where b is on and the input where it is off, not a faint blend.
+- ``lambda_region`` * mean(b (1 - R)), R (1,1,H,W) in {0,1} the attribute's
+  template region on the aligned crop (``augment.judges.regions``): the mask's
+  mass outside the place the attribute lives costs, inside it is free. The
+  area cap only keeps the mask small, wherever it lies; this term says where.
 - ``identity_through_mask`` (for ``mask_scale: hard``): the identity term as
   mean(b |I - F_m(I, c_g)|), its value for any b >= 0, so that it also pushes
   the straight-through mask down where the hard mask is 0.
@@ -219,13 +223,16 @@ def g_loss(
     mask_area: tuple[float, float] = (0.0, 1.0),
     lambda_tv: float = 0.0,
     lambda_bin: float = 0.0,
+    lambda_region: float = 0.0,
+    region: Tensor | None = None,
     identity_through_mask: bool = False,
     forward: tuple[Tensor, Tensor, Tensor] | None = None,
     objective: str = "wgan-gp",
     projection: bool = False,
 ) -> tuple[Tensor, dict[str, Tensor]]:
     """The generator's loss (``G(x, c) -> (x_edit, mask)``); the terms beyond the
-    paper are in the module docstring.
+    paper are in the module docstring. ``region`` (1,1,H,W) in {0,1}: the
+    attribute's template region at the mask's size, needed with ``lambda_region``.
 
     ``forward``: ``g_forward(G, x_real, c_org, c_trg)`` when the caller has
     already run it (the training step reuses it for the last critic update's
@@ -268,6 +275,11 @@ def g_loss(
     if lambda_bin:
         extra["g_mask_bin"] = (m * (1 - m)).mean()
         loss = loss + lambda_bin * extra["g_mask_bin"]
+    if lambda_region:
+        if region is None:
+            raise ValueError("lambda_region is set: g_loss needs the attribute's region (1,1,H,W)")
+        extra["g_mask_outside"] = (m * (1 - region.to(m.dtype))).mean()
+        loss = loss + lambda_region * extra["g_mask_outside"]
     acc = ((logit_fake.float() > 0).float() == c_trg.float()).float().mean()
     parts = {
         "g_loss": loss,

@@ -86,18 +86,20 @@ def d_step(G, D, opt_D: torch.optim.Optimizer, x_real: torch.Tensor, c_org: torc
 def g_step(G, D, opt_G: torch.optim.Optimizer, x_real: torch.Tensor, c_org: torch.Tensor,
            sagan_cfg: TrainSaganConfig, rec_scale: float = 1.0,
            forward: tuple[torch.Tensor, ...] | None = None,
-           aug_rng: torch.Generator | None = None) -> dict[str, torch.Tensor]:
+           aug_rng: torch.Generator | None = None,
+           region: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
     """One generator update towards the flipped labels c = 1 - c_g: the critic
     -E[D_src(G(I, c))], lambda_cls * BCE(D_cls(G(I, c)), c), lambda1 * the dual
     reconstruction |I - G(G(I, c), c_g)| and lambda2 * the identity term
     |I - G(I, c_g)|, plus the mask terms beyond the paper (lambda_mask,
-    lambda_area, lambda_tv, lambda_bin; 0 there).
+    lambda_area, lambda_tv, lambda_bin, lambda_region; 0 there).
 
     ``x_real`` (N,3,H,W) in [-1,1], ``c_org`` (N,) in {0,1}. ``G`` may be
     DDP-wrapped; ``D`` is used bare and frozen (its gradients are not needed).
     ``rec_scale`` multiplies lambda1 and lambda2 (the warm-up,
     ``rec_weight_scale``). ``forward``: ``g_forward(G, x_real, c_org, 1 - c_org)``
-    if already run. ``aug_rng``: as in ``d_step``. Returns detached 0-dim loss terms."""
+    if already run. ``aug_rng``: as in ``d_step``. ``region`` (1,1,H,W) in {0,1}:
+    the attribute's template region, for ``lambda_region``. Returns detached 0-dim loss terms."""
     D = dist.unwrap(D)
     D.requires_grad_(False)
     try:
@@ -107,6 +109,7 @@ def g_step(G, D, opt_G: torch.optim.Optimizer, x_real: torch.Tensor, c_org: torc
                                  lambda_mask=sagan_cfg.lambda_mask, detach_mask_identity=sagan_cfg.detach_mask_identity,
                                  lambda_area=sagan_cfg.lambda_area, mask_area=(sagan_cfg.mask_area_min, sagan_cfg.mask_area_max),
                                  lambda_tv=sagan_cfg.lambda_tv, lambda_bin=sagan_cfg.lambda_bin,
+                                 lambda_region=sagan_cfg.lambda_region, region=region,
                                  identity_through_mask=sagan_cfg.mask_scale == "hard", forward=forward,
                                  objective=sagan_cfg.objective, projection=_projects(D))
         opt_G.zero_grad(set_to_none=True)
@@ -128,13 +131,14 @@ def r1_weight(critic_step: int, sagan_cfg: TrainSaganConfig) -> float:
 def train_step(G, D, opt_G: torch.optim.Optimizer, opt_D: torch.optim.Optimizer,
                batches: list[CriticBatch],
                sagan_cfg: TrainSaganConfig, rec_scale: float = 1.0,
-               aug_rng: torch.Generator | None = None, first_critic_step: int = 0) -> list[dict[str, torch.Tensor]]:
+               aug_rng: torch.Generator | None = None, first_critic_step: int = 0,
+               region: torch.Tensor | None = None) -> list[dict[str, torch.Tensor]]:
     """One generator step: a critic update per batch of ``batches``
     ((x_real, c_org, alpha, smudged), as ``d_step`` takes them; ``n_critic`` of
     them in training), then the generator update on the last batch. Returns
     every update's loss terms, the critic's first and the generator's last.
     ``first_critic_step``: the run's count of critic updates before this step
-    (it places the lazy R1 penalty).
+    (it places the lazy R1 penalty). ``region``: as in ``g_step``.
 
     The last critic update's fakes are the generator update's edits: G does not
     change between them, so G(I, c) runs once, with gradients, and its detached
@@ -154,5 +158,6 @@ def train_step(G, D, opt_G: torch.optim.Optimizer, opt_D: torch.optim.Optimizer,
             x_fake = forward[0][: len(x_real)]
         parts.append(d_step(G, D, opt_D, x_real, c_org, alpha, sagan_cfg, smudged, x_fake=x_fake, aug_rng=aug_rng,
                             r1_weight=r1_weight(first_critic_step + k, sagan_cfg)))
-    parts.append(g_step(G, D, opt_G, x_real, c_org, sagan_cfg, rec_scale, forward=forward, aug_rng=aug_rng))
+    parts.append(g_step(G, D, opt_G, x_real, c_org, sagan_cfg, rec_scale, forward=forward, aug_rng=aug_rng,
+                        region=region))
     return parts

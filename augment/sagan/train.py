@@ -43,6 +43,7 @@ from augment import distributed as dist
 from augment import manifest as mf
 from augment.align.dataset import alignment_of
 from augment.config import ConfigError, PipelineConfig, TrainSaganConfig, section_hash
+from augment.judges.regions import REGIONS, region_mask
 from augment.runtime import resolve_device, torch_threads
 from augment.sagan.batches import critic_batches, fixed_images, make_loader
 from augment.sagan.data import ImageDataset, attribute_labels, attribute_rows
@@ -81,7 +82,7 @@ def _start(attribute: str, dataset: ImageDataset, mcfg: SaganModelConfig, sagan_
 
 def _one_step(state: TrainState, G_train, D_train, batches, sampler, sagan_cfg: TrainSaganConfig,
               device: torch.device, seed: int, attribute: str, blobs: list[np.ndarray] | None,
-              metrics: MetricsLog) -> None:
+              metrics: MetricsLog, region: torch.Tensor | None = None) -> None:
     """Generator step ``state.step``: its schedule, ``n_critic`` critic updates and
     one generator update (``train_step``, looked up in this module, where a test
     can spy on it), the G_ema update; then ``state.step`` + 1."""
@@ -90,7 +91,7 @@ def _one_step(state: TrainState, G_train, D_train, batches, sampler, sagan_cfg: 
                                   seed=seed, attribute=attribute, blobs=blobs)
     parts = train_step(G_train, D_train, state.opt_G, state.opt_D, step_batches, sagan_cfg,
                        rec_weight_scale(state.step, sagan_cfg), state.aug_rng,
-                       first_critic_step=state.step * sagan_cfg.n_critic)
+                       first_critic_step=state.step * sagan_cfg.n_critic, region=region)
     if state.G_ema is not None:
         update_ema(state.G_ema, state.G, ema_decay(state.step, sagan_cfg.g_ema))
     state.step += 1
@@ -110,6 +111,7 @@ def train(
     samples_dir: Path | None = None,
     steps: int | None = None,
     blobs: list[np.ndarray] | None = None,
+    region: np.ndarray | None = None,
     bar_position: int | None = None,
 ) -> Path:
     """Train (or resume) one attribute's SaGAN; returns the checkpoint folder of the last step.
@@ -118,6 +120,7 @@ def train(
     ``mcfg.image_size``. ``steps`` (default ``sagan_cfg.steps``) lets a caller stop
     early; a later call with more steps continues from the latest checkpoint.
     ``blobs[i]`` (B,4): where image i may be smudged for D_cls (``d_smudge_fraction``).
+    ``region`` (S,S) in {0,1}: the attribute's template region (``lambda_region``).
     ``bar_position``: the progress bar's line when several trainings share a terminal.
     """
     device = torch.device(device)
@@ -134,6 +137,7 @@ def train(
     sampler, loader = make_loader(dataset, sagan_cfg, seed, attribute, state.step, device)
     batches = iter(loader)
     x_fixed = fixed_images(dataset, sagan_cfg, device)
+    region_t = None if region is None else torch.from_numpy(region).float()[None, None].to(device)
 
     metrics = MetricsLog(out_dir / "metrics.jsonl", attribute, state.step, steps, sagan_cfg, bar_position)
     deterministic_before = torch.are_deterministic_algorithms_enabled()
@@ -141,7 +145,8 @@ def train(
         torch.use_deterministic_algorithms(True)
     try:
         while state.step < steps:
-            _one_step(state, G_train, D_train, batches, sampler, sagan_cfg, device, seed, attribute, blobs, metrics)
+            _one_step(state, G_train, D_train, batches, sampler, sagan_cfg, device, seed, attribute, blobs, metrics,
+                      region_t)
             step = state.step
             if step % sagan_cfg.log_every == 0 or step == steps:
                 metrics.write(step)
@@ -167,6 +172,21 @@ def _smudge_blobs(aligned: mf.Manifest, attribute: str, image_size: int) -> list
     df = aligned.df[aligned.df["split"] == "train"].reset_index(drop=True)
     df = df[attribute_labels(df, attribute) >= 0]  # the rows of ``dataset``, in order
     return [aligned_blobs(row, [attribute], image_size) for _, row in df.iterrows()]
+
+
+def _mask_region(aligned: mf.Manifest, attribute: str, lambda_region: float, image_size: int) -> np.ndarray | None:
+    """(S,S) in {0,1}: ``attribute``'s template region on the aligned crops at the
+    generator's size, for ``train_sagan.lambda_region``; None when that is 0."""
+    if not lambda_region:
+        return None
+    alignment = alignment_of(aligned)
+    if alignment is None:
+        raise ConfigError("key 'train_sagan.lambda_region' needs the aligned crops' template, and the aligned "
+                          f"manifest {aligned.file or aligned.root} names none (the align stage's manifests do)")
+    if attribute not in REGIONS:
+        raise ConfigError(f"key 'train_sagan.lambda_region': no template region for {attribute} "
+                          f"(augment.judges.regions knows {', '.join(REGIONS)})")
+    return region_mask(attribute, alignment["template"], image_size)
 
 
 def _die_with_parent(parent: int) -> None:
@@ -246,6 +266,7 @@ def run_stage(cfg: PipelineConfig, inputs: StageInputs, run_dir: Path) -> StageO
                      "sagan_cfg": sagan_cfg, "out_dir": run_dir / attribute, "seed": cfg.seed,
                      "device": str(device), "train_sagan_hash": train_sagan_hash,
                      "samples_dir": run_dir / "samples" / attribute, "blobs": blobs, "threads": threads,
+                     "region": _mask_region(aligned, attribute, sagan_cfg.lambda_region, mcfg.image_size),
                      # each process its own progress line
                      "bar_position": i % parallel if parallel > 1 else None})
     if parallel > 1:
