@@ -21,6 +21,11 @@ there, its config trains four).
     python -m benchmarks.sagan_study plot OUT PNG [NAME ...]
     python -m benchmarks.sagan_study grids BASE OUT BUDGET_CPU_S PNG RUN [RUN ...]
     python -m benchmarks.sagan_study table OUT [BUDGET_CPU_S ...]
+    python -m benchmarks.sagan_study patches BASE
+
+``patches``: how easily the base's judge is fooled where no edit is, on the
+held-out faces without glasses: the share it takes for glasses with dark
+patches over the eyes, or patches of colour noise (``judge.smudge_accept``).
 
 ``KEY=VALUE`` are ``--set`` overrides (``train_sagan.objective=hinge``); pin a
 run to a core with ``taskset -c K`` for steady timings.
@@ -156,6 +161,33 @@ def grids(base: Path, out: Path, budget: float, png: Path, runs: list[str]) -> N
     save_png(tile([panels], pad=8), png)  # one row of panels, 8 white pixels apart
 
 
+def patches(base: Path, seed: int = 0) -> dict:
+    """The base's judge on its held-out ``test`` faces without glasses, as they
+    are and with patches over the eyes, dark or of colour noise
+    (``judge.smudge_accept``, as train_classifier measures it, the template's
+    points standing in for landmarks a row lacks)."""
+    from augment.align.dataset import alignment_of
+    from augment.align.templates import template as template_points
+    from augment.sagan.judge import classifier_from_manifest, smudge_accept
+    from augment.sagan.judged import heldout_rows
+    from augment.sagan.smudge import aligned_blobs
+
+    inputs, _ = _judging_inputs(base)
+    aligned = inputs["aligned"]
+    clf, _ = classifier_from_manifest(inputs["classifiers"], "Eyeglasses")
+    size = clf.cfg.image_size
+    align = alignment_of(aligned)
+    points = template_points(align["template"], size) if align else None
+    df, labels = heldout_rows(aligned, "test", "Eyeglasses", 0)
+    df = df[labels == 0]
+    blobs = [aligned_blobs(row, ["Eyeglasses"], size, points) for _, row in df.iterrows()]
+    rates = smudge_accept(clf, [aligned.root / p for p in df["path"]], blobs, "Eyeglasses", seed)
+    print(f"{rates['smudge_images']} held-out faces without glasses; the judge says glasses on: "
+          f"clean {rates['clean_accept']:.3f}, dark patches {rates['smudge_accept']:.3f}, "
+          f"colour-noise patches {rates['noise_accept']:.3f}")
+    return rates
+
+
 def plot(out: Path, png: Path, only: list[str] | None = None) -> None:
     """Success per direction, region PSNR gain and the mask's mass inside the true
     region against CPU-seconds, one line per run (of the recipes in ``only``, when given)."""
@@ -234,6 +266,8 @@ def main(argv: list[str]) -> None:
         grids(Path(argv[1]), Path(argv[2]), float(argv[3]), Path(argv[4]), argv[5:])
     elif cmd == "plot":
         plot(Path(argv[1]), Path(argv[2]), argv[3:])
+    elif cmd == "patches":
+        patches(Path(argv[1]))
     elif cmd == "table":
         print(table(Path(argv[1]), [float(b) for b in argv[2:]] or [150.0, 300.0, 450.0]))
     else:

@@ -144,6 +144,21 @@ def test_fade_blends_the_blobs_towards_a_blur_that_wipes_thin_lines():
         S.smudge_batch(x, blobs, 1.0, seed=1, kind="blue")
 
 
+def test_noise_blends_the_blobs_towards_colour_noise_drawn_from_the_seed():
+    x = torch.full((3, 3, 32, 32), 0.6)
+    blobs = [np.array([[10, 10, 6, 4]], np.float32)] * 2 + [np.zeros((0, 4), np.float32)]
+    out = S.smudge_batch(x, blobs, 1.0, seed=1, kind="noise")
+    assert torch.equal(out, S.smudge_batch(x, blobs, 1.0, seed=1, kind="noise"))
+    assert not torch.equal(out, S.smudge_batch(x, blobs, 1.0, seed=2, kind="noise"))
+    assert torch.equal(out[2], x[2])  # no blob, no patch
+    assert torch.equal(out[:2, :, 26], x[:2, :, 26])  # far away: untouched
+    centre = out[:2, :, 8:13, 7:14]
+    assert centre.min() >= -1 and centre.max() <= 1
+    assert (centre - 0.6).abs().mean() > 0.1  # moved towards the noise...
+    assert centre.std(dim=(2, 3)).min() > 0.05  # ...which differs pixel to pixel and channel to channel
+    assert (centre[:, 0] - centre[:, 1]).abs().mean() > 0.05
+
+
 def test_counterfactuals_join_the_training_set_with_the_label_flipped(tmp_path):
     aligned, gt = make_dataset(tmp_path / "data", n=30)
     attrs = ("Eyeglasses",)
@@ -242,7 +257,10 @@ def test_smudge_accept_counts_smudged_faces_called_present(tmp_path):
     eyes = S.smudge_blobs(np.array([[10, 11], [22, 11], [16, 17], [11, 23], [21, 23]]), ["Eyeglasses"])
     blobs = [eyes] * 4 + [np.zeros((0, 4), np.float32)]  # the last face has no blob: left out
     got = J.smudge_accept(_DarkIsPresent(), paths, blobs, "Eyeglasses", seed=0)
-    assert got == {"smudge_accept": 1.0, "clean_accept": 0.0, "smudge_images": 4}
+    assert got["smudge_accept"] == 1.0 and got["clean_accept"] == 0.0 and got["smudge_images"] == 4
+    # colour noise over the same blobs, judged by the same rule (dark on average is "present")
+    noised = S.smudge_batch(torch.full((4, 3, 32, 32), 230 / 127.5 - 1), blobs[:4], 1.0, 0, kind="noise")
+    assert got["noise_accept"] == float(_DarkIsPresent().probabilities(noised).mean())
     assert J.smudge_accept(_DarkIsPresent(), paths[4:], blobs[4:], "Eyeglasses", seed=0)["smudge_accept"] is None
     # a row without landmarks takes the template's points when given them
     row = {"landmarks": None, "transform": None, "width": 32}

@@ -23,8 +23,8 @@ split; ``others`` the ``val`` people with no photo in ``train``, so that the
 judge owes nothing to the people the generator learnt (data split by identity).
 
 The ``train_classifier`` stage writes ``<run_dir>/classifier/`` (the model),
-``<run_dir>/metrics.json`` (held-out accuracy, ``smudge_accept`` on held-out
-real faces, and ``people``: how many identities it learnt from and their hash,
+``<run_dir>/metrics.json`` (held-out accuracy, ``smudge_accept`` and
+``noise_accept`` on held-out real faces, and ``people``: how many identities it learnt from and their hash,
 beside the generator's) and the ``classifiers`` manifest.
 """
 
@@ -292,10 +292,11 @@ def run_stage(cfg: PipelineConfig, inputs: StageInputs, run_dir: Path) -> StageO
                                 clf_train_cfg.image_size, cfg.seed, device) if len(held) else {}
     for attr, m in metrics.items():
         m.update(smudges.get(attr, {}))
-        sm = m.get("smudge_accept")
-        log.info("[train_classifier] %s: accuracy %.3f, balanced %.3f on %d %s images; smudge_accept %s on %d",
-                 attr, m["accuracy"], m["balanced_accuracy"], m["count"], split,
-                 "n/a" if sm is None else f"{sm:.3f}", m.get("smudge_images", 0))
+        sm, nz = m.get("smudge_accept"), m.get("noise_accept")
+        log.info("[train_classifier] %s: accuracy %.3f, balanced %.3f on %d %s images; smudge_accept %s, "
+                 "noise_accept %s on %d", attr, m["accuracy"], m["balanced_accuracy"], m["count"], split,
+                 "n/a" if sm is None else f"{sm:.3f}", "n/a" if nz is None else f"{nz:.3f}",
+                 m.get("smudge_images", 0))
     out = run_dir / "classifier"
     ckpt.save(out, {"model": model.state_dict()},
               {"kind": KIND, "model_config": ccfg.to_dict(), "step": step, "seed": cfg.seed,

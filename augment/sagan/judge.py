@@ -157,23 +157,30 @@ def choose_people(df: pd.DataFrame, labelled: np.ndarray, people: str, where: st
 @torch.no_grad()
 def smudge_accept(model: AttributeClassifier, paths: Sequence[Path], blobs: Sequence[np.ndarray], attribute: str,
                   seed: int, batch_size: int = 128, device: torch.device | str = "cpu") -> dict:
-    """``{"smudge_accept", "clean_accept", "smudge_images"}`` for ``attribute``: the
-    share of the faces ``paths`` (aligned, without the attribute) that the judge
-    calls "present" once darkened over their ``blobs`` (``smudge_batch``, every
-    image, drawn from ``seed``), and the same share unsmudged. Faces without a
-    blob are left out; None when none is left (want both near 0)."""
+    """``{"smudge_accept", "noise_accept", "clean_accept", "smudge_images"}`` for
+    ``attribute``: the share of the faces ``paths`` (aligned, without the
+    attribute) that the judge calls "present" once darkened over their ``blobs``
+    (``smudge_batch``, every image, drawn from ``seed``); the same with the
+    patches blended towards colour noise instead (``kind="noise"``: a judge may
+    be trained against dark smudges and still take a speckled patch for the
+    attribute); and the share unsmudged. Faces without a blob are left out;
+    None when none is left (want all three near 0)."""
     keep = [i for i, b in enumerate(blobs) if len(b)]
     if not keep:
-        return {"smudge_accept": None, "clean_accept": None, "smudge_images": 0}
+        return {"smudge_accept": None, "noise_accept": None, "clean_accept": None, "smudge_images": 0}
     model.eval()
     ds = ImageDataset([paths[i] for i in keep], model.cfg.image_size)
     k = model.cfg.attributes.index(attribute)
-    smudged, clean = [], []
+    smudged, noised, clean = [], [], []
     for start in range(0, len(keep), batch_size):
         idx = range(start, min(start + batch_size, len(keep)))
         x = torch.stack([ds[i][0] for i in idx])
-        xs = smudge_batch(x, [blobs[keep[i]] for i in idx], 1.0, seed + start)
+        batch_blobs = [blobs[keep[i]] for i in idx]
+        xs = smudge_batch(x, batch_blobs, 1.0, seed + start)
+        xn = smudge_batch(x, batch_blobs, 1.0, seed + start, kind="noise")
         clean.append(model.probabilities(x.to(device))[:, k].cpu() > 0.5)
         smudged.append(model.probabilities(xs.to(device))[:, k].cpu() > 0.5)
+        noised.append(model.probabilities(xn.to(device))[:, k].cpu() > 0.5)
     return {"smudge_accept": float(torch.cat(smudged).double().mean()),
+            "noise_accept": float(torch.cat(noised).double().mean()),
             "clean_accept": float(torch.cat(clean).double().mean()), "smudge_images": len(keep)}

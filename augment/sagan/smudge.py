@@ -8,7 +8,9 @@ judge (the attribute classifier, or SaGAN's D_cls) cannot be fooled by one.
   without landmarks, from the alignment template's points);
 - ``smudge_batch``: darken soft patches over a seeded share of a batch, or
   (``kind="fade"``) blend them towards a blurred copy: the faint remains of an
-  attribute that an edit half removed.
+  attribute that an edit half removed; or (``kind="noise"``) blend them
+  towards uniform colour noise: the speckled patch a generator makes when it
+  fools its critic rather than paints the attribute (measured, not trained on).
 
 Beyond the paper and the AttGAN/STGAN protocol; off unless configured.
 """
@@ -67,9 +69,12 @@ def smudge_batch(x: torch.Tensor, blobs: Sequence[np.ndarray], fraction: float, 
     of 1 - d leaves. With labels kept, faint frames still count as glasses, so
     a generator has to take all of them away (and blur alone is no cue: images
     without the attribute are faded too).
+
+    ``kind="noise"``: blended, by the same d, towards uniform colour noise in
+    [-1, 1] (drawn from ``seed`` after the patches): a probe of the judge only.
     """
-    if kind not in ("dark", "fade"):
-        raise ValueError(f"smudge kind must be 'dark' or 'fade', got {kind!r}")
+    if kind not in ("dark", "fade", "noise"):
+        raise ValueError(f"smudge kind must be 'dark', 'fade' or 'noise', got {kind!r}")
     if fraction <= 0:
         return x
     g = torch.Generator().manual_seed(seed)
@@ -95,6 +100,9 @@ def smudge_batch(x: torch.Tensor, blobs: Sequence[np.ndarray], fraction: float, 
         weight = float(darkness) * patch.to(x.device)
         if kind == "dark":
             out[i] = (x[i] + 1) * (1 - weight) - 1
+        elif kind == "noise":
+            noise = (torch.rand(x.shape[1:], generator=g) * 2 - 1).to(x.device, x.dtype)
+            out[i] = x[i] + weight * (noise - x[i])
         else:
             out[i] = x[i] + weight * (blurred[i] - x[i])
     return out
