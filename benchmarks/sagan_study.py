@@ -21,7 +21,7 @@ there, its config trains four).
     python -m benchmarks.sagan_study plot OUT PNG [NAME ...]
     python -m benchmarks.sagan_study grids BASE OUT BUDGET_CPU_S PNG RUN [RUN ...]
     python -m benchmarks.sagan_study table OUT [BUDGET_CPU_S ...]
-    python -m benchmarks.sagan_study patches BASE
+    python -m benchmarks.sagan_study patches BASE [ATTRIBUTE ...]
 
 ``patches``: how easily the base's judge is fooled where no edit is, on the
 held-out faces without glasses: the share it takes for glasses with dark
@@ -161,9 +161,9 @@ def grids(base: Path, out: Path, budget: float, png: Path, runs: list[str]) -> N
     save_png(tile([panels], pad=8), png)  # one row of panels, 8 white pixels apart
 
 
-def patches(base: Path, seed: int = 0) -> dict:
-    """The base's judge on its held-out ``test`` faces without glasses, as they
-    are and with patches over the eyes, dark or of colour noise
+def patches(base: Path, attribute: str = "Eyeglasses", seed: int = 0) -> dict:
+    """The base's judge on its held-out ``test`` faces without ``attribute``, as
+    they are and with patches over its place, dark or of colour noise
     (``judge.smudge_accept``, as train_classifier measures it, the template's
     points standing in for landmarks a row lacks)."""
     from augment.align.dataset import alignment_of
@@ -174,15 +174,15 @@ def patches(base: Path, seed: int = 0) -> dict:
 
     inputs, _ = _judging_inputs(base)
     aligned = inputs["aligned"]
-    clf, _ = classifier_from_manifest(inputs["classifiers"], "Eyeglasses")
+    clf, _ = classifier_from_manifest(inputs["classifiers"], attribute)
     size = clf.cfg.image_size
     align = alignment_of(aligned)
     points = template_points(align["template"], size) if align else None
-    df, labels = heldout_rows(aligned, "test", "Eyeglasses", 0)
+    df, labels = heldout_rows(aligned, "test", attribute, 0)
     df = df[labels == 0]
-    blobs = [aligned_blobs(row, ["Eyeglasses"], size, points) for _, row in df.iterrows()]
-    rates = smudge_accept(clf, [aligned.root / p for p in df["path"]], blobs, "Eyeglasses", seed)
-    print(f"{rates['smudge_images']} held-out faces without glasses; the judge says glasses on: "
+    blobs = [aligned_blobs(row, [attribute], size, points) for _, row in df.iterrows()]
+    rates = smudge_accept(clf, [aligned.root / p for p in df["path"]], blobs, attribute, seed)
+    print(f"{attribute}: {rates['smudge_images']} held-out faces without it; the judge says present on: "
           f"clean {rates['clean_accept']:.3f}, dark patches {rates['smudge_accept']:.3f}, "
           f"colour-noise patches {rates['noise_accept']:.3f}")
     return rates
@@ -267,7 +267,8 @@ def main(argv: list[str]) -> None:
     elif cmd == "plot":
         plot(Path(argv[1]), Path(argv[2]), argv[3:])
     elif cmd == "patches":
-        patches(Path(argv[1]))
+        for attribute in argv[2:] or ["Eyeglasses"]:
+            patches(Path(argv[1]), attribute)
     elif cmd == "table":
         print(table(Path(argv[1]), [float(b) for b in argv[2:]] or [150.0, 300.0, 450.0]))
     else:
