@@ -161,27 +161,20 @@ def grids(base: Path, out: Path, budget: float, png: Path, runs: list[str]) -> N
     save_png(tile([panels], pad=8), png)  # one row of panels, 8 white pixels apart
 
 
-def patches(base: Path, attribute: str = "Eyeglasses", seed: int = 0) -> dict:
+def patches(base: Path, attribute: str = "Eyeglasses") -> dict:
     """The base's judge on its held-out ``test`` faces without ``attribute``, as
-    they are and with patches over its place, dark or of colour noise
-    (``judge.smudge_accept``, as train_classifier measures it, the template's
-    points standing in for landmarks a row lacks)."""
-    from augment.align.dataset import alignment_of
-    from augment.align.templates import template as template_points
-    from augment.sagan.judge import classifier_from_manifest, smudge_accept
+    they are and with patches over its place, dark or of colour noise: what
+    ``judge.held_out_smudges`` gives train_classifier's metrics.json, with the
+    base's seed."""
+    from augment.sagan.judge import classifier_from_manifest, held_out_smudges
     from augment.sagan.judged import heldout_rows
-    from augment.sagan.smudge import aligned_blobs
+    from augment.validate import load_config
 
     inputs, _ = _judging_inputs(base)
-    aligned = inputs["aligned"]
     clf, _ = classifier_from_manifest(inputs["classifiers"], attribute)
-    size = clf.cfg.image_size
-    align = alignment_of(aligned)
-    points = template_points(align["template"], size) if align else None
-    df, labels = heldout_rows(aligned, "test", attribute, 0)
-    df = df[labels == 0]
-    blobs = [aligned_blobs(row, [attribute], size, points) for _, row in df.iterrows()]
-    rates = smudge_accept(clf, [aligned.root / p for p in df["path"]], blobs, attribute, seed)
+    seed = load_config(base / "config.yaml", [], check_paths=False).seed
+    df, _ = heldout_rows(inputs["aligned"], "test", attribute, 0)
+    rates = held_out_smudges(clf, df, inputs["aligned"], [attribute], clf.cfg.image_size, seed)[attribute]
     print(f"{attribute}: {rates['smudge_images']} held-out faces without it; the judge says present on: "
           f"clean {rates['clean_accept']:.3f}, dark patches {rates['smudge_accept']:.3f}, "
           f"colour-noise patches {rates['noise_accept']:.3f}")

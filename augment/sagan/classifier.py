@@ -24,8 +24,9 @@ judge owes nothing to the people the generator learnt (data split by identity).
 
 The ``train_classifier`` stage writes ``<run_dir>/classifier/`` (the model),
 ``<run_dir>/metrics.json`` (held-out accuracy, ``smudge_accept`` and
-``noise_accept`` on held-out real faces, and ``people``: how many identities it learnt from and their hash,
-beside the generator's) and the ``classifiers`` manifest.
+``noise_accept`` on held-out real faces, and ``people``: how many identities it
+learnt from and their hash, beside the generator's) and the ``classifiers``
+manifest.
 """
 
 from __future__ import annotations
@@ -43,8 +44,6 @@ from tqdm import tqdm
 
 from augment import checkpoint as ckpt
 from augment import manifest as mf
-from augment.align.dataset import alignment_of
-from augment.align.templates import template as template_points
 from augment.config import PipelineConfig, TrainClassifierConfig
 from augment.data.errors import DatasetError
 from augment.io import save_png
@@ -53,8 +52,8 @@ from augment.names import child
 from augment.runtime import derive_seed, resolve_device, torch_threads
 from augment.sagan.data import ImageDataset, ShuffledBatchSampler, attribute_labels
 from augment.sagan.judge import (GENERATOR_SPLIT, KIND, AttributeClassifier, ClassifierConfig, choose_people,
-                                 identities_record, smudge_accept)
-from augment.sagan.smudge import SMUDGE_REGIONS, aligned_blobs, smudge_batch
+                                 held_out_smudges, identities_record)
+from augment.sagan.smudge import aligned_blobs, smudge_batch
 from augment.stages import StageInputs, StageOutputs
 
 log = logging.getLogger("augment.train_classifier")
@@ -219,26 +218,6 @@ def with_counterfactuals(train_set: ImageDataset, train_df, aligned: mf.Manifest
             pd.concat(rows, ignore_index=True))
 
 
-def _held_out_smudges(model: AttributeClassifier, held_df, aligned: mf.Manifest, attrs: Sequence[str], size: int,
-                      seed: int, device) -> dict[str, dict]:
-    """Per attribute with a smudge region: ``judge.smudge_accept`` on the held-out
-    faces without it, darkened over its landmarks (the template's points when a
-    row has none, as prealigned crops)."""
-    align = alignment_of(aligned)
-    points = template_points(align["template"], size) if align else None
-    y = label_matrix(held_df, attrs)
-    paths = [aligned.root / p for p in held_df["path"]]
-    out = {}
-    for k, attr in enumerate(attrs):
-        if attr not in SMUDGE_REGIONS:
-            continue
-        rows = np.flatnonzero(y[:, k] == 0)
-        blobs = [aligned_blobs(held_df.iloc[i], [attr], size, points) for i in rows]
-        out[attr] = smudge_accept(model, [paths[i] for i in rows], blobs, attr,
-                                  derive_seed(seed, "train_classifier", "held_out_smudge", attr), device=device)
-    return out
-
-
 def run_stage(cfg: PipelineConfig, inputs: StageInputs, run_dir: Path) -> StageOutputs:
     """train_classifier: the aligned rows of ``train_classifier.people`` (the
     ``train`` split, or the ``val`` people with no photo in it) -> one classifier,
@@ -288,7 +267,7 @@ def run_stage(cfg: PipelineConfig, inputs: StageInputs, run_dir: Path) -> StageO
     if len(held) == 0:
         log.warning("[train_classifier] no labelled '%s' image to measure the classifier on", split)
     metrics = evaluate(model, held, device=device) if len(held) else {}
-    smudges = _held_out_smudges(model, df[held_rows].reset_index(drop=True), aligned, attrs,
+    smudges = held_out_smudges(model, df[held_rows].reset_index(drop=True), aligned, attrs,
                                 clf_train_cfg.image_size, cfg.seed, device) if len(held) else {}
     for attr, m in metrics.items():
         m.update(smudges.get(attr, {}))

@@ -35,9 +35,12 @@ from torch import nn
 
 from augment import checkpoint as ckpt
 from augment import manifest as mf
+from augment.align.dataset import alignment_of
+from augment.align.templates import template as template_points
 from augment.data.errors import DatasetError
-from augment.sagan.data import ImageDataset
-from augment.sagan.smudge import smudge_batch
+from augment.runtime import derive_seed
+from augment.sagan.data import ImageDataset, attribute_labels
+from augment.sagan.smudge import SMUDGE_REGIONS, aligned_blobs, smudge_batch
 
 KIND = "attribute_classifier"
 PEOPLE = ("same", "others")  # train_classifier.people
@@ -184,3 +187,25 @@ def smudge_accept(model: AttributeClassifier, paths: Sequence[Path], blobs: Sequ
     return {"smudge_accept": float(torch.cat(smudged).double().mean()),
             "noise_accept": float(torch.cat(noised).double().mean()),
             "clean_accept": float(torch.cat(clean).double().mean()), "smudge_images": len(keep)}
+
+
+def held_out_smudges(model: AttributeClassifier, held_df: pd.DataFrame, aligned: mf.Manifest,
+                     attributes: Sequence[str], size: int, seed: int,
+                     device: torch.device | str = "cpu") -> dict[str, dict]:
+    """Per attribute with a smudge region: ``smudge_accept`` on the faces of
+    ``held_df`` (rows of ``aligned``) without it, patched over its landmarks at
+    ``size`` px (the alignment template's points when a row has none, as
+    prealigned crops), each attribute's patches drawn from ``seed`` and its name:
+    the figures train_classifier's metrics.json records."""
+    align = alignment_of(aligned)
+    points = template_points(align["template"], size) if align else None
+    paths = [aligned.root / p for p in held_df["path"]]
+    out = {}
+    for attr in attributes:
+        if attr not in SMUDGE_REGIONS:
+            continue
+        rows = np.flatnonzero(attribute_labels(held_df, attr) == 0)
+        blobs = [aligned_blobs(held_df.iloc[i], [attr], size, points) for i in rows]
+        out[attr] = smudge_accept(model, [paths[i] for i in rows], blobs, attr,
+                                  derive_seed(seed, "train_classifier", "held_out_smudge", attr), device=device)
+    return out

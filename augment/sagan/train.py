@@ -43,11 +43,12 @@ from augment import distributed as dist
 from augment import manifest as mf
 from augment.align.dataset import alignment_of
 from augment.config import ConfigError, PipelineConfig, TrainSaganConfig, section_hash
-from augment.judges.regions import REGIONS, region_mask
+from augment.judges.regions import region_mask
 from augment.runtime import resolve_device, torch_threads
 from augment.sagan.batches import critic_batches, fixed_images, make_loader
 from augment.sagan.data import ImageDataset, attribute_labels, attribute_rows
 from augment.sagan.generators import export_generator
+from augment.sagan.judged import locality_problem
 from augment.sagan.model import SaganModelConfig
 from augment.sagan.progress import MetricsLog, save_samples
 from augment.sagan.schedule import apply_schedule, ema_decay, rec_weight_scale, update_ema
@@ -179,14 +180,12 @@ def _mask_region(aligned: mf.Manifest, attribute: str, lambda_region: float, ima
     generator's size, for ``train_sagan.lambda_region``; None when that is 0."""
     if not lambda_region:
         return None
-    alignment = alignment_of(aligned)
-    if alignment is None:
-        raise ConfigError("key 'train_sagan.lambda_region' needs the aligned crops' template, and the aligned "
-                          f"manifest {aligned.file or aligned.root} names none (the align stage's manifests do)")
-    if attribute not in REGIONS:
-        raise ConfigError(f"key 'train_sagan.lambda_region': no template region for {attribute} "
-                          f"(augment.judges.regions knows {', '.join(REGIONS)})")
-    return region_mask(attribute, alignment["template"], image_size)
+    template = (alignment_of(aligned) or {}).get("template")
+    why = locality_problem(attribute, template)
+    if why is not None:
+        raise ConfigError(f"key 'train_sagan.lambda_region' needs {attribute}'s template region on "
+                          f"{aligned.file or aligned.root}: {why}")
+    return region_mask(attribute, template, image_size)
 
 
 def _die_with_parent(parent: int) -> None:
