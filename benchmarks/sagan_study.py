@@ -23,6 +23,10 @@ there, its config trains four).
     python -m benchmarks.sagan_study table OUT [BUDGET_CPU_S ...]
     python -m benchmarks.sagan_study patches BASE [ATTRIBUTE ...]
 
+``--results NAME`` (judge, plot, table): OUT/NAME instead of OUT/results.jsonl,
+to judge the same checkpoints by another base's judge (one trained with other
+smudges) and keep both verdicts.
+
 ``patches``: how easily the base's judge is fooled where no edit is, on the
 held-out faces without glasses: the share it takes for glasses with dark
 patches over the eyes, or patches of colour noise (``judge.smudge_accept``).
@@ -106,9 +110,10 @@ def train(base: Path, out: Path, name: str, seed: int, budget: float, sets: list
     T.run_stage(cfg, _inputs(base), run_dir / "train_sagan")
 
 
-def judge(base: Path, out: Path) -> None:
-    """Judge every checkpoint not judged yet; results appended to OUT/results.jsonl."""
-    results = out / "results.jsonl"
+def judge(base: Path, out: Path, results_name: str = "results.jsonl") -> None:
+    """Judge every checkpoint not judged yet by BASE's judge; results appended to
+    OUT/``results_name`` (another name keeps another judge's verdicts apart)."""
+    results = out / results_name
     done = set()
     if results.is_file():
         done = {json.loads(line)["checkpoint"] for line in results.read_text().splitlines()}
@@ -181,7 +186,7 @@ def patches(base: Path, attribute: str = "Eyeglasses") -> dict:
     return rates
 
 
-def plot(out: Path, png: Path, only: list[str] | None = None) -> None:
+def plot(out: Path, png: Path, only: list[str] | None = None, results_name: str = "results.jsonl") -> None:
     """Success per direction, region PSNR gain and the mask's mass inside the true
     region against CPU-seconds, one line per run (of the recipes in ``only``, when given)."""
     import matplotlib
@@ -189,7 +194,7 @@ def plot(out: Path, png: Path, only: list[str] | None = None) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    rows = [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines()]
+    rows = [json.loads(line) for line in (out / results_name).read_text().splitlines()]
     rows = [r for r in rows if not only or r["name"] in only]
     names = sorted({r["name"] for r in rows})
     keys = [("add", "edit_success", "success adding glasses"), ("remove", "edit_success", "success removing glasses"),
@@ -216,13 +221,13 @@ def plot(out: Path, png: Path, only: list[str] | None = None) -> None:
     fig.savefig(png)
 
 
-def table(out: Path, budgets: list[float]) -> str:
+def table(out: Path, budgets: list[float], results_name: str = "results.jsonl") -> str:
     """Markdown: per recipe and CPU budget, the mean (min-max over seeds) of success
     adding and removing glasses and the region PSNR gain, each run's last checkpoint
     written within the budget; a run without one counts as missing there."""
     import statistics
 
-    rows = [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines()]
+    rows = [json.loads(line) for line in (out / results_name).read_text().splitlines()]
     lines = ["| recipe | CPU-s | seeds | success add | success remove | region PSNR gain (dB) | steps |",
              "|---|---|---|---|---|---|---|"]
     for name in sorted({r["name"] for r in rows}):
@@ -248,22 +253,27 @@ def table(out: Path, budgets: list[float]) -> str:
 
 
 def main(argv: list[str]) -> None:
+    results_name = "results.jsonl"  # --results NAME: judge, plot and table use OUT/NAME instead
+    if "--results" in argv:
+        i = argv.index("--results")
+        results_name = argv[i + 1]
+        argv = argv[:i] + argv[i + 2:]
     cmd = argv[0]
     if cmd == "train":
         train(Path(argv[1]), Path(argv[2]), argv[3], int(argv[4]), float(argv[5]), argv[6:])
     elif cmd == "judge":
-        judge(Path(argv[1]), Path(argv[2]))
+        judge(Path(argv[1]), Path(argv[2]), results_name)
     elif cmd == "strength":
         strength(Path(argv[1]), Path(argv[2]), float(argv[3]), [float(v) for v in argv[4:]])
     elif cmd == "grids":
         grids(Path(argv[1]), Path(argv[2]), float(argv[3]), Path(argv[4]), argv[5:])
     elif cmd == "plot":
-        plot(Path(argv[1]), Path(argv[2]), argv[3:])
+        plot(Path(argv[1]), Path(argv[2]), argv[3:], results_name)
     elif cmd == "patches":
         for attribute in argv[2:] or ["Eyeglasses"]:
             patches(Path(argv[1]), attribute)
     elif cmd == "table":
-        print(table(Path(argv[1]), [float(b) for b in argv[2:]] or [150.0, 300.0, 450.0]))
+        print(table(Path(argv[1]), [float(b) for b in argv[2:]] or [150.0, 300.0, 450.0], results_name))
     else:
         raise SystemExit(__doc__)
 

@@ -159,6 +159,30 @@ def test_noise_blends_the_blobs_towards_colour_noise_drawn_from_the_seed():
     assert (centre[:, 0] - centre[:, 1]).abs().mean() > 0.05
 
 
+def test_smudge_kind_picks_dark_noise_or_both_per_seed_and_step():
+    x = torch.full((64, 3, 32, 32), 0.6)
+    blobs = [np.array([[10, 10, 6, 4]], np.float32)] * 64
+    centre = (slice(None), slice(None), slice(8, 13), slice(7, 14))
+
+    def smudged(kind, step=3):
+        cfg = TrainClassifierConfig(smudge_fraction=0.5, smudge_kind=kind)
+        return C._smudged(x, blobs, cfg, 0, step)
+
+    dark, noise, both = smudged("dark"), smudged("noise"), smudged("dark+noise")
+    assert torch.equal(both, smudged("dark+noise")) and not torch.equal(both, smudged("dark+noise", step=4))
+
+    def kinds(out):  # per image: darkened (grey kept: channels equal) / speckled (channels differ)
+        c = out[centre]
+        colour = (c[:, 0] - c[:, 1]).abs().mean(dim=(1, 2))
+        return (c.mean(dim=(1, 2, 3)) < 0.5) & (colour == 0), colour > 0.05
+
+    assert kinds(dark)[0].sum() > 20 and kinds(dark)[1].sum() == 0
+    assert kinds(noise)[1].sum() > 20 and kinds(noise)[0].sum() == 0
+    flat_dark, speckled = kinds(both)
+    assert 5 < flat_dark.sum() < 25 and 5 < speckled.sum() < 25  # about a quarter each, not half
+    assert torch.equal(both[:, :, 26], x[:, :, 26])  # far from the blobs: untouched
+
+
 def test_counterfactuals_join_the_training_set_with_the_label_flipped(tmp_path):
     aligned, gt = make_dataset(tmp_path / "data", n=30)
     attrs = ("Eyeglasses",)
@@ -280,3 +304,5 @@ def test_people_key_is_checked_at_load():
     assert load_config(None, [stages, "train_classifier.people=others"], check_paths=False).eval_sagan.split == "test"
     with pytest.raises(ConfigError, match="train_classifier.people"):
         load_config(None, ["train_classifier.people=strangers"], check_paths=False)
+    with pytest.raises(ConfigError, match="train_classifier.smudge_kind"):
+        load_config(None, ["train_classifier.smudge_kind=speckle"], check_paths=False)

@@ -266,6 +266,9 @@ def test_all_terms_beyond_the_paper_train_and_resume_exactly(tmp_path, tiny_set)
                     tmp_path / "d", seed=5, steps=6, blobs=blobs)
     dark6 = _weights(T.train("Eyeglasses", tiny_set, TINY, sagan_cfg, tmp_path / "e", seed=5, steps=6, blobs=blobs))
     assert max((dark6[k] - _weights(faded)[k]).abs().max().item() for k in dark6) > 1e-4
+    noised = T.train("Eyeglasses", tiny_set, TINY, dataclasses.replace(sagan_cfg, d_smudge_kind="noise"),
+                     tmp_path / "f", seed=5, steps=6, blobs=blobs)
+    assert max((dark6[k] - _weights(noised)[k]).abs().max().item() for k in dark6) > 1e-4
 
 
 @pytest.mark.parametrize("objective", ["hinge", "nonsaturating"])

@@ -50,6 +50,9 @@ class TrainClassifierConfig:
     # Beyond the AttGAN/STGAN protocol (real images only), both off by default,
     # for a judge that a failed edit cannot fool (augment/sagan/classifier.py):
     smudge_fraction: float = 0.0  # share of each batch given a dark patch where the attribute sits, labels kept
+    # what the patch is: dark (the default), colour noise, or half of the
+    # smudge_fraction each (so a learnt speckle is a worse way to pass the judge)
+    smudge_kind: Literal["dark", "noise", "dark+noise"] = "dark"
     counterfactuals: bool = False  # add SynthFaces' training counterfactuals with the attribute's label flipped
     # Whom it learns from (augment/sagan/judge.py choose_people). same: the
     # generator's training people (the train split), as AttGAN/STGAN. others:
@@ -109,7 +112,8 @@ class TrainSaganConfig:
     # what those patches are: "dark" (a smudge is not the attribute) or "fade"
     # (blended towards a blurred copy, labels kept: faint remains still count
     # as the attribute, so a removal must take it all away; augment/sagan/smudge.py)
-    d_smudge_kind: Literal["dark", "fade"] = "dark"
+    # or "noise" (blended towards colour noise: a speckle is not the attribute)
+    d_smudge_kind: Literal["dark", "fade", "noise"] = "dark"
     # comma-separated differentiable augmentations of every image D sees
     # (color, translation, cutout; augment/sagan/diffaug.py): D on few images
     # otherwise memorises them and its attribute head is fooled cheaply

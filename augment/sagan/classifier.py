@@ -13,7 +13,8 @@ flips (drawn from (seed, step), so a resumed run is exact).
 Beyond that protocol, both off by default (``train_classifier`` keys): with
 ``smudge_fraction`` a share of each batch gets a dark patch over the
 attribute's landmarks with its labels kept (``augment.sagan.smudge``), so the
-judge does not take a failed edit's smudge for the attribute; with
+judge does not take a failed edit's smudge for the attribute (``smudge_kind``:
+patches of colour noise instead, or both kinds); with
 ``counterfactuals`` SynthFaces' exact counterfactuals of training images join
 the set with the attribute's label flipped (pairs that differ in it alone).
 
@@ -113,6 +114,20 @@ def evaluate(model: AttributeClassifier, dataset: ImageDataset, batch_size: int 
     return out
 
 
+def _smudged(x: torch.Tensor, blobs: Sequence[np.ndarray], clf_train_cfg: TrainClassifierConfig, seed: int,
+             step: int) -> torch.Tensor:
+    """Batch ``x`` (N,3,S,S) in [-1,1] with ``smudge_fraction`` of it patched where
+    the attributes sit (``blobs[i]`` (B,4)), labels kept: dark patches, colour
+    noise, or (``dark+noise``) each kind on half the fraction, drawn apart (an
+    image may get both). Drawn from (seed, step), so a resumed run is exact."""
+    kind, fraction = clf_train_cfg.smudge_kind, clf_train_cfg.smudge_fraction
+    if kind != "dark+noise":
+        return smudge_batch(x, blobs, fraction, derive_seed(seed, "train_classifier", "smudge", step), kind=kind)
+    x = smudge_batch(x, blobs, fraction / 2, derive_seed(seed, "train_classifier", "smudge", step))
+    return smudge_batch(x, blobs, fraction / 2, derive_seed(seed, "train_classifier", "smudge_noise", step),
+                        kind="noise")
+
+
 def train_classifier(dataset: ImageDataset, ccfg: ClassifierConfig, clf_train_cfg: TrainClassifierConfig, out_dir: Path,
                      *, seed: int, device: torch.device | str = "cpu",
                      blobs: Sequence[np.ndarray] | None = None) -> tuple[AttributeClassifier, int]:
@@ -158,8 +173,7 @@ def train_classifier(dataset: ImageDataset, ccfg: ClassifierConfig, clf_train_cf
             x, labels = next(batches)
             if clf_train_cfg.smudge_fraction > 0 and blobs is not None:
                 # before the flip, so a patch sits on the landmarks it was drawn for
-                x = smudge_batch(x, [blobs[i] for i in sampler.batch(step)], clf_train_cfg.smudge_fraction,
-                                 derive_seed(seed, "train_classifier", "smudge", step))
+                x = _smudged(x, [blobs[i] for i in sampler.batch(step)], clf_train_cfg, seed, step)
             x = augment_batch(x, derive_seed(seed, "train_classifier", "augment", step)).to(device)
             loss = masked_bce(model(x), labels.reshape(len(x), -1).to(device), pos_weight)
             opt.zero_grad(set_to_none=True)
@@ -257,8 +271,9 @@ def run_stage(cfg: PipelineConfig, inputs: StageInputs, run_dir: Path) -> StageO
     blobs = None
     if clf_train_cfg.smudge_fraction > 0:
         blobs = [aligned_blobs(row, attrs, clf_train_cfg.image_size) for _, row in train_df.iterrows()]
-        log.info("[train_classifier] smudged negatives on %.0f%% of each batch (%d of %d images have landmarks)",
-                 100 * clf_train_cfg.smudge_fraction, sum(len(b) > 0 for b in blobs), len(blobs))
+        log.info("[train_classifier] smudged negatives (%s) on %.0f%% of each batch (%d of %d images have landmarks)",
+                 clf_train_cfg.smudge_kind, 100 * clf_train_cfg.smudge_fraction, sum(len(b) > 0 for b in blobs),
+                 len(blobs))
     with torch_threads(clf_train_cfg.threads):
         model, step = train_classifier(train_set, ccfg, clf_train_cfg, run_dir, seed=cfg.seed, device=device,
                                        blobs=blobs)
