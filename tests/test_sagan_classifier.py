@@ -183,6 +183,23 @@ def test_smudge_kind_picks_dark_noise_or_both_per_seed_and_step():
     assert torch.equal(both[:, :, 26], x[:, :, 26])  # far from the blobs: untouched
 
 
+def test_prealigned_rows_are_smudged_where_the_manifests_template_puts_the_eyes(tmp_path):
+    """A prealigned crop has no landmarks: its blobs come from the points of the
+    template the manifest records (without one, no blobs: nothing to smudge)."""
+    from augment.align.templates import template
+
+    aligned, _ = make_dataset(tmp_path / "data", n=6)
+    df = aligned.df.assign(landmarks=None, transform=None)
+    bare = mf.Manifest("images", df, aligned.root)
+    assert all(len(b) == 0 for b in S.manifest_blobs(bare, df, ["Eyeglasses"], 64))
+    recorded = mf.Manifest("images", df, aligned.root, meta={"extra": {"template": "sagan", "size": 64}})
+    blobs = S.manifest_blobs(recorded, df, ["Eyeglasses"], 64)
+    eyes = template("sagan", 64)[:2]
+    assert len(blobs) == len(df)
+    for b in blobs:
+        assert np.allclose(b[:, :2], eyes, atol=1e-4)  # one blob on each of the template's eyes
+
+
 def test_counterfactuals_join_the_training_set_with_the_label_flipped(tmp_path):
     aligned, gt = make_dataset(tmp_path / "data", n=30)
     attrs = ("Eyeglasses",)

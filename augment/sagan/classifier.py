@@ -54,7 +54,7 @@ from augment.runtime import derive_seed, resolve_device, torch_threads
 from augment.sagan.data import ImageDataset, ShuffledBatchSampler, attribute_labels
 from augment.sagan.judge import (GENERATOR_SPLIT, KIND, AttributeClassifier, ClassifierConfig, choose_people,
                                  held_out_smudges, identities_record)
-from augment.sagan.smudge import aligned_blobs, smudge_batch
+from augment.sagan.smudge import manifest_blobs, smudge_batch
 from augment.stages import StageInputs, StageOutputs
 
 log = logging.getLogger("augment.train_classifier")
@@ -270,7 +270,7 @@ def run_stage(cfg: PipelineConfig, inputs: StageInputs, run_dir: Path) -> StageO
                                                    run_dir / "counterfactuals")
     blobs = None
     if clf_train_cfg.smudge_fraction > 0:
-        blobs = [aligned_blobs(row, attrs, clf_train_cfg.image_size) for _, row in train_df.iterrows()]
+        blobs = manifest_blobs(aligned, train_df, attrs, clf_train_cfg.image_size)
         log.info("[train_classifier] smudged negatives (%s) on %.0f%% of each batch (%d of %d images have landmarks)",
                  clf_train_cfg.smudge_kind, 100 * clf_train_cfg.smudge_fraction, sum(len(b) > 0 for b in blobs),
                  len(blobs))

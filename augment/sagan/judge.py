@@ -35,12 +35,10 @@ from torch import nn
 
 from augment import checkpoint as ckpt
 from augment import manifest as mf
-from augment.align.dataset import alignment_of
-from augment.align.templates import template as template_points
 from augment.data.errors import DatasetError
 from augment.runtime import derive_seed
 from augment.sagan.data import ImageDataset, attribute_labels
-from augment.sagan.smudge import SMUDGE_REGIONS, aligned_blobs, smudge_batch
+from augment.sagan.smudge import SMUDGE_REGIONS, manifest_blobs, smudge_batch
 
 KIND = "attribute_classifier"
 PEOPLE = ("same", "others")  # train_classifier.people
@@ -197,15 +195,13 @@ def held_out_smudges(model: AttributeClassifier, held_df: pd.DataFrame, aligned:
     ``size`` px (the alignment template's points when a row has none, as
     prealigned crops), each attribute's patches drawn from ``seed`` and its name:
     the figures train_classifier's metrics.json records."""
-    align = alignment_of(aligned)
-    points = template_points(align["template"], size) if align else None
     paths = [aligned.root / p for p in held_df["path"]]
     out = {}
     for attr in attributes:
         if attr not in SMUDGE_REGIONS:
             continue
         rows = np.flatnonzero(attribute_labels(held_df, attr) == 0)
-        blobs = [aligned_blobs(held_df.iloc[i], [attr], size, points) for i in rows]
+        blobs = manifest_blobs(aligned, held_df.iloc[rows], [attr], size)
         out[attr] = smudge_accept(model, [paths[i] for i in rows], blobs, attr,
                                   derive_seed(seed, "train_classifier", "held_out_smudge", attr), device=device)
     return out

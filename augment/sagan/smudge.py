@@ -6,6 +6,8 @@ judge (the attribute classifier, or SaGAN's D_cls) cannot be fooled by one.
   the attribute's region (eyes, mouth, chin);
 - ``aligned_blobs``: the same from an aligned manifest row (or, for a row
   without landmarks, from the alignment template's points);
+- ``manifest_blobs``: ``aligned_blobs`` for rows of an aligned manifest, the
+  template's points taken from the manifest (prealigned crops have no landmarks);
 - ``smudge_batch``: darken soft patches over a seeded share of a batch, or
   (``kind="fade"``) blend them towards a blurred copy: the faint remains of an
   attribute that an edit half removed; or (``kind="noise"``) blend them
@@ -20,8 +22,13 @@ from __future__ import annotations
 from typing import Sequence
 
 import numpy as np
+import pandas as pd
 import torch
 from torchvision.transforms.v2.functional import gaussian_blur
+
+from augment import manifest as mf
+from augment.align.dataset import alignment_of
+from augment.align.templates import template as template_points
 
 # Where a failed edit of each attribute leaves its dark patch, from the 5
 # aligned landmarks (left eye, right eye, nose, left and right mouth corner):
@@ -128,3 +135,13 @@ def aligned_blobs(row, attributes: Sequence[str], size: int, fallback: np.ndarra
     return smudge_blobs(pts * (size / width), attributes)
 
 
+
+
+def manifest_blobs(aligned: mf.Manifest, rows: pd.DataFrame, attributes: Sequence[str], size: int) -> list[np.ndarray]:
+    """Per row of ``rows`` (rows of ``aligned``): its blobs (B,4) at ``size`` px, from
+    its landmarks, else from the points of the template ``aligned`` records (a
+    prealigned crop has none: its face sits where the template's points are);
+    (0,4) for a row with neither."""
+    align = alignment_of(aligned)
+    points = template_points(align["template"], size) if align else None
+    return [aligned_blobs(row, attributes, size, points) for _, row in rows.iterrows()]

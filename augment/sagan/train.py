@@ -53,7 +53,7 @@ from augment.sagan.model import SaganModelConfig
 from augment.sagan.progress import MetricsLog, save_samples
 from augment.sagan.schedule import apply_schedule, ema_decay, rec_weight_scale, update_ema
 from augment.sagan.sizes import stage_model_config
-from augment.sagan.smudge import aligned_blobs
+from augment.sagan.smudge import manifest_blobs
 from augment.sagan.steps import d_step, g_step, train_step  # noqa: F401 (d_step, g_step: re-exported, tests use them)
 from augment.sagan.trainstate import build  # noqa: F401 (re-exported: tests build from here)
 from augment.sagan.trainstate import (TrainState, checkpoint_meta, checkpoint_path, new_state, resume_latest,
@@ -172,7 +172,7 @@ def _smudge_blobs(aligned: mf.Manifest, attribute: str, image_size: int) -> list
     where D_cls may see it smudged, (B,4) in the aligned image's pixels."""
     df = aligned.df[aligned.df["split"] == "train"].reset_index(drop=True)
     df = df[attribute_labels(df, attribute) >= 0]  # the rows of ``dataset``, in order
-    return [aligned_blobs(row, [attribute], image_size) for _, row in df.iterrows()]
+    return manifest_blobs(aligned, df, [attribute], image_size)
 
 
 def _mask_region(aligned: mf.Manifest, attribute: str, lambda_region: float, image_size: int) -> np.ndarray | None:
