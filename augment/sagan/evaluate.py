@@ -14,7 +14,10 @@ overall and per direction:
   template region (``augment.judges.regions``, placed by the aligned
   manifest's template at the generator's size: locality without a model), and
   ``mask_in_region``: the fraction of the mask's mass inside it; both absent
-  for an attribute without a region or a manifest without a template.
+  for an attribute without a region or a manifest without a template;
+- ``novel_colour``: of the pixels the edit changed, the share whose colour
+  is far from every colour of the input's face (``augment.judges.colour``):
+  the tints and colour speckle that can pass a classifier, counted without one.
 
 Identity, by dlib's pretrained recognizer, a judge that owes nothing to the
 generator (``augment.sagan.judged``; the ``judges`` extra): ``id_distance``,

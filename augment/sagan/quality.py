@@ -13,6 +13,7 @@ import math
 import cv2
 import numpy as np
 
+from augment.judges.colour import novel_colour
 from augment.judges.regions import mass_in_region, outside_change
 
 SMUDGE_DARKEN = 0.5  # smudge_accept: the (blurred) true region at half its brightness
@@ -35,6 +36,8 @@ def image_metrics(x: np.ndarray, edit: np.ndarray, mask: np.ndarray, cf: np.ndar
     out = {
         "mask_area": float(mask.mean()),
         "outside_change_mask": float(change[outside].mean()) if outside.any() else 0.0,
+        # colours the edit brought that the face did not have (tints, speckle); None: nothing changed
+        "novel_colour": novel_colour(x, edit),
     }
     if region is not None:  # where the attribute lives on an aligned face: no model, no ground truth
         out["outside_change_region"] = outside_change(x, edit, region)
@@ -93,6 +96,7 @@ def summarise(records: list[dict]) -> dict:
         out[k] = float(np.mean(vals)) if vals else None
     out["groundtruth_images"] = sum(1 for r in records if r.get("mask_iou") is not None)
     for k in ("mask_iou", "outside_change", "mask_in_true_region", "outside_change_region", "mask_in_region",
+              "novel_colour",
               "psnr_vs_truth", "psnr_region_vs_truth", "psnr_region_input_vs_truth",
               "smudge_accept", "darken_accept"):
         out.setdefault(k, None)
