@@ -188,7 +188,9 @@ def patches(base: Path, attribute: str = "Eyeglasses") -> dict:
 
 def plot(out: Path, png: Path, only: list[str] | None = None, results_name: str = "results.jsonl") -> None:
     """Success per direction, region PSNR gain and the mask's mass inside the true
-    region against CPU-seconds, one line per run (of the recipes in ``only``, when given)."""
+    region against CPU-seconds, one line per run (of the recipes in ``only``, when given).
+    On a real-face base (no truth): success, ``novel_colour`` per direction (the
+    colours an edit brought that the face did not have) and the template region's mask mass."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -201,7 +203,8 @@ def plot(out: Path, png: Path, only: list[str] | None = None, results_name: str 
             (None, "psnr_region_gain", "region PSNR gain (dB)"),
             (None, "mask_in_true_region", "mask mass in the true region")]
     if all(r["metrics"].get("mask_in_true_region") is None for r in rows):  # a real-face base: no truth to compare with
-        keys = keys[:2] + [(None, "outside_change_region", "change outside the template region"),
+        keys = keys[:2] + [("add", "novel_colour", "new colours adding glasses"),
+                           ("remove", "novel_colour", "new colours removing glasses"),
                            (None, "mask_in_region", "mask mass in the template region")]
     fig, axes = plt.subplots(1, len(keys), figsize=(4 * len(keys), 3.6), dpi=100)
     colours = dict(zip(names, plt.rcParams["axes.prop_cycle"].by_key()["color"]))

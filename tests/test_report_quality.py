@@ -16,7 +16,7 @@ REFERENCE = {"noise_floor": 0.05, "noise_floor_images": 6, "same_person": 0.3, "
 
 def _direction(success, dist=None, kept=None):
     out = {"images": 3, "edit_success": success, "outside_change_region": 0.01, "mask_in_region": 0.7,
-           "mask_area": 0.2}
+           "mask_area": 0.2, "novel_colour": 0.03}
     if dist is not None:
         out.update(id_distance=dist, id_distance_p95=dist + 0.1, id_kept=kept, id_distance_oracle=0.2)
     return out
@@ -61,6 +61,7 @@ def test_rows_per_attribute_and_direction_with_the_reference_scale(tmp_path):
     assert "smudge_accept), trained on the generator's own training people;" in line  # whose people it learnt from
     assert "identity: dlib's pretrained recognizer" in line and "locality: template regions, no model" in line
     assert "id_preserved: the run's own baseline recognizer" in line
+    assert "colour: the input's own colours, no model" in line
     judged, locality = tables[0], tables[1]
     header = judged[0]
     assert header[:5] == ["attribute", "direction", "edits judged", "edit success", "identity distance (dlib, mean)"]
@@ -75,6 +76,7 @@ def test_rows_per_attribute_and_direction_with_the_reference_scale(tmp_path):
     assert locality[0][:2] == ["attribute", "direction"] and "mask mass inside the region" in locality[0]
     loc = {(r[0], r[1]): dict(zip(locality[0], r)) for r in locality[1:]}
     assert loc[("Eyeglasses", "add")]["mask mass inside the region"] == "0.7000"
+    assert loc[("Smiling", "remove")]["new colours (share of changed pixels)"] == "0.0300"
     # one reference table for the run, though every attribute carries it
     rows = [r for t in tables for r in t]
     assert sum(r[0] == "distance" for r in rows) == 1

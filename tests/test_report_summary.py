@@ -97,7 +97,7 @@ def test_the_summary_comes_first_with_the_gain_and_the_fraction(tmp_path, monkey
     judges = next(line for line in summary.splitlines() if line.startswith("Judges: "))
     assert judges == ("Judges: attribute: the project's attribute classifier, trained on the generator's own training "
                       "people (train_classifier.people: same); identity: dlib's pretrained recognizer; locality: "
-                      "template regions, no model.")
+                      "template regions, no model; colour: the input's own colours, no model.")
     # in the HTML too: the first section, above every detail
     h2 = re.findall(r"<h2>([^<]*)</h2>", html)
     assert h2[0] == "Summary" and len(h2) > 3

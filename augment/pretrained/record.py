@@ -17,7 +17,7 @@ LICENCE = "non-commercial research only (CelebA's terms)"
 # eval_sagan's figures kept per attribute and per direction (augment/sagan/evaluate.py
 # and judged.py say what each means); the rest of metrics.json stays in the run.
 QUALITY_KEYS = ("images", "edit_success", "id_kept", "id_distance", "id_preserved", "mask_area",
-                "outside_change_mask", "outside_change_region", "mask_in_region")
+                "outside_change_mask", "outside_change_region", "mask_in_region", "novel_colour")
 
 
 def quality(metrics: dict) -> dict:

@@ -23,7 +23,8 @@ JUDGED = [("edits judged", "images"), ("edit success", "edit_success"),
           ("identity distance (dlib, mean)", "id_distance"), ("identity distance (p95)", "id_distance_p95"),
           ("identity kept (dlib < 0.6)", "id_kept"), ("perfect edit's distance (mean)", "id_distance_oracle")]
 LOCALITY = [("mean change outside the region (pixels, 0-1)", "outside_change_region"),
-            ("mask mass inside the region", "mask_in_region"), ("mask area (fraction of the image)", "mask_area")]
+            ("mask mass inside the region", "mask_in_region"), ("mask area (fraction of the image)", "mask_area"),
+            ("new colours (share of changed pixels)", "novel_colour")]
 # per attribute, both directions
 TRUTH_MASK = [("mask IoU (mask > 0.5)", "mask_iou"), ("mask IoU (mask > half its max)", "mask_iou_relative"),
               ("mask mass in the true region", "mask_in_true_region"),
@@ -62,6 +63,8 @@ def judges_line(metrics: dict[str, Any], people: str | None = None, short: bool 
 
     parts = [f"attribute: {cut(block.get('attribute', JUDGE_NAMES['attribute']))}{trained}",
              f"identity: {cut(block.get('identity', '—'))}", f"locality: {cut(block.get('locality', '—'))}"]
+    if block.get("colour"):  # written since eval_sagan counts new colours
+        parts.append(f"colour: {cut(block['colour'])}")
     if block.get("identity_run") and not short:  # the summary shows no figure of the run's recognizer
         parts.append(f"id_preserved: {cut(block['identity_run'])}")
     return "Judges: " + "; ".join(parts) + "."

@@ -72,6 +72,7 @@ DLIB = ("dlib's pretrained recognizer (dlib_face_recognition_resnet_model_v1, 99
 RUN_RECOGNIZER = "the run's own baseline recognizer (train_recognition; id_preserved, id_similarity)"
 REGIONS = ("template regions, no model (augment.judges.regions on the {template} template; outside_change_region, "
            "mask_in_region)")
+COLOUR = "the input's own colours, no model (augment.judges.colour; novel_colour)"
 NO_TEMPLATE = "the aligned manifest names no alignment template (made by the align stage, its meta says which)"
 
 
@@ -115,7 +116,8 @@ def judges_block(identity: str | None, template: str | None, locality: str | Non
     out = {"attribute": CLASSIFIER,
            "identity": DLIB if identity is None else
            f"{'unavailable' if identity == NO_TEMPLATE else 'not installed'}: {identity}",
-           "locality": REGIONS.format(template=template) if locality is None else f"unavailable: {locality}"}
+           "locality": REGIONS.format(template=template) if locality is None else f"unavailable: {locality}",
+           "colour": COLOUR}
     if run_recognizer:
         out["identity_run"] = RUN_RECOGNIZER
     return out
