@@ -11,8 +11,10 @@ judge (the attribute classifier, or SaGAN's D_cls) cannot be fooled by one.
 - ``smudge_batch``: darken soft patches over a seeded share of a batch, or
   (``kind="fade"``) blend them towards a blurred copy: the faint remains of an
   attribute that an edit half removed; or (``kind="noise"``) blend them
-  towards uniform colour noise: the speckled patch a generator makes when it
-  fools its critic rather than paints the attribute (measured, not trained on).
+  towards uniform colour noise, a stand-in for the speckled patch a generator
+  makes when it fools its critic rather than paints the attribute (a probe of
+  the judge, ``judge.smudge_accept``, and a negative for it or for D_cls:
+  ``smudge_kind``, ``d_smudge_kind``).
 
 Beyond the paper and the AttGAN/STGAN protocol; off unless configured.
 """
@@ -78,7 +80,8 @@ def smudge_batch(x: torch.Tensor, blobs: Sequence[np.ndarray], fraction: float, 
     without the attribute are faded too).
 
     ``kind="noise"``: blended, by the same d, towards uniform colour noise in
-    [-1, 1] (drawn from ``seed`` after the patches): a probe of the judge only.
+    [-1, 1] (drawn from ``seed`` after the patches): a colour speckle is not
+    the attribute.
     """
     if kind not in ("dark", "fade", "noise"):
         raise ValueError(f"smudge kind must be 'dark', 'fade' or 'noise', got {kind!r}")
@@ -133,8 +136,6 @@ def aligned_blobs(row, attributes: Sequence[str], size: int, fallback: np.ndarra
     pts = pts @ np.asarray(tr, np.float64).reshape(2, 3)[:, :2].T + np.asarray(tr, np.float64).reshape(2, 3)[:, 2]
     width = float(row["width"]) if row.get("width") is not None and np.isfinite(row.get("width")) else size
     return smudge_blobs(pts * (size / width), attributes)
-
-
 
 
 def manifest_blobs(aligned: mf.Manifest, rows: pd.DataFrame, attributes: Sequence[str], size: int) -> list[np.ndarray]:
