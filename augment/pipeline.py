@@ -185,7 +185,12 @@ def _prepare(runner: Runner, stage: Stage, fp: str) -> Path:
         log.info("[%s] continuing its finished run from its checkpoints (%s)", stage.name, runner.why_stale(stage.name))
     elif run_dir.exists() and previous != fp:
         # Outputs or partial work made under another fingerprint: start clean,
-        # so nothing from an older config leaks into this result.
+        # so nothing from an older config leaks into this result. Partial work
+        # (a killed run's checkpoints) is said out loud: its config is not
+        # recorded, so only a rerun with the very same config would resume it.
+        if previous is not None:
+            log.warning("[%s] discarding the interrupted run's partial work in %s: it was started under "
+                        "another config (rerun with that config to resume it)", stage.name, run_dir)
         shutil.rmtree(run_dir)
     elif previous == fp:
         log.info("[%s] resuming interrupted work", stage.name)

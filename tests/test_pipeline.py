@@ -192,13 +192,15 @@ def test_interrupted_stage_leaves_no_marker_and_resumes(toy):
     assert run_pipeline(cfg) == {"a": "skipped", "b": "skipped", "c": "ran"}  # resumed with its partial work
 
 
-def test_stale_partial_work_is_cleared(toy):
+def test_stale_partial_work_is_cleared(toy, caplog):
     cfg = toy("name=crash")
     with pytest.raises(KeyboardInterrupt):
         run_pipeline(cfg)
     cfg2 = toy("name=crash", "data.train.max_images=1")  # another fingerprint for b and c
-    with pytest.raises(KeyboardInterrupt):  # partial.txt was cleared, so c crashes again
-        run_pipeline(cfg2)
+    with caplog.at_level("WARNING", logger="augment"), pytest.raises(KeyboardInterrupt):
+        run_pipeline(cfg2)  # partial.txt was cleared, so c crashes again
+    # the user is told that a killed run's work was dropped, and where
+    assert "[c] discarding the interrupted run's partial work in" in caplog.text
 
 
 def test_a_finished_stage_carries_on_when_its_stage_accepts_the_change(monkeypatch, tmp_path):
