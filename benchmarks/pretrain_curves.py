@@ -8,7 +8,11 @@ classifier (learnt from other people), with the CPU-seconds spent up to that
 step (from train_sagan's ``metrics.jsonl``).
 
     python -m benchmarks.pretrain_curves judge RUN CKPTS OUT.jsonl [EVERY_STEPS]
-    python -m benchmarks.pretrain_curves plot OUT.jsonl PNG
+    python -m benchmarks.pretrain_curves plot OUT.jsonl PNG [BEFORE.jsonl]
+
+``plot`` with ``BEFORE.jsonl`` (the curves of generators trained by an earlier
+recipe, judged the same way) draws those dashed in each attribute's colour, so
+two recipes are compared at equal steps.
 """
 
 from __future__ import annotations
@@ -55,28 +59,33 @@ def judge(run: Path, ckpts: Path, out: Path, every: int) -> None:
               f"remove {metrics['remove']['edit_success']:.2f}", flush=True)
 
 
-def plot(out: Path, png: Path) -> None:
-    """One panel per quantity, one line per attribute, against training steps."""
+def plot(out: Path, png: Path, before: Path | None = None) -> None:
+    """One panel per quantity, one line per attribute, against training steps;
+    ``before``'s curves dashed in the same colours."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    def rows_of(path: Path) -> list[dict]:
+        return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+    rows, old = rows_of(out), rows_of(before) if before else []
     fig, axes = plt.subplots(1, len(PANELS), figsize=(4.2 * len(PANELS), 3.4), dpi=100)
     for ax, (direction, key, title) in zip(axes, PANELS):
-        for attribute in sorted({r["attribute"] for r in rows}):
-            mine = sorted((r for r in rows if r["attribute"] == attribute), key=lambda r: r["step"])
-            pts = [(r["step"], ((r["metrics"].get(direction) or {}) if direction else r["metrics"]).get(key))
-                   for r in mine]
-            pts = [(s, y) for s, y in pts if y is not None]
-            if pts:
-                ax.plot(*zip(*pts), "-o", ms=3, label=attribute)
+        for i, attribute in enumerate(sorted({r["attribute"] for r in rows})):
+            for series, style, label in ((rows, "-o", attribute), (old, "--", f"{attribute}, before")):
+                mine = sorted((r for r in series if r["attribute"] == attribute), key=lambda r: r["step"])
+                pts = [(r["step"], ((r["metrics"].get(direction) or {}) if direction else r["metrics"]).get(key))
+                       for r in mine]
+                pts = [(s, y) for s, y in pts if y is not None]
+                if pts:
+                    ax.plot(*zip(*pts), style, ms=3, color=f"C{i}", label=label)
         ax.set_title(title, fontsize=10)
         ax.set_xlabel("training step (batch 16)")
         ax.set_ylim(0, 1)
         ax.grid(alpha=0.3)
-    axes[0].legend(fontsize=8)
+    axes[0].legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(png)
 
@@ -84,8 +93,8 @@ def plot(out: Path, png: Path) -> None:
 def main(argv: list[str]) -> None:
     if argv[:1] == ["judge"] and len(argv) in (4, 5):
         judge(Path(argv[1]), Path(argv[2]), Path(argv[3]), int(argv[4]) if len(argv) == 5 else 250)
-    elif argv[:1] == ["plot"] and len(argv) == 3:
-        plot(Path(argv[1]), Path(argv[2]))
+    elif argv[:1] == ["plot"] and len(argv) in (3, 4):
+        plot(Path(argv[1]), Path(argv[2]), Path(argv[3]) if len(argv) == 4 else None)
     else:
         raise SystemExit(__doc__)
 
