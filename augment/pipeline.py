@@ -12,8 +12,9 @@ While a stage runs, ``.inprogress`` holds the fingerprint it is working
 towards. A killed stage leaves no done marker; the next run with the same
 fingerprint lets the stage resume from whatever partial work it kept in its
 folder, and a run with another fingerprint clears the folder first, unless
-the stage says its finished run carries on under the new config
-(``Stage.continues``: train_sagan asked for more steps). Either
+the stage says its run carries on under the new config (``Stage.continues``:
+train_sagan asked for more steps), finished or killed (the in-progress marker
+records the basis it was started under). Either
 way the hidden temporaries of writes cut short (``.<name>.tmp-<pid>``,
 ``.step_N.old-<pid>/``, ...) are removed before the stage starts.
 
@@ -24,6 +25,7 @@ stage folder can only be leftovers.
 
 from __future__ import annotations
 
+import json
 import logging
 import shutil
 import sys
@@ -180,14 +182,15 @@ def _decide(runner: Runner, stage: Stage, force: set[str]) -> str | PipelineErro
 def _prepare(runner: Runner, stage: Stage, fp: str) -> Path:
     run_dir = runner.stage_dir(stage.name)
     inprog = run_dir / INPROGRESS
-    previous = inprog.read_text().strip() if inprog.is_file() else None
+    killed = runner.inprogress(stage.name)
+    previous = None if killed is None else killed.get("fingerprint")
     if run_dir.exists() and previous != fp and runner.continues(stage.name):
-        log.info("[%s] continuing its finished run from its checkpoints (%s)", stage.name, runner.why_stale(stage.name))
+        log.info("[%s] continuing its %s run from its checkpoints (%s)", stage.name,
+                 "interrupted" if killed is not None else "finished", runner.why_stale(stage.name))
     elif run_dir.exists() and previous != fp:
         # Outputs or partial work made under another fingerprint: start clean,
         # so nothing from an older config leaks into this result. Partial work
-        # (a killed run's checkpoints) is said out loud: its config is not
-        # recorded, so only a rerun with the very same config would resume it.
+        # (a killed run's checkpoints) is said out loud.
         if previous is not None:
             log.warning("[%s] discarding the interrupted run's partial work in %s: it was started under "
                         "another config (rerun with that config to resume it)", stage.name, run_dir)
@@ -198,7 +201,9 @@ def _prepare(runner: Runner, stage: Stage, fp: str) -> Path:
         remove_temporaries(run_dir, stage.name)
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / DONE).unlink(missing_ok=True)
-    inprog.write_text(fp)
+    # the basis too, so that a killed run can be carried on under a config its
+    # stage accepts (Runner.continues), not only resumed under the same one
+    inprog.write_text(json.dumps({"fingerprint": fp, "basis": runner.basis(stage.name)}))
     return run_dir
 
 

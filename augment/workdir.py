@@ -63,6 +63,21 @@ def _without_new_defaults(old, now, default):
             for k, v in now.items() if k in old or k not in default or v != default[k]}
 
 
+def _differences(old: dict, now: dict) -> str:
+    """In words, what differs between two bases of one stage (``Runner.basis``)."""
+    reasons = []
+    if old.get("seed") != now["seed"]:
+        reasons.append(f"seed {old.get('seed')} -> {now['seed']}")
+    if old.get("version") != now["version"]:
+        reasons.append(f"augment {old.get('version')} -> {now['version']}")
+    reasons += [f"{k} {a!r} -> {b!r}" for k, a, b in _changed(old.get("config", {}), now["config"])][:3]
+    for up, outs in now["inputs"].items():
+        for key, rec in outs.items():
+            if (old.get("inputs", {}).get(up, {}).get(key) or {}).get("sha256") != rec.get("sha256"):
+                reasons.append(f"its input '{key}' (from {up}) changed")
+    return "; ".join(reasons) or "its fingerprint changed"
+
+
 class StageStateError(Exception):
     """A stage's recorded state cannot be used as asked (its outputs read before it is done)."""
 
@@ -150,12 +165,29 @@ class Runner:
         recorded = self._as_recorded(name, marker)
         return recorded is not None and marker.get("fingerprint") == fingerprint_of(recorded[1])
 
+    def inprogress(self, name: str) -> dict | None:
+        """The in-progress marker of a stage that started and has not finished:
+        ``{"fingerprint": ..., "basis": ...}`` (a marker from an older augment
+        holds the fingerprint only); None when there is none."""
+        p = self.stage_dir(name) / INPROGRESS
+        if not p.is_file():
+            return None
+        text = p.read_text().strip()
+        try:
+            marker = json.loads(text)
+        except json.JSONDecodeError:
+            marker = None
+        return marker if isinstance(marker, dict) else {"fingerprint": text}
+
     def continues(self, name: str) -> bool:
-        """Whether ``name``'s finished run (its done marker) carries on under the config
-        asked for now: same seed, version and inputs, and a config change that the
-        stage's ``continues`` accepts (train_sagan: more steps), keys added since it
-        ran counted as in ``matches_marker``."""
-        marker, accepts = self.marker(name), STAGES[name].continues
+        """Whether ``name``'s run carries on under the config asked for now: same
+        seed, version and inputs, and a config change that the stage's
+        ``continues`` accepts (train_sagan: more steps), keys added since it ran
+        counted as in ``matches_marker``. The run is the finished one (its done
+        marker) or, when it was killed before its end, the one its in-progress
+        marker records: a training killed on its way to 5,000 steps carries on
+        when asked for 7,500."""
+        marker, accepts = self.marker(name) or self.inprogress(name), STAGES[name].continues
         recorded = None if accepts is None or marker is None else self._as_recorded(name, marker)
         if recorded is None:
             return False
@@ -168,7 +200,11 @@ class Runner:
         basis its done marker recorded and the one it would have now."""
         m = self.marker(name)
         if m is None:
-            return "it has not finished"
+            killed, now = self.inprogress(name), self.basis(name)
+            if killed is None or not isinstance(killed.get("basis"), dict) or now is None \
+                    or killed.get("fingerprint") == fingerprint_of(now):
+                return "it has not finished"
+            return f"it has not finished; it started under another config: {_differences(killed['basis'], now)}"
         for up in self.upstream(STAGES[name]):
             st = self.state(up)
             if st != "done":
@@ -179,17 +215,7 @@ class Runner:
         old, now = m.get("basis"), self.basis(name)
         if old is None:
             return "its config, seed or inputs changed (its marker, from an older augment, does not say which)"
-        reasons = []
-        if old.get("seed") != now["seed"]:
-            reasons.append(f"seed {old.get('seed')} -> {now['seed']}")
-        if old.get("version") != now["version"]:
-            reasons.append(f"augment {old.get('version')} -> {now['version']}")
-        reasons += [f"{k} {a!r} -> {b!r}" for k, a, b in _changed(old.get("config", {}), now["config"])][:3]
-        for up, outs in now["inputs"].items():
-            for key, rec in outs.items():
-                if (old.get("inputs", {}).get(up, {}).get(key) or {}).get("sha256") != rec.get("sha256"):
-                    reasons.append(f"its input '{key}' (from {up}) changed")
-        return "; ".join(reasons) or "its fingerprint changed"
+        return _differences(old, now)
 
     def state(self, name: str) -> str:
         """``done``, ``stale`` (ran, but config or inputs changed since), ``interrupted`` or ``not run``."""

@@ -321,3 +321,49 @@ def test_a_key_added_since_a_stage_ran_keeps_it_done_at_its_default_only(toy):
     assert CALLS == []  # nothing reran
     changed = Runner(toy("synth.jpeg_quality=90"))
     assert changed.state("a") == "stale" and "synth.jpeg_quality" in changed.why_stale("a")
+
+
+def test_a_killed_stage_carries_on_when_its_stage_accepts_the_change(monkeypatch, tmp_path, caplog):
+    """The in-progress marker records the config a killed run started under, so
+    a rerun asking for more (as train_sagan for more steps) keeps the partial
+    work; a rerun asking for less still starts over, and says so."""
+    seen = []
+
+    def grows(cfg, inputs, run_dir):
+        part = run_dir / "part.txt"
+        seen.append(part.read_text() if part.exists() else "")
+        if not part.exists():
+            part.write_text(f"towards {cfg.synth.identities}")
+            raise KeyboardInterrupt  # killed after its first part of the work
+        return {"pa": mf.Manifest("pairs", _rows(cfg.synth.identities, "a"), run_dir)}
+
+    def more(old, new):
+        return new["synth"]["identities"] > old["synth"]["identities"] and {**old["synth"], "identities": 0} == {
+            **new["synth"], "identities": 0}
+
+    monkeypatch.setitem(STAGES, "a", Stage(name="a", target=grows, sections=("synth",), outputs={"pa": "pairs"},
+                                             continues=more))
+    p = tmp_path / "p.yaml"
+    p.write_text(f"name: toy\nworkdir: {tmp_path}/work\nstages: [a]\nsynth: {{identities: 3}}\n")
+
+    def cfg(*sets):
+        return load_config(p, sets, check_paths=False)
+
+    with pytest.raises(KeyboardInterrupt):
+        run_pipeline(cfg())
+    assert Runner(cfg()).state("a") == "interrupted"
+    assert Runner(cfg("synth.identities=5")).continues("a")
+    assert not Runner(cfg("synth.identities=2")).continues("a")
+    assert "synth.identities 3 -> 5" in Runner(cfg("synth.identities=5")).why_stale("a")
+    run_pipeline(cfg("synth.identities=5"))  # carries on from the killed run's part
+    assert seen == ["", "towards 3"]
+    assert Runner(cfg("synth.identities=5")).state("a") == "done"
+    log_text = (tmp_path / "work" / "augment.log").read_text()
+    assert "continuing its interrupted run" in log_text and "synth.identities 3 -> 5" in log_text
+
+    with pytest.raises(KeyboardInterrupt):  # killed again on its way to 9 ...
+        run_pipeline(cfg("synth.identities=9", "synth.seed=7"))
+    with caplog.at_level("WARNING", logger="augment"), pytest.raises(KeyboardInterrupt):
+        run_pipeline(cfg("synth.identities=9"))  # ... and rerun under another key: starts over
+    assert seen == ["", "towards 3", "", ""]
+    assert "[a] discarding the interrupted run's partial work in" in caplog.text
