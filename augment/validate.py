@@ -59,6 +59,7 @@ RANGES: dict[str, tuple[float | None, float | None]] = {
     "train_sagan.lr_d": (0, None),
     "train_sagan.parallel": (1, None),
     "eval_sagan.max_images": (0, None),
+    "eval_sagan.id_per_direction": (0, None),
     "eval_sagan.batch_size": (1, None),
     "edit.batch_size": (1, None),
     "edit.min_attr_prob": (0, 1),

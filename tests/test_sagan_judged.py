@@ -214,6 +214,21 @@ def test_the_judge_describes_a_bounded_number_of_faces_per_direction(tmp_path, m
         aligned.df[aligned.df["split"] == "test"], "test", 0)  # the same pairs from the same seed
 
 
+def test_eval_sagan_id_per_direction_sets_how_many_edits_are_described(tmp_path, monkeypatch):
+    """``eval_sagan.id_per_direction``: a cap per direction, 0 for every edit (a model card's count)."""
+    aligned, gt = make_dataset(tmp_path, n=60)
+    monkeypatch.setattr(idj, "IdentityJudge", _PixelJudge)
+    rows, labels = J.heldout_rows(aligned, "test", "Eyeglasses", 0)
+    n0, n1 = int((labels == 0).sum()), int((labels == 1).sum())
+    assert n0 > 3 and n1 > 3
+    every = J.IdentityFigures("arcface", aligned, CPU, 4, per_direction=0).edits(_Where(_eyes), 16, "Eyeglasses",
+                                                                                rows, labels, gt)
+    assert (every["add"]["id_distance_images"], every["remove"]["id_distance_images"]) == (n0, n1)
+    three = J.IdentityFigures("arcface", aligned, CPU, 4, per_direction=3).edits(_Where(_eyes), 16, "Eyeglasses",
+                                                                                rows, labels, gt)
+    assert (three["add"]["id_distance_images"], three["remove"]["id_distance_images"]) == (3, 3)
+
+
 def test_eval_sagan_judges_a_generator_whose_mask_sees_the_change_and_at_a_strength(tmp_path, monkeypatch):
     """mask_input image+change: F_a needs the source values, which eval_sagan must
     pass (it once raised); ``strength`` scales the mask as the edit stage does."""

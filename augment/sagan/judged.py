@@ -31,12 +31,12 @@ splits join them (whole identities, drawn from the seed), and ``<kind>_from``
 says which images the pairs came from.
 
 dlib takes ~60-120 ms per face on one CPU thread, so the number of faces it
-describes is bounded: per attribute the first ``ID_PER_DIRECTION`` rows of
-each direction among those eval_sagan judges (themselves capped by
+describes is bounded: per attribute the first ``eval_sagan.id_per_direction``
+rows (default ``ID_PER_DIRECTION``; 0: all) of each direction among those eval_sagan judges (themselves capped by
 ``eval_sagan.max_images``), their oracle twins; once per run the first
 ``REFERENCE_IMAGES`` rows of the split for the pairs (``NOISE_IMAGES`` of them
-for the noise floor), each face described once. These are module constants,
-not config keys.
+for the noise floor), each face described once. The reference's bounds are
+module constants, not config keys.
 """
 
 from __future__ import annotations
@@ -59,7 +59,7 @@ from augment.sagan.data import attribute_labels
 
 log = logging.getLogger("augment.eval_sagan")
 
-ID_PER_DIRECTION = 64  # edits per attribute and direction the identity judge describes (and their oracle twins)
+ID_PER_DIRECTION = 64  # default of eval_sagan.id_per_direction: edits per attribute and direction described
 REFERENCE_IMAGES = 128  # id_reference: the first images of the split its pairs are drawn among
 REFERENCE_PAIRS = 200  # pairs of each kind of id_reference
 NOISE_IMAGES = 64  # images of the noise floor (each described twice)
@@ -169,10 +169,13 @@ class IdentityFigures:
     """dlib's descriptors of one run's aligned crops, each computed once; the
     reference scale and the per-attribute distances of the module docstring."""
 
-    def __init__(self, template: str, aligned: mf.Manifest, device, batch_size: int = 32) -> None:
+    def __init__(self, template: str, aligned: mf.Manifest, device, batch_size: int = 32,
+                 per_direction: int | None = None) -> None:
+        """``per_direction``: edits described per direction (None: ``ID_PER_DIRECTION``; 0: all)."""
         self.judge = idj.IdentityJudge(template)
         self.aligned, self.root = aligned, Path(aligned.root)
         self.device, self.batch_size = device, batch_size
+        self.per_direction = ID_PER_DIRECTION if per_direction is None else per_direction
         self._cache: dict[str, np.ndarray] = {}
         self.described = 0  # descriptors computed, for the log
 
@@ -240,7 +243,8 @@ class IdentityFigures:
         """{"add": {...}, "remove": {...}, "all": {...}} figures of the module docstring
         over ``rows`` (labelled 0/1 by ``labels``), each edited to the other value."""
         labels = np.asarray(labels)
-        keep = np.sort(np.concatenate([np.flatnonzero(labels == v)[:ID_PER_DIRECTION] for v in (0, 1)]))
+        cap = self.per_direction or None  # 0: every edit
+        keep = np.sort(np.concatenate([np.flatnonzero(labels == v)[:cap] for v in (0, 1)]))
         rows, labels = rows.iloc[keep].reset_index(drop=True), labels[keep]
         truths = groundtruth_index(gt, attribute, set(rows["source"].dropna())) if gt is not None else {}
         models = EditModels(attribute, "", generator, generator_size)
