@@ -6,8 +6,10 @@ import json
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 
 from augment import manifest as mf
+from augment.cli import cli
 from augment.validate import load_config
 from augment.pipeline import PipelineError, run_pipeline
 from augment.workdir import Runner, states
@@ -355,6 +357,10 @@ def test_a_killed_stage_carries_on_when_its_stage_accepts_the_change(monkeypatch
     assert Runner(cfg("synth.identities=5")).continues("a")
     assert not Runner(cfg("synth.identities=2")).continues("a")
     assert "synth.identities 3 -> 5" in Runner(cfg("synth.identities=5")).why_stale("a")
+    shown = CliRunner().invoke(cli, ["stages", str(p), "--set", "synth.identities=5"]).output
+    assert "why: it has not finished; it started under another config: synth.identities 3 -> 5" in shown
+    assert "a run carries it on from its checkpoints" in shown
+    assert "a run starts it over" in CliRunner().invoke(cli, ["stages", str(p), "--set", "synth.identities=2"]).output
     run_pipeline(cfg("synth.identities=5"))  # carries on from the killed run's part
     assert seen == ["", "towards 3"]
     assert Runner(cfg("synth.identities=5")).state("a") == "done"

@@ -104,7 +104,10 @@ def stages(pipeline: Path, sets) -> None:
         if marker and state == "done":
             extra = f"  ({marker.get('seconds', 0):.1f} s)"
         click.echo(f"{name:<20} {state:<11}{extra}  {STAGES[name].help}")
-        if state == "stale":
-            click.echo(f"{'':<20} why: {runner.why_stale(name)}")
+        why = runner.why_stale(name) if state in ("stale", "interrupted") else ""
+        if state == "stale" or why.startswith("it has not finished;"):  # interrupted under another config
+            click.echo(f"{'':<20} why: {why}")
             if runner.continues(name):
                 click.echo(f"{'':<20} a run carries it on from its checkpoints")
+            elif state == "interrupted":
+                click.echo(f"{'':<20} a run starts it over: its partial work is discarded")
