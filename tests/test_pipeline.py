@@ -205,6 +205,22 @@ def test_stale_partial_work_is_cleared(toy, caplog):
     assert "[c] discarding the interrupted run's partial work in" in caplog.text
 
 
+def _more_identities(old, new):
+    """A toy Stage.continues: more synth.identities and nothing else changed."""
+    return new["synth"]["identities"] > old["synth"]["identities"] and {**old["synth"], "identities": 0} == {
+        **new["synth"], "identities": 0}
+
+
+def _growing_stage(monkeypatch, tmp_path, target):
+    """Stage 'a' running ``target`` and carrying on for more identities, in a
+    pipeline of its own -> (its YAML, cfg(*sets) loading it)."""
+    monkeypatch.setitem(STAGES, "a", Stage(name="a", target=target, sections=("synth",), outputs={"pa": "pairs"},
+                                             continues=_more_identities))
+    p = tmp_path / "p.yaml"
+    p.write_text(f"name: toy\nworkdir: {tmp_path}/work\nstages: [a]\nsynth: {{identities: 3}}\n")
+    return p, lambda *sets: load_config(p, sets, check_paths=False)
+
+
 def test_a_finished_stage_carries_on_when_its_stage_accepts_the_change(monkeypatch, tmp_path):
     """Stage.continues: a finished run asked for more (here more identities, as
     train_sagan for more steps) keeps its folder and carries on; any other
@@ -217,17 +233,7 @@ def test_a_finished_stage_carries_on_when_its_stage_accepts_the_change(monkeypat
         done.write_text(f"{cfg.synth.identities} identities")
         return {"pa": mf.Manifest("pairs", _rows(cfg.synth.identities, "a"), run_dir)}
 
-    def more(old, new):
-        return new["synth"]["identities"] > old["synth"]["identities"] and {**old["synth"], "identities": 0} == {
-            **new["synth"], "identities": 0}
-
-    monkeypatch.setitem(STAGES, "a", Stage(name="a", target=grows, sections=("synth",), outputs={"pa": "pairs"},
-                                             continues=more))
-    p = tmp_path / "p.yaml"
-    p.write_text(f"name: toy\nworkdir: {tmp_path}/work\nstages: [a]\nsynth: {{identities: 3}}\n")
-
-    def cfg(*sets):
-        return load_config(p, sets, check_paths=False)
+    p, cfg = _growing_stage(monkeypatch, tmp_path, grows)
 
     run_pipeline(cfg())
     assert Runner(cfg("synth.identities=5")).continues("a")
@@ -339,17 +345,7 @@ def test_a_killed_stage_carries_on_when_its_stage_accepts_the_change(monkeypatch
             raise KeyboardInterrupt  # killed after its first part of the work
         return {"pa": mf.Manifest("pairs", _rows(cfg.synth.identities, "a"), run_dir)}
 
-    def more(old, new):
-        return new["synth"]["identities"] > old["synth"]["identities"] and {**old["synth"], "identities": 0} == {
-            **new["synth"], "identities": 0}
-
-    monkeypatch.setitem(STAGES, "a", Stage(name="a", target=grows, sections=("synth",), outputs={"pa": "pairs"},
-                                             continues=more))
-    p = tmp_path / "p.yaml"
-    p.write_text(f"name: toy\nworkdir: {tmp_path}/work\nstages: [a]\nsynth: {{identities: 3}}\n")
-
-    def cfg(*sets):
-        return load_config(p, sets, check_paths=False)
+    p, cfg = _growing_stage(monkeypatch, tmp_path, grows)
 
     with pytest.raises(KeyboardInterrupt):
         run_pipeline(cfg())
