@@ -179,6 +179,16 @@ class Runner:
             marker = None
         return marker if isinstance(marker, dict) else {"fingerprint": text}
 
+    def killed_under(self, name: str) -> dict | None:
+        """The basis a killed run of ``name`` was started under, when it is not the
+        one the stage would have now (the config or inputs changed since); None
+        otherwise, or when its in-progress marker does not record one."""
+        killed, now = self.inprogress(name), self.basis(name)
+        if killed is None or not isinstance(killed.get("basis"), dict) or now is None \
+                or killed.get("fingerprint") == fingerprint_of(now):
+            return None
+        return killed["basis"]
+
     def continues(self, name: str) -> bool:
         """Whether ``name``'s run carries on under the config asked for now: same
         seed, version and inputs, and a config change that the stage's
@@ -200,11 +210,10 @@ class Runner:
         basis its done marker recorded and the one it would have now."""
         m = self.marker(name)
         if m is None:
-            killed, now = self.inprogress(name), self.basis(name)
-            if killed is None or not isinstance(killed.get("basis"), dict) or now is None \
-                    or killed.get("fingerprint") == fingerprint_of(now):
+            old = self.killed_under(name)
+            if old is None:
                 return "it has not finished"
-            return f"it has not finished; it started under another config: {_differences(killed['basis'], now)}"
+            return f"it has not finished; it started under another config: {_differences(old, self.basis(name))}"
         for up in self.upstream(STAGES[name]):
             st = self.state(up)
             if st != "done":

@@ -199,9 +199,8 @@ class _PixelJudge:
 def test_the_judge_describes_a_bounded_number_of_faces_per_direction(tmp_path, monkeypatch):
     aligned, gt = make_dataset(tmp_path, n=60)
     monkeypatch.setattr(idj, "IdentityJudge", _PixelJudge)
-    monkeypatch.setattr(J, "ID_PER_DIRECTION", 2)
     monkeypatch.setattr(J, "NOISE_IMAGES", 3)
-    figures = J.IdentityFigures("arcface", aligned, CPU, batch_size=4)
+    figures = J.IdentityFigures("arcface", aligned, CPU, batch_size=4, per_direction=2)
     rows, labels = J.heldout_rows(aligned, "test", "Eyeglasses", 0)
     assert (labels == 0).sum() > 2 and (labels == 1).sum() > 2
     out = figures.edits(_Where(_eyes), 16, "Eyeglasses", rows, labels, gt)

@@ -104,9 +104,8 @@ def stages(pipeline: Path, sets) -> None:
         if marker and state == "done":
             extra = f"  ({marker.get('seconds', 0):.1f} s)"
         click.echo(f"{name:<20} {state:<11}{extra}  {STAGES[name].help}")
-        why = runner.why_stale(name) if state in ("stale", "interrupted") else ""
-        if state == "stale" or why.startswith("it has not finished;"):  # interrupted under another config
-            click.echo(f"{'':<20} why: {why}")
+        if state == "stale" or (state == "interrupted" and runner.killed_under(name) is not None):
+            click.echo(f"{'':<20} why: {runner.why_stale(name)}")
             if runner.continues(name):
                 click.echo(f"{'':<20} a run carries it on from its checkpoints")
             elif state == "interrupted":

@@ -264,8 +264,8 @@ def run_stage(cfg: PipelineConfig, inputs: StageInputs, run_dir: Path) -> StageO
     id_problem = judged.identity_problem(template)  # None: dlib's recognizer judges identity
     if id_problem:
         log.info("[eval_sagan] no identity judge: %s", id_problem)
-    figures = None if id_problem else judged.IdentityFigures(template, aligned, device, sagan_eval_cfg.batch_size,
-                                                                    sagan_eval_cfg.id_per_direction)
+    figures = None if id_problem else judged.IdentityFigures(
+        template, aligned, device, sagan_eval_cfg.batch_size, sagan_eval_cfg.id_per_direction)
     reference = None  # id_reference: one for the run, measured at the first attribute
     for _, row in gens.df.iterrows():
         attribute = row["attribute"]

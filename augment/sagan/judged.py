@@ -32,7 +32,7 @@ says which images the pairs came from.
 
 dlib takes ~60-120 ms per face on one CPU thread, so the number of faces it
 describes is bounded: per attribute the first ``eval_sagan.id_per_direction``
-rows (default ``ID_PER_DIRECTION``; 0: all) of each direction among those eval_sagan judges (themselves capped by
+rows (0: all) of each direction among those eval_sagan judges (themselves capped by
 ``eval_sagan.max_images``), their oracle twins; once per run the first
 ``REFERENCE_IMAGES`` rows of the split for the pairs (``NOISE_IMAGES`` of them
 for the noise floor), each face described once. The reference's bounds are
@@ -50,6 +50,7 @@ import pandas as pd
 import torch
 
 from augment import manifest as mf
+from augment.config import EvalSaganConfig
 from augment.groundtruth import groundtruth_index, perfect_edit
 from augment.io import read_rgb, to_tensor, to_uint8
 from augment.judges import identity as idj
@@ -59,7 +60,6 @@ from augment.sagan.data import attribute_labels
 
 log = logging.getLogger("augment.eval_sagan")
 
-ID_PER_DIRECTION = 64  # default of eval_sagan.id_per_direction: edits per attribute and direction described
 REFERENCE_IMAGES = 128  # id_reference: the first images of the split its pairs are drawn among
 REFERENCE_PAIRS = 200  # pairs of each kind of id_reference
 NOISE_IMAGES = 64  # images of the noise floor (each described twice)
@@ -170,12 +170,12 @@ class IdentityFigures:
     reference scale and the per-attribute distances of the module docstring."""
 
     def __init__(self, template: str, aligned: mf.Manifest, device, batch_size: int = 32,
-                 per_direction: int | None = None) -> None:
-        """``per_direction``: edits described per direction (None: ``ID_PER_DIRECTION``; 0: all)."""
+                 per_direction: int = EvalSaganConfig.id_per_direction) -> None:
+        """``per_direction``: edits described per direction (0: all)."""
         self.judge = idj.IdentityJudge(template)
         self.aligned, self.root = aligned, Path(aligned.root)
         self.device, self.batch_size = device, batch_size
-        self.per_direction = ID_PER_DIRECTION if per_direction is None else per_direction
+        self.per_direction = per_direction
         self._cache: dict[str, np.ndarray] = {}
         self.described = 0  # descriptors computed, for the log
 
