@@ -106,14 +106,26 @@ def producers(stages: Iterable[Stage]) -> dict[str, str]:
     return made
 
 
+def _steps_apart(section: dict) -> tuple[dict, dict[str, int]]:
+    """A train_sagan section (as JSON) without its step counts, and each
+    attribute's step count (``per_attribute``'s where it sets one)."""
+    per = {a: dict(r) for a, r in (section.get("per_attribute") or {}).items()}
+    steps = {a: (per.get(a, {}).get("steps") or section.get("steps", 0)) for a in section.get("attributes", [])}
+    others = {a: {k: v for k, v in r.items() if k != "steps" and v is not None} for a, r in per.items()}
+    rest = {**section, "steps": None, "per_attribute": {a: r for a, r in others.items() if r}}
+    return rest, steps
+
+
 def more_sagan_steps(old: dict, new: dict) -> bool:
-    """train_sagan asks for more steps and nothing else changed, under a constant
-    learning rate: then the longer run is the shorter one continued from its last
-    checkpoint (resume is exact), so a generator can be trained longer across
-    sessions. A decaying lr depends on the step count, so it starts over."""
-    o, n = old.get("train_sagan", {}), new.get("train_sagan", {})
-    return (n.get("steps", 0) > o.get("steps", 0) and {**o, "steps": n.get("steps")} == n
-            and n.get("lr_decay_from", 1.0) >= 1.0)
+    """train_sagan asks for more steps (of every attribute, or of some through
+    ``per_attribute``) and nothing else changed, under a constant learning rate:
+    then the longer run is the shorter one continued from its last checkpoint
+    (resume is exact), so a generator can be trained longer across sessions. A
+    decaying lr depends on the step count, so it starts over."""
+    (o_rest, o_steps), (n_rest, n_steps) = _steps_apart(old.get("train_sagan", {})), \
+        _steps_apart(new.get("train_sagan", {}))
+    return (o_rest == n_rest and n_steps != o_steps and all(n_steps[a] >= o_steps.get(a, 0) for a in n_steps)
+            and new.get("train_sagan", {}).get("lr_decay_from", 1.0) >= 1.0)
 
 
 STAGES: dict[str, Stage] = {

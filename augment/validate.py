@@ -108,6 +108,8 @@ def check_ranges(cfg: PipelineConfig, source: str) -> None:
         bound = f"within [{lo}, {hi}]" if lo is not None and hi is not None else \
             f"at least {lo}" if lo is not None else f"at most {hi}"
         raise ConfigError(f"{source}: key '{key}' must be {bound}, got {value}")
+    if "train_sagan" in used:
+        _check_per_attribute(cfg, source)
     if "synth" in used:
         _check_synth(cfg, source)
     if "train_sagan" in used:
@@ -117,6 +119,22 @@ def check_ranges(cfg: PipelineConfig, source: str) -> None:
         if problem:
             raise ConfigError(f"{source}: key 'train_recognition.image_size': {problem} "
                               f"(backbone {cfg.train_recognition.backbone})")
+
+
+def _check_per_attribute(cfg: PipelineConfig, source: str) -> None:
+    """train_sagan.per_attribute names trained attributes, and its values keep
+    the bounds of the section's keys (a step count at least 1)."""
+    s = cfg.train_sagan
+    for attribute, recipe in s.per_attribute.items():
+        prefix = f"train_sagan.per_attribute.{attribute}"
+        if attribute not in s.attributes:
+            raise ConfigError(f"{source}: key '{prefix}' names an attribute that train_sagan.attributes does not "
+                              f"train ({', '.join(s.attributes)})")
+        for name, value in dataclasses.asdict(recipe).items():
+            lo, hi = (1, None) if name == "steps" else RANGES.get(f"train_sagan.{name}", (0, None))
+            if value is not None and ((lo is not None and value < lo) or (hi is not None and value > hi)):
+                bound = f"within [{lo}, {hi}]" if hi is not None else f"at least {lo}"
+                raise ConfigError(f"{source}: key '{prefix}.{name}' must be {bound}, got {value}")
 
 
 def _check_synth(cfg: PipelineConfig, source: str) -> None:

@@ -7,8 +7,12 @@ the held-out test people of the run's aligned crops, by the run's attribute
 classifier (learnt from other people), with the CPU-seconds spent up to that
 step (from train_sagan's ``metrics.jsonl``).
 
-    python -m benchmarks.pretrain_curves judge RUN CKPTS OUT.jsonl [EVERY_STEPS]
+    python -m benchmarks.pretrain_curves judge RUN CKPTS OUT.jsonl [EVERY_STEPS] [--half A|B]
     python -m benchmarks.pretrain_curves plot OUT.jsonl PNG [BEFORE.jsonl]
+
+``judge --half A`` (or ``B``) judges the held-out people of one half only
+(split by a hash of the identity): a checkpoint chosen by half A's curve is
+then measured on half B, people its choice never saw.
 
 ``plot`` with ``BEFORE.jsonl`` (the curves of generators trained by an earlier
 recipe, judged the same way) draws those dashed in each attribute's colour, so
@@ -25,8 +29,20 @@ PANELS = [("add", "edit_success", "success adding"), ("remove", "edit_success", 
           (None, "mask_in_region", "mask mass in the attribute's region")]
 
 
-def judge(run: Path, ckpts: Path, out: Path, every: int) -> None:
-    """Append one line per checkpoint not judged yet: attribute, step, CPU-seconds, metrics."""
+def half_of(identities, half: str):
+    """Boolean mask: the rows whose identity falls in ``half`` ("A" or "B"), by
+    the first byte of the identity's SHA-256 (stable across runs and machines)."""
+    import hashlib
+
+    import numpy as np
+
+    in_a = np.array([hashlib.sha256(str(i).encode()).digest()[0] % 2 == 0 for i in identities])
+    return in_a if half == "A" else ~in_a
+
+
+def judge(run: Path, ckpts: Path, out: Path, every: int, half: str | None = None) -> None:
+    """Append one line per checkpoint not judged yet: attribute, step, CPU-seconds,
+    metrics (on ``half`` of the test people only, when given)."""
     import tempfile
 
     import torch
@@ -37,6 +53,10 @@ def judge(run: Path, ckpts: Path, out: Path, every: int) -> None:
     from augment.sagan.generators import export_generator
 
     aligned = mf.read(run / "align" / "aligned.parquet")
+    if half is not None:
+        keep = (aligned.df["split"] != "test") | half_of(aligned.df["identity"], half)
+        aligned = mf.Manifest(aligned.kind, aligned.df[keep].reset_index(drop=True), aligned.root, aligned.meta,
+                              aligned.file)
     classifiers = mf.read(run / "train_classifier" / "classifiers.parquet")
     done = set()
     if out.is_file():
@@ -51,7 +71,7 @@ def judge(run: Path, ckpts: Path, out: Path, every: int) -> None:
             gen = export_generator(folder, Path(tmp) / "generator")
             metrics, _ = evaluate_attribute(attribute, gen, classifiers, aligned, None, "test", 0, 64,
                                             torch.device("cpu"), template="sagan")
-        row = {"attribute": attribute, "step": step, "cpu_s": round(cpu.get(step) or float("nan"), 1),
+        row = {"attribute": attribute, "step": step, "half": half, "cpu_s": round(cpu.get(step) or float("nan"), 1),
                "metrics": metrics}
         with open(out, "a") as fh:
             fh.write(json.dumps(row) + "\n")
@@ -91,8 +111,14 @@ def plot(out: Path, png: Path, before: Path | None = None) -> None:
 
 
 def main(argv: list[str]) -> None:
+    half = None
+    if "--half" in argv:
+        i = argv.index("--half")
+        half, argv = argv[i + 1], argv[:i] + argv[i + 2:]
+        if half not in ("A", "B"):
+            raise SystemExit("--half takes A or B")
     if argv[:1] == ["judge"] and len(argv) in (4, 5):
-        judge(Path(argv[1]), Path(argv[2]), Path(argv[3]), int(argv[4]) if len(argv) == 5 else 250)
+        judge(Path(argv[1]), Path(argv[2]), Path(argv[3]), int(argv[4]) if len(argv) == 5 else 250, half)
     elif argv[:1] == ["plot"] and len(argv) in (3, 4):
         plot(Path(argv[1]), Path(argv[2]), Path(argv[3]) if len(argv) == 4 else None)
     else:

@@ -129,6 +129,14 @@ def test_ranges_cover_only_the_sections_of_the_stages_that_run():
     (["train_recognition.image_size=100"], "train_recognition.image_size", "multiple of 16"),
     (["train_sagan.mask_soft_steps=100"], "train_sagan.mask_soft_steps", "only applies to train_sagan.mask_scale 'hard'"),
     (["train_recognition.backbone=inception_resnet_v1"], "train_recognition.image_size", "at least 80"),
+    (["train_sagan.per_attribute.Smiling.steps=10"], "train_sagan.per_attribute.Smiling",
+     "names an attribute that train_sagan.attributes does not train"),
+    (["train_sagan.per_attribute.Eyeglasses.steps=0"], "train_sagan.per_attribute.Eyeglasses.steps",
+     "must be at least 1, got 0"),
+    (["train_sagan.per_attribute.Eyeglasses.d_smudge_fraction=2"],
+     "train_sagan.per_attribute.Eyeglasses.d_smudge_fraction", r"must be within \[0, 1\], got 2.0"),
+    (["train_sagan.per_attribute.Eyeglasses.stepz=10"], "train_sagan.per_attribute.Eyeglasses.stepz",
+     "did you mean 'train_sagan.per_attribute.Eyeglasses.steps'"),
 ])
 def test_settings_the_stages_cannot_take_are_refused_at_load(sets, key, message):
     with pytest.raises(ConfigError, match=rf"key '{key}'.*{message}"):

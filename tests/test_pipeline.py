@@ -262,6 +262,26 @@ def test_train_sagan_carries_on_for_more_steps_at_a_constant_lr_only():
     assert not more_sagan_steps(sagan(steps=2500, lr_decay_from=0.5), sagan(steps=5000, lr_decay_from=0.5))
 
 
+def test_train_sagan_carries_on_when_one_attribute_asks_for_more_steps():
+    from augment.config import AttributeRecipe, PipelineConfig, section_json
+    from augment.stages import more_sagan_steps
+
+    def sagan(steps=2500, glasses=None, **recipe):
+        per = {"Eyeglasses": AttributeRecipe(steps=glasses, **recipe)} if glasses or recipe else {}
+        cfg = PipelineConfig(train_sagan=PipelineConfig().train_sagan.__class__(
+            attributes=("Eyeglasses", "Smiling"), steps=steps, per_attribute=per))
+        return json.loads(section_json(cfg, ["train_sagan"]))
+
+    old = sagan()
+    del old["train_sagan"]["per_attribute"]  # recorded before the key existed
+    assert more_sagan_steps(old, sagan(glasses=5000))
+    assert more_sagan_steps(sagan(), sagan(glasses=5000))
+    assert more_sagan_steps(sagan(glasses=3000), sagan(steps=3000))  # Smiling on, Eyeglasses as it was
+    assert not more_sagan_steps(sagan(steps=5000), sagan(steps=5000, glasses=3000))  # Eyeglasses fewer
+    assert not more_sagan_steps(sagan(), sagan(glasses=2500))  # the same steps: nothing to carry on
+    assert not more_sagan_steps(sagan(), sagan(glasses=5000, lambda_cls=10.0))
+
+
 def test_run_folder_has_config_log_and_markers(toy):
     cfg = toy()
     run_pipeline(cfg)

@@ -22,7 +22,8 @@ def shrunken(workdir, root) -> list[str]:
     return [
         f"workdir={workdir}", "device=cpu", f"data.train.root={root}", f"data.train.max_images={IMAGES}",
         "train_classifier.attributes=Eyeglasses", "train_classifier.steps=20", "train_classifier.threads=1",
-        "train_sagan.attributes=Eyeglasses", "train_sagan.steps=6", "train_sagan.checkpoint_every=3",
+        "train_sagan.attributes=Eyeglasses", "train_sagan.steps=6", "train_sagan.per_attribute.Eyeglasses.steps=6",
+        "train_sagan.checkpoint_every=3",
         "train_sagan.sample_every=3", "train_sagan.log_every=3", "train_sagan.threads=1",
         "eval_sagan.max_images=16", "report.grid_images=2",
     ]  # fmt: skip

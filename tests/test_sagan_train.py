@@ -13,7 +13,7 @@ import torch
 
 from augment import checkpoint as ckpt
 from augment import manifest as mf
-from augment.config import ConfigError, PipelineConfig, TrainSaganConfig
+from augment.config import AttributeRecipe, ConfigError, PipelineConfig, TrainSaganConfig
 from augment.judges.regions import region_mask
 from augment.sagan import schedule as S
 from augment.sagan import train as T
@@ -323,21 +323,57 @@ def test_spectral_norm_critic_trains_resumes_exactly_and_bounds_each_layer(tmp_p
         dataclasses.replace(TINY, d_norm="weight")
 
 
+def _with_smiling(aligned):
+    """``aligned`` with Smiling set where there are no glasses: a second attribute with both values."""
+    smiling, glasses = attribute_index("Smiling"), attribute_index("Eyeglasses")
+
+    def one(attrs):
+        if attrs is None:
+            return None
+        attrs = attrs.copy()
+        attrs[smiling] = -attrs[glasses]
+        return attrs
+
+    aligned.df["attributes"] = aligned.df["attributes"].map(one)
+    return aligned
+
+
+def test_per_attribute_keys_train_that_generator_as_a_section_of_its_own_would(tmp_path):
+    """train_sagan.per_attribute: Eyeglasses with its own steps and lambda_cls, Smiling
+    with the section's; each generator is bit-for-bit the one a run of that
+    attribute alone with those keys makes, and the manifest records its own steps."""
+    aligned = _with_smiling(make_dataset(tmp_path / "data", n=16)[0])
+
+    def cfg(attributes, steps, lambda_cls=1.0, per_attribute=None):
+        return PipelineConfig(
+            train_sagan=TrainSaganConfig(preset="fast", image_size=16, g_width=4, d_width=4, res_blocks=1,
+                                         attributes=attributes, steps=steps, lambda_cls=lambda_cls, batch_size=4,
+                                         checkpoint_every=2, sample_every=2, log_every=1, threads=1,
+                                         per_attribute=per_attribute or {}),
+            device="cpu",
+        )
+
+    def trained(name, config):
+        run_dir = tmp_path / name
+        run_dir.mkdir()
+        return T.run_stage(config, {"aligned": aligned}, run_dir)["generators"].df
+
+    both = trained("both", cfg(("Eyeglasses", "Smiling"), 4,
+                               per_attribute={"Eyeglasses": AttributeRecipe(steps=2, lambda_cls=3.0)}))
+    glasses = trained("glasses", cfg(("Eyeglasses",), 2, lambda_cls=3.0))
+    smiling = trained("smiling", cfg(("Smiling",), 4))
+    assert list(both["step"]) == [2, 4]
+    assert both["generator_id"][0] == glasses["generator_id"][0]
+    assert both["generator_id"][1] == smiling["generator_id"][0]
+    plain = trained("plain", cfg(("Eyeglasses",), 2))  # the keys do reach the training
+    assert plain["generator_id"][0] != glasses["generator_id"][0]
+
+
 def test_parallel_attributes_train_in_processes_to_the_weights_of_one_after_the_other(tmp_path):
     """train_sagan.parallel: 2 trains two attributes at once in spawned processes;
     each generator is bit-for-bit the one a sequential run with the same thread
     count makes (the data order depends on seed and attribute only)."""
-    aligned, _ = make_dataset(tmp_path / "data", n=16)
-    smiling = attribute_index("Smiling")
-
-    def with_smiling(attrs):  # Smiling where there are no glasses: a second attribute with both values
-        if attrs is None:
-            return None
-        attrs = attrs.copy()
-        attrs[smiling] = -attrs[attribute_index("Eyeglasses")]
-        return attrs
-
-    aligned.df["attributes"] = aligned.df["attributes"].map(with_smiling)
+    aligned = _with_smiling(make_dataset(tmp_path / "data", n=16)[0])
     ids = {}
     for parallel in (1, 2):
         cfg = PipelineConfig(

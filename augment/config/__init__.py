@@ -28,11 +28,11 @@ import yaml
 
 from augment.config.parse import build_config, parse_overrides, read_tree  # noqa: F401 (the package's API)
 from augment.config.sections import (
-    AlignConfig, ConfigError, DataConfig, DatasetConfig, EditConfig, EvalSaganConfig, EvaluateConfig,
+    AlignConfig, AttributeRecipe, ConfigError, DataConfig, DatasetConfig, EditConfig, EvalSaganConfig, EvaluateConfig,
     PipelineConfig, ReportConfig, SynthConfig, TrainClassifierConfig, TrainRecognitionConfig, TrainSaganConfig,
 )  # fmt: skip
 
-__all__ = ["AlignConfig", "ConfigError", "DataConfig", "DatasetConfig", "EditConfig", "EvalSaganConfig",
+__all__ = ["AlignConfig", "AttributeRecipe", "ConfigError", "DataConfig", "DatasetConfig", "EditConfig", "EvalSaganConfig",
            "EvaluateConfig", "PipelineConfig", "ReportConfig", "SynthConfig", "TrainClassifierConfig",
            "TrainRecognitionConfig", "TrainSaganConfig", "config_hash", "dump_yaml", "build_config", "read_tree",
            "parse_overrides", "section_hash", "section_json", "to_dict"]

@@ -111,6 +111,8 @@ def _all_keys(cls: type, prefix: str = "") -> list[str]:
         dotted = f"{prefix}{f.name}"
         keys.append(dotted)
         tp = hints[f.name]
+        if typing.get_origin(tp) is dict:  # its keys are names (attributes), not fields
+            continue
         for arg in (tp, *typing.get_args(tp)):
             if dataclasses.is_dataclass(arg):
                 keys.extend(_all_keys(arg, dotted + "."))
@@ -135,9 +137,11 @@ def _build(cls: type, data: dict, prefix: str, source: str) -> Any:
     for k in data:
         if k not in names:
             dotted = f"{prefix}.{k}" if prefix else str(k)
-            raise ConfigError(
-                f"{source}: unknown key '{dotted}'{_suggest(dotted, PipelineConfig)}"
-            )
+            # a close key of this same mapping first (it also names a mapping
+            # reached through a dict, train_sagan.per_attribute.<attribute>)
+            near = difflib.get_close_matches(str(k), sorted(names), n=1, cutoff=0.7) if prefix else []
+            hint = f"; did you mean '{prefix}.{near[0]}'?" if near else _suggest(dotted, PipelineConfig)
+            raise ConfigError(f"{source}: unknown key '{dotted}'{hint}")
     kwargs = {}
     for f in dataclasses.fields(cls):
         if f.name in data:

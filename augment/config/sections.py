@@ -10,7 +10,7 @@ as a field of ``PipelineConfig`` named like the stage; its range checks go in
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Literal
 
 from augment.config.data_sections import AlignConfig, DataConfig, DatasetConfig, SynthConfig  # noqa: F401 (re-exported)
@@ -59,6 +59,25 @@ class TrainClassifierConfig:
     # only the val people with no photo in train (data split by identity), then
     # measured on test people neither saw; refused when there are none.
     people: Literal["same", "others"] = "same"
+
+
+@dataclass(frozen=True)
+class AttributeRecipe:
+    """Beyond the paper: ``train_sagan`` keys that one attribute's generator
+    trains with in place of the section's (null = the section's value). Each
+    attribute's learning curve flattens at its own step, and an attribute may
+    need its own weights (pipelines/pretrain.yaml)."""
+
+    steps: int | None = None
+    lr: float | None = None
+    lambda_cls: float | None = None
+    lambda1: float | None = None
+    lambda2: float | None = None
+    lambda_mask: float | None = None
+    lambda_area: float | None = None
+    mask_area_max: float | None = None
+    lambda_region: float | None = None
+    d_smudge_fraction: float | None = None
 
 
 @dataclass(frozen=True)
@@ -149,12 +168,24 @@ class TrainSaganConfig:
     # processes against 1.8 as one 2-thread process (pipelines/pretrain.yaml).
     # Each generator's weights are those of a run alone with the same threads.
     parallel: int = 1
+    # Beyond the paper: per attribute, keys it trains with in place of the ones
+    # above, e.g. {Eyeglasses: {steps: 3250}} (AttributeRecipe; the attribute must
+    # be in ``attributes``). ``for_attribute`` gives the section one attribute sees.
+    per_attribute: dict[str, AttributeRecipe] = field(default_factory=dict)
     # torch.compile the generator for training (Inductor; the critic stays eager:
     # its gradient penalty needs a double backward). Measured on a 2-core CPU
     # (benchmarks/RESULTS.md): the paper preset's step 1.25x faster than eager
     # (10.6 vs 13.2 s) after ~30 s of compiling; no gain on the fast preset.
     # Same math, not the same bits.
     compile: bool = False
+
+    def for_attribute(self, attribute: str) -> TrainSaganConfig:
+        """This section as ``attribute``'s generator trains with it: its
+        ``per_attribute`` keys (those set) in place of the section's."""
+        recipe = self.per_attribute.get(attribute)
+        if recipe is None:
+            return self
+        return replace(self, **{k: v for k, v in asdict(recipe).items() if v is not None})
 
 
 @dataclass(frozen=True)

@@ -252,20 +252,21 @@ def run_stage(cfg: PipelineConfig, inputs: StageInputs, run_dir: Path) -> StageO
     threads = threads_per_process(sagan_cfg.threads, parallel)
     jobs = []
     for i, attribute in enumerate(sagan_cfg.attributes):
+        own_cfg = sagan_cfg.for_attribute(attribute)  # train_sagan.per_attribute's keys in place
         paths, labels = attribute_rows(aligned, attribute, ["train"])
         n_pos = int(labels.sum())
         log.info("[train_sagan] %s: %d training images with a known label (%d with, %d without)",
                  attribute, len(labels), n_pos, len(labels) - n_pos)
         blobs = None
-        if sagan_cfg.d_smudge_fraction > 0:
+        if own_cfg.d_smudge_fraction > 0:
             blobs = _smudge_blobs(aligned, attribute, mcfg.image_size)
             log.info("[train_sagan] %s: D_cls sees %.0f%% of each batch smudged (%d of %d images have landmarks)",
-                     attribute, 100 * sagan_cfg.d_smudge_fraction, sum(len(b) > 0 for b in blobs), len(blobs))
+                     attribute, 100 * own_cfg.d_smudge_fraction, sum(len(b) > 0 for b in blobs), len(blobs))
         jobs.append({"attribute": attribute, "paths": paths, "labels": labels, "mcfg": mcfg,
-                     "sagan_cfg": sagan_cfg, "out_dir": run_dir / attribute, "seed": cfg.seed,
+                     "sagan_cfg": own_cfg, "out_dir": run_dir / attribute, "seed": cfg.seed,
                      "device": str(device), "train_sagan_hash": train_sagan_hash,
                      "samples_dir": run_dir / "samples" / attribute, "blobs": blobs, "threads": threads,
-                     "region": _mask_region(aligned, attribute, sagan_cfg.lambda_region, mcfg.image_size),
+                     "region": _mask_region(aligned, attribute, own_cfg.lambda_region, mcfg.image_size),
                      # each process its own progress line
                      "bar_position": i % parallel if parallel > 1 else None})
     if parallel > 1:
@@ -282,7 +283,7 @@ def run_stage(cfg: PipelineConfig, inputs: StageInputs, run_dir: Path) -> StageO
                 "attribute": attribute,
                 "path": gen_dir.relative_to(run_dir).as_posix(),
                 "generator_id": ckpt.weights_id(gen_dir),
-                "step": sagan_cfg.steps,
+                "step": job["sagan_cfg"].steps,
                 "preset": sagan_cfg.preset,
                 "image_size": mcfg.image_size,
                 "train_images": n_images,
