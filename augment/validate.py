@@ -108,12 +108,11 @@ def check_ranges(cfg: PipelineConfig, source: str) -> None:
         bound = f"within [{lo}, {hi}]" if lo is not None and hi is not None else \
             f"at least {lo}" if lo is not None else f"at most {hi}"
         raise ConfigError(f"{source}: key '{key}' must be {bound}, got {value}")
-    if "train_sagan" in used:
-        _check_per_attribute(cfg, source)
     if "synth" in used:
         _check_synth(cfg, source)
     if "train_sagan" in used:
         _check_sagan_sizes(cfg, source)
+        _check_per_attribute(cfg, source)
     if "train_recognition" in used:
         problem = backbone_size_problem(cfg.train_recognition.backbone, cfg.train_recognition.image_size)
         if problem:

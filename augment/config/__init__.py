@@ -32,8 +32,8 @@ from augment.config.sections import (
     PipelineConfig, ReportConfig, SynthConfig, TrainClassifierConfig, TrainRecognitionConfig, TrainSaganConfig,
 )  # fmt: skip
 
-__all__ = ["AlignConfig", "AttributeRecipe", "ConfigError", "DataConfig", "DatasetConfig", "EditConfig", "EvalSaganConfig",
-           "EvaluateConfig", "PipelineConfig", "ReportConfig", "SynthConfig", "TrainClassifierConfig",
+__all__ = ["AlignConfig", "AttributeRecipe", "ConfigError", "DataConfig", "DatasetConfig", "EditConfig",
+           "EvalSaganConfig", "EvaluateConfig", "PipelineConfig", "ReportConfig", "SynthConfig", "TrainClassifierConfig",
            "TrainRecognitionConfig", "TrainSaganConfig", "config_hash", "dump_yaml", "build_config", "read_tree",
            "parse_overrides", "section_hash", "section_json", "to_dict"]
 
