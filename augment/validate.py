@@ -97,17 +97,22 @@ def check_stage_names(cfg: PipelineConfig, source: str) -> None:
             raise ConfigError(f"{source}: key 'stages[{i}]' names an unknown stage '{name}'{hint}")
 
 
+def _check_bounds(key: str, value: float, lo: float | None, hi: float | None, source: str) -> None:
+    """ConfigError naming ``key`` when ``value`` lies outside [lo, hi] (None = unbounded)."""
+    if (lo is None or value >= lo) and (hi is None or value <= hi):
+        return
+    bound = f"within [{lo}, {hi}]" if lo is not None and hi is not None else \
+        f"at least {lo}" if lo is not None else f"at most {hi}"
+    raise ConfigError(f"{source}: key '{key}' must be {bound}, got {value}")
+
+
 def check_ranges(cfg: PipelineConfig, source: str) -> None:
     """``RANGES``, the synth settings and the network sizes of the sections this pipeline uses."""
     used = used_sections(cfg)
     for key, (lo, hi) in RANGES.items():
         section, name = key.split(".")
-        value = getattr(getattr(cfg, section), name)
-        if section not in used or ((lo is None or value >= lo) and (hi is None or value <= hi)):
-            continue
-        bound = f"within [{lo}, {hi}]" if lo is not None and hi is not None else \
-            f"at least {lo}" if lo is not None else f"at most {hi}"
-        raise ConfigError(f"{source}: key '{key}' must be {bound}, got {value}")
+        if section in used:
+            _check_bounds(key, getattr(getattr(cfg, section), name), lo, hi, source)
     if "synth" in used:
         _check_synth(cfg, source)
     if "train_sagan" in used:
@@ -130,10 +135,9 @@ def _check_per_attribute(cfg: PipelineConfig, source: str) -> None:
             raise ConfigError(f"{source}: key '{prefix}' names an attribute that train_sagan.attributes does not "
                               f"train ({', '.join(s.attributes)})")
         for name, value in dataclasses.asdict(recipe).items():
-            lo, hi = (1, None) if name == "steps" else RANGES.get(f"train_sagan.{name}", (0, None))
-            if value is not None and ((lo is not None and value < lo) or (hi is not None and value > hi)):
-                bound = f"within [{lo}, {hi}]" if hi is not None else f"at least {lo}"
-                raise ConfigError(f"{source}: key '{prefix}.{name}' must be {bound}, got {value}")
+            if value is not None:
+                lo, hi = (1, None) if name == "steps" else RANGES.get(f"train_sagan.{name}", (0, None))
+                _check_bounds(f"{prefix}.{name}", value, lo, hi, source)
 
 
 def _check_synth(cfg: PipelineConfig, source: str) -> None:
